@@ -1,0 +1,273 @@
+//! The only wiring point: builds the shared state (store, event bus, caches, metrics), applies
+//! migrations, binds the listener, routes events to caches and runs until a shutdown signal.
+//! `run` is what `zhifu` (serve) does; tests use [`Application`] directly on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use http::HeaderMap;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::Config;
+use crate::donate::Catalog;
+use crate::http::metrics::HttpMetrics;
+use crate::store::events::{Event, EventBus};
+use crate::store::{Store, migrate};
+
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct State {
+    pub config: Config,
+    pub store: Store,
+    pub events: Arc<EventBus>,
+    pub metrics: HttpMetrics,
+    pub catalog: Catalog,
+    /// Turns true when shutdown begins (parked long-polls answer then).
+    pub shutdown: watch::Receiver<bool>,
+    /// Request ids are `<instance>-<sequence>` unless a valid `X-Request-Id` came in.
+    instance: u32,
+    sequence: AtomicU64,
+}
+
+impl State {
+    /// The request's id: a sane incoming `X-Request-Id`, else a new one.
+    pub fn request_id(&self, headers: &HeaderMap) -> String {
+        if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            let sane = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if sane {
+                return id.to_string();
+            }
+        }
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.instance)
+    }
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Catalog")
+    }
+}
+
+impl std::fmt::Debug for HttpMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpMetrics")
+    }
+}
+
+/// A built server: state made, migrations applied, listener bound, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    state: Arc<State>,
+    listener: TcpListener,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Applies pending migrations, checks settings against the database, starts the event
+    /// bus and binds `server.listen` (port 0 picks a free port).
+    pub async fn build(config: Config, store: Store) -> anyhow::Result<Application> {
+        migrate_store(&store).await?;
+        check_timezone(&store, &config.settings.rankings.timezone).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let events = EventBus::start(store.pg_config.clone(), shutdown_rx.clone());
+        let listener = crate::http::server::bind(config.listen)
+            .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
+        let state = Arc::new(State {
+            config,
+            store,
+            events,
+            metrics: HttpMetrics::default(),
+            catalog: Catalog::default(),
+            shutdown: shutdown_rx,
+            instance: instance_id(),
+            sequence: AtomicU64::new(0),
+        });
+        tokio::spawn(route_events(Arc::clone(&state)));
+        Ok(Application {
+            state,
+            listener,
+            shutdown,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared state (tests read metrics and the store through it).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Serves until `signal` completes, then drains and returns.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        let Application {
+            state,
+            listener,
+            shutdown,
+        } = self;
+        let stop = async move {
+            signal.await;
+            let _ = shutdown.send(true);
+        };
+        crate::http::server::serve(listener, state, stop).await;
+    }
+}
+
+/// `zhifu` / `zhifu serve`: opens the store (starting the embedded cluster if configured),
+/// serves until SIGTERM or SIGINT, then stops the cluster.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = runtime(config.settings.server.workers)?;
+    let result = runtime.block_on(async move {
+        let started = Instant::now();
+        tracing::info!(config = %describe_source(&config), "starting zhifu {}", env!("CARGO_PKG_VERSION"));
+        let store = Store::open(&config).await?;
+        let grace = Duration::from_secs(config.settings.server.shutdown_grace_secs);
+        let app = Application::build(config, store.clone()).await?;
+        let url = format!("http://{}", app.local_addr());
+        tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "zhifu is ready; open {url} in a browser");
+        app.run_until(shutdown_signal()).await;
+        store.pool.close();
+        if let Some(cluster) = store.cluster().cloned() {
+            tracing::info!("stopping the embedded PostgreSQL");
+            tokio::task::spawn_blocking(move || cluster.stop(grace)).await?;
+        }
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// `zhifu migrate`: applies pending migrations and exits.
+pub fn migrate(config: Config) -> anyhow::Result<()> {
+    let runtime = runtime(1)?;
+    runtime.block_on(async move {
+        let store = Store::open(&config).await?;
+        migrate_store(&store).await?;
+        store.pool.close();
+        if let Some(cluster) = store.cluster().cloned() {
+            tokio::task::spawn_blocking(move || cluster.stop(Duration::from_secs(10))).await?;
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `zhifu check-config`: what the configuration amounts to, secrets left out.
+pub fn describe(config: &Config) -> String {
+    let s = &config.settings;
+    let database = if s.database.url.is_empty() {
+        format!("embedded, data in {}", config.data_dir.display())
+    } else {
+        "database.url (set)".to_string()
+    };
+    let payments = if s.payments.sandbox {
+        "sandbox (built-in emulator)"
+    } else {
+        "real gateways"
+    };
+    format!(
+        "configuration OK ({})\n  listen:   {}\n  database: {database}\n  payments: {payments}",
+        describe_source(config),
+        config.listen
+    )
+}
+
+fn describe_source(config: &Config) -> String {
+    match &config.file {
+        Some(path) => format!("{} + environment", path.display()),
+        None => "defaults + environment".to_string(),
+    }
+}
+
+fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder
+        .enable_all()
+        .thread_name("zhifu")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn migrate_store(store: &Store) -> anyhow::Result<()> {
+    let mut client = store
+        .client()
+        .await
+        .context("cannot connect to the database to migrate")?;
+    let applied = migrate::run(&mut client).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    Ok(())
+}
+
+/// `rankings.timezone` must be a zone PostgreSQL knows, since the boundaries are computed there.
+async fn check_timezone(store: &Store, zone: &str) -> anyhow::Result<()> {
+    let client = store.client().await?;
+    let known = client
+        .query_opt("SELECT 1 FROM pg_timezone_names WHERE name = $1", &[&zone])
+        .await?
+        .is_some();
+    anyhow::ensure!(
+        known,
+        "rankings.timezone: {zone:?} is not a time zone the database knows (fix: use an IANA name such as Asia/Shanghai)"
+    );
+    Ok(())
+}
+
+/// Drops cached state when an event says it changed, on every instance.
+async fn route_events(state: Arc<State>) {
+    let mut events = state.events.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match event {
+            Ok(Event::Message(payload)) => {
+                let kind = serde_json::from_str::<serde_json::Value>(&payload)
+                    .ok()
+                    .and_then(|v| v.get("kind")?.as_str().map(str::to_owned));
+                if kind.as_deref() == Some("categories") {
+                    state.catalog.invalidate();
+                }
+            }
+            Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => state.catalog.invalidate(),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
+}
+
+fn instance_id() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}

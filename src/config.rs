@@ -1,0 +1,665 @@
+//! Settings: `config.yaml` (or `--config PATH`), then `ZHIFU__SECTION__KEY` environment
+//! overrides, then validation that reports every problem at once with the key and the fix.
+//! Every key of the public contract lives here with its default; secrets are `Secret`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::pay::money;
+
+/// A string that never shows up in logs, `Debug` output or error messages.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself: call only where it is used, never to print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret was configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+    }
+}
+
+/// All settings, as read from the file and the environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: Server,
+    pub database: Database,
+    pub payments: Payments,
+    pub rankings: Rankings,
+    pub log: Log,
+}
+
+/// `server.*`: the listener, its limits and timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// The externally visible base URL, used to build notify URLs.
+    pub public_url: String,
+    /// CIDRs (or single addresses) whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request head; also the keep-alive idle timeout.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may take to send a request body.
+    pub body_read_timeout_secs: u64,
+    /// Largest accepted request body in bytes; larger ones answer 413.
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Worker threads of the runtime; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            max_connections: 10_000,
+            header_read_timeout_secs: 75,
+            body_read_timeout_secs: 15,
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 10,
+            workers: 0,
+        }
+    }
+}
+
+/// `database.*`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// A PostgreSQL URL; empty = run the embedded private cluster.
+    pub url: Secret,
+    pub embedded: Embedded,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Seconds to wait for a connection (or a new one to be made) before answering 503.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: Secret::default(),
+            embedded: Embedded::default(),
+            pool_size: 16,
+            connect_timeout_secs: 2,
+        }
+    }
+}
+
+/// `database.embedded.*`: the private cluster used when `database.url` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Embedded {
+    /// Where the cluster lives; relative paths are relative to the config file's folder.
+    pub data_dir: PathBuf,
+    /// Folder of `initdb` and `postgres`; empty = search PATH, `pg_config`, `/usr/lib/postgresql`.
+    pub bin_dir: PathBuf,
+}
+
+impl Default for Embedded {
+    fn default() -> Self {
+        Embedded {
+            data_dir: PathBuf::from("data/pg"),
+            bin_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// `payments.*`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payments {
+    /// Serve the built-in provider emulator instead of the real gateways.
+    pub sandbox: bool,
+    /// How long an unpaid order stays payable, in seconds.
+    pub order_ttl_secs: u64,
+    /// Smallest donation, a yuan string.
+    pub min_amount: String,
+    /// Largest donation, a yuan string.
+    pub max_amount: String,
+    /// What to do with a payment that lands on a closed order: `keep` or `refund`.
+    pub late_payment: String,
+    pub wechat: Wechat,
+    pub alipay: Alipay,
+}
+
+impl Default for Payments {
+    fn default() -> Self {
+        Payments {
+            sandbox: false,
+            order_ttl_secs: 900,
+            min_amount: "0.01".into(),
+            max_amount: "50000.00".into(),
+            late_payment: "keep".into(),
+            wechat: Wechat::default(),
+            alipay: Alipay::default(),
+        }
+    }
+}
+
+/// `payments.wechat.*`: WeChat Pay API v3, Native pay, public-key mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Wechat {
+    pub enabled: bool,
+    pub api_base: String,
+    pub mchid: String,
+    pub appid: String,
+    pub merchant_serial_no: String,
+    pub merchant_private_key_path: PathBuf,
+    pub api_v3_key: Secret,
+    pub platform_public_key_path: PathBuf,
+    pub platform_public_key_id: String,
+}
+
+impl Default for Wechat {
+    fn default() -> Self {
+        Wechat {
+            enabled: true,
+            api_base: "https://api.mch.weixin.qq.com".into(),
+            mchid: String::new(),
+            appid: String::new(),
+            merchant_serial_no: String::new(),
+            merchant_private_key_path: PathBuf::new(),
+            api_v3_key: Secret::default(),
+            platform_public_key_path: PathBuf::new(),
+            platform_public_key_id: String::new(),
+        }
+    }
+}
+
+impl Wechat {
+    fn has_credentials(&self) -> bool {
+        !self.mchid.is_empty()
+            || !self.merchant_serial_no.is_empty()
+            || !self.api_v3_key.is_empty()
+            || !self.merchant_private_key_path.as_os_str().is_empty()
+            || !self.platform_public_key_path.as_os_str().is_empty()
+    }
+}
+
+/// `payments.alipay.*`: Alipay face-to-face QR (precreate), RSA2 public-key mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Alipay {
+    pub enabled: bool,
+    pub gateway: String,
+    pub app_id: String,
+    pub app_private_key_path: PathBuf,
+    pub alipay_public_key_path: PathBuf,
+    pub seller_id: String,
+}
+
+impl Default for Alipay {
+    fn default() -> Self {
+        Alipay {
+            enabled: true,
+            gateway: "https://openapi.alipay.com/gateway.do".into(),
+            app_id: String::new(),
+            app_private_key_path: PathBuf::new(),
+            alipay_public_key_path: PathBuf::new(),
+            seller_id: String::new(),
+        }
+    }
+}
+
+impl Alipay {
+    fn has_credentials(&self) -> bool {
+        !self.app_id.is_empty()
+            || !self.app_private_key_path.as_os_str().is_empty()
+            || !self.alipay_public_key_path.as_os_str().is_empty()
+    }
+}
+
+/// `rankings.*`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rankings {
+    /// IANA zone for day/week/month boundaries; checked against the database at start.
+    pub timezone: String,
+}
+
+impl Default for Rankings {
+    fn default() -> Self {
+        Rankings {
+            timezone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// `log.*`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// A `tracing` filter, e.g. `info` or `zhifu=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+    /// One line per request (method, path, status, latency, request id).
+    pub access: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+            format: "text".into(),
+            access: true,
+        }
+    }
+}
+
+/// One thing wrong with the configuration: which key, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: &'static str,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (fix: {})", self.key, self.problem, self.fix)
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration from {source_name}: {message}")]
+    Load { source_name: String, message: String },
+    #[error("the configuration has {} problem(s):\n{}", .0.len(), list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The loaded settings with what was derived from them while validating.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    /// The file the settings came from, if any.
+    pub file: Option<PathBuf>,
+    /// The parsed listen address.
+    pub listen: SocketAddr,
+    /// The parsed trusted proxy networks.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `database.embedded.data_dir`, made absolute.
+    pub data_dir: PathBuf,
+    /// `payments.min_amount` / `max_amount` in fen.
+    pub min_amount_fen: i64,
+    pub max_amount_fen: i64,
+}
+
+/// Where to look for `config.yaml` when `--config` is not given: the working directory,
+/// then beside the binary.
+pub fn default_path() -> Option<PathBuf> {
+    let cwd = PathBuf::from("config.yaml");
+    if cwd.is_file() {
+        return Some(cwd);
+    }
+    let exe = std::env::current_exe().ok()?;
+    let beside = exe.parent()?.join("config.yaml");
+    beside.is_file().then_some(beside)
+}
+
+/// Loads `path` (required when given) and the `ZHIFU__…` environment, then validates.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU__")).collect();
+    load_from(path, env)
+}
+
+/// [`load`] with the environment given explicitly (tests use this).
+pub fn load_from(path: Option<&Path>, env: Vec<(String, String)>) -> Result<Config, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = path {
+        builder = builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
+    }
+    let env_source = config::Environment::with_prefix("ZHIFU")
+        .prefix_separator("__")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("server.trusted_proxies")
+        .try_parsing(true)
+        .source(Some(env.into_iter().collect()));
+    let settings: Settings = builder
+        .add_source(env_source)
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError::Load {
+            source_name: path.map_or_else(
+                || "the environment".to_string(),
+                |p| format!("{} and the environment", p.display()),
+            ),
+            message: e.to_string(),
+        })?;
+    let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    validate(settings, path.map(Path::to_path_buf), &base)
+}
+
+/// Checks every rule and derives the parsed values; all problems are reported together.
+pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut bad = |key, problem: String, fix: &str| {
+        problems.push(Problem {
+            key,
+            problem,
+            fix: fix.to_string(),
+        })
+    };
+
+    let s = &settings.server;
+    let listen = s.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+        bad(
+            "server.listen",
+            format!("{:?} is not a socket address", s.listen),
+            "write host:port, e.g. 127.0.0.1:8080 or [::]:8080",
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let public = s.public_url.trim_end_matches('/');
+    if !(public.starts_with("http://") || public.starts_with("https://")) || public.len() < 10 {
+        bad(
+            "server.public_url",
+            format!("{:?} is not an http(s) URL", s.public_url),
+            "write the URL donors and providers reach, e.g. https://pay.example.org",
+        );
+    }
+    let mut trusted_proxies = Vec::new();
+    for p in &s.trusted_proxies {
+        let p = p.trim();
+        match p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+        {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => bad(
+                "server.trusted_proxies",
+                format!("{p:?} is not a CIDR or an IP address"),
+                "list networks like 127.0.0.1/32 or 10.0.0.0/8",
+            ),
+        }
+    }
+    if s.max_connections == 0 {
+        bad("server.max_connections", "must be at least 1".into(), "set e.g. 10000");
+    }
+    if !(1..=3600).contains(&s.header_read_timeout_secs) {
+        bad(
+            "server.header_read_timeout_secs",
+            format!("{} is outside 1..=3600", s.header_read_timeout_secs),
+            "set e.g. 75 (above nginx's upstream keepalive_timeout)",
+        );
+    }
+    if !(1..=3600).contains(&s.body_read_timeout_secs) {
+        bad(
+            "server.body_read_timeout_secs",
+            format!("{} is outside 1..=3600", s.body_read_timeout_secs),
+            "set e.g. 15",
+        );
+    }
+    if !(1024..=64 * 1024 * 1024).contains(&s.max_body_bytes) {
+        bad(
+            "server.max_body_bytes",
+            format!("{} is outside 1024..=67108864", s.max_body_bytes),
+            "set e.g. 65536",
+        );
+    }
+    if s.shutdown_grace_secs > 600 {
+        bad(
+            "server.shutdown_grace_secs",
+            format!("{} is over 600", s.shutdown_grace_secs),
+            "set e.g. 10",
+        );
+    }
+
+    let d = &settings.database;
+    let url = d.url.expose();
+    if !url.is_empty() && url.parse::<tokio_postgres::Config>().is_err() {
+        bad(
+            "database.url",
+            "is not a PostgreSQL connection string".into(),
+            "write postgres://user:password@host:5432/dbname, or leave it empty for the embedded database",
+        );
+    }
+    if url.is_empty() && d.embedded.data_dir.as_os_str().is_empty() {
+        bad(
+            "database.embedded.data_dir",
+            "is empty while database.url is empty".into(),
+            "set a folder for the embedded cluster, e.g. data/pg",
+        );
+    }
+    if !(1..=1000).contains(&d.pool_size) {
+        bad(
+            "database.pool_size",
+            format!("{} is outside 1..=1000", d.pool_size),
+            "set e.g. 16",
+        );
+    }
+    if !(1..=60).contains(&d.connect_timeout_secs) {
+        bad(
+            "database.connect_timeout_secs",
+            format!("{} is outside 1..=60", d.connect_timeout_secs),
+            "set e.g. 2",
+        );
+    }
+    let data_dir = if d.embedded.data_dir.is_absolute() {
+        d.embedded.data_dir.clone()
+    } else {
+        let base = if base.as_os_str().is_empty() {
+            std::env::current_dir().unwrap_or_default()
+        } else {
+            std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf())
+        };
+        base.join(&d.embedded.data_dir)
+    };
+
+    let p = &settings.payments;
+    if !(60..=7 * 24 * 3600).contains(&p.order_ttl_secs) {
+        bad(
+            "payments.order_ttl_secs",
+            format!("{} is outside 60..=604800", p.order_ttl_secs),
+            "set e.g. 900 (15 minutes)",
+        );
+    }
+    let mut amount = |key, text: &str| match money::parse_yuan(text) {
+        Ok(fen) if fen > 0 => fen,
+        _ => {
+            bad(
+                key,
+                format!("{text:?} is not a positive yuan amount"),
+                "write a yuan string with at most two decimals, e.g. \"0.01\"",
+            );
+            0
+        }
+    };
+    let min_amount_fen = amount("payments.min_amount", &p.min_amount);
+    let max_amount_fen = amount("payments.max_amount", &p.max_amount);
+    if min_amount_fen > 0 && max_amount_fen > 0 && min_amount_fen > max_amount_fen {
+        bad(
+            "payments.max_amount",
+            format!("{} is below payments.min_amount {}", p.max_amount, p.min_amount),
+            "make max_amount at least min_amount",
+        );
+    }
+    if p.late_payment != "keep" && p.late_payment != "refund" {
+        bad(
+            "payments.late_payment",
+            format!("{:?} is neither keep nor refund", p.late_payment),
+            "write keep (mark the order paid and late) or refund",
+        );
+    }
+    if p.sandbox && (p.wechat.has_credentials() || p.alipay.has_credentials()) {
+        bad(
+            "payments.sandbox",
+            "is true while real provider credentials are set".into(),
+            "set payments.sandbox: false to use the real gateways, or remove the credentials",
+        );
+    }
+    for (key, base_url) in [
+        ("payments.wechat.api_base", &p.wechat.api_base),
+        ("payments.alipay.gateway", &p.alipay.gateway),
+    ] {
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            bad(
+                key,
+                format!("{base_url:?} is not an http(s) URL"),
+                "leave the default to use the real gateway",
+            );
+        }
+    }
+
+    if settings.rankings.timezone.trim().is_empty() {
+        bad(
+            "rankings.timezone",
+            "is empty".into(),
+            "set an IANA zone such as Asia/Shanghai",
+        );
+    }
+    if settings.log.format != "text" && settings.log.format != "json" {
+        bad(
+            "log.format",
+            format!("{:?} is neither text nor json", settings.log.format),
+            "write text or json",
+        );
+    }
+    if tracing_subscriber::EnvFilter::try_new(&settings.log.level).is_err() {
+        bad(
+            "log.level",
+            format!("{:?} is not a log filter", settings.log.level),
+            "write e.g. info, or zhifu=debug,info",
+        );
+    }
+
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    Ok(Config {
+        settings,
+        file,
+        listen,
+        trusted_proxies,
+        data_dir,
+        min_amount_fen,
+        max_amount_fen,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = load_from(None, vec![]).expect("defaults validate");
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.min_amount_fen, 1);
+        assert_eq!(config.max_amount_fen, 5_000_000);
+        assert!(config.data_dir.is_absolute());
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys_and_lists() {
+        let config = load_from(
+            None,
+            env(&[
+                ("ZHIFU__SERVER__LISTEN", "0.0.0.0:9000"),
+                ("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", "/var/lib/zhifu/pg"),
+                ("ZHIFU__DATABASE__POOL_SIZE", "4"),
+                ("ZHIFU__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1"),
+                ("ZHIFU__PAYMENTS__SANDBOX", "true"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/zhifu/pg"));
+        assert_eq!(config.settings.database.pool_size, 4);
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(config.settings.payments.sandbox);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let err = load_from(
+            None,
+            env(&[
+                ("ZHIFU__SERVER__LISTEN", "nowhere"),
+                ("ZHIFU__DATABASE__POOL_SIZE", "0"),
+                ("ZHIFU__PAYMENTS__MIN_AMOUNT", "1.234"),
+                ("ZHIFU__LOG__FORMAT", "xml"),
+            ]),
+        )
+        .unwrap_err();
+        let ConfigError::Invalid(problems) = &err else {
+            panic!("expected validation problems, got {err}");
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.listen",
+                "database.pool_size",
+                "payments.min_amount",
+                "log.format"
+            ]
+        );
+        assert!(err.to_string().contains("fix:"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let err = load_from(None, env(&[("ZHIFU__SERVER__LISTN", "1.2.3.4:1")])).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn sandbox_with_real_credentials_is_refused() {
+        let err = load_from(
+            None,
+            env(&[
+                ("ZHIFU__PAYMENTS__SANDBOX", "true"),
+                ("ZHIFU__PAYMENTS__WECHAT__MCHID", "1900000001"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("payments.sandbox"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("postgres://u:hunter2@h/db".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+    }
+}

@@ -1,0 +1,111 @@
+//! The category catalog, served from memory: one snapshot holds the categories, their JSON
+//! and the rendered home page, loaded with one query on first use and dropped when a
+//! `categories` event arrives (from any instance) or after a minute at most.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use askama::Template;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::http::assets;
+use crate::store::{Store, StoreError};
+
+/// A donation category as donors see it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Category {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+}
+
+/// Everything derived from one read of the categories.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub categories: Vec<Category>,
+    /// `{"items":[…]}`, ready to send.
+    pub json: Bytes,
+    /// The rendered home page.
+    pub index_html: Bytes,
+}
+
+/// The cache of [`Snapshot`]; concurrent misses share one load.
+pub struct Catalog {
+    cache: moka::future::Cache<(), Arc<Snapshot>>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            cache: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+}
+
+impl Catalog {
+    /// The current snapshot, loading it if needed.
+    pub async fn snapshot(&self, store: &Store) -> Result<Arc<Snapshot>, AppError> {
+        self.cache.try_get_with((), load(store)).await.map_err(|e| match &*e {
+            LoadError::Store(s) if s.is_unavailable() => AppError::Unavailable(StoreError::Unavailable(s.to_string())),
+            other => AppError::Internal(anyhow::anyhow!("loading the catalog: {other}")),
+        })
+    }
+
+    /// Forgets the snapshot; the next read loads a fresh one.
+    pub fn invalidate(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+const SELECT_CATEGORIES: &str = "SELECT id, name, description FROM categories WHERE enabled ORDER BY sort_order, id";
+
+/// Why a snapshot could not be made.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("rendering the home page: {0}")]
+    Render(#[from] askama::Error),
+}
+
+async fn load(store: &Store) -> Result<Arc<Snapshot>, LoadError> {
+    let client = store.client().await?;
+    let statement = client
+        .prepare_cached(SELECT_CATEGORIES)
+        .await
+        .map_err(StoreError::from)?;
+    let categories: Vec<Category> = client
+        .query(&statement, &[])
+        .await
+        .map_err(StoreError::from)?
+        .iter()
+        .map(|row| Category {
+            id: row.get(0),
+            name: row.get(1),
+            description: row.get(2),
+        })
+        .collect();
+    let json = serde_json::json!({ "items": categories }).to_string();
+    let page = IndexPage {
+        categories: &categories,
+        stylesheet: assets::url("app.css"),
+    };
+    let html = page.render()?;
+    Ok(Arc::new(Snapshot {
+        json: Bytes::from(json),
+        index_html: Bytes::from(html),
+        categories,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    categories: &'a [Category],
+    stylesheet: String,
+}

@@ -1,0 +1,23 @@
+//! Donations: the donor-facing pages and APIs. So far the categories (`catalog`) and the home
+//! page that lists them.
+
+pub mod catalog;
+
+use http::StatusCode;
+
+use crate::error::AppError;
+use crate::http::respond::{self, Response};
+use crate::store::Store;
+pub use catalog::Catalog;
+
+/// `GET /api/categories` (contract: "Donor-facing HTTP API").
+pub async fn categories(catalog: &Catalog, store: &Store) -> Result<Response, AppError> {
+    let snapshot = catalog.snapshot(store).await?;
+    Ok(respond::json(StatusCode::OK, snapshot.json.clone()))
+}
+
+/// `GET /`: the home page.
+pub async fn index_page(catalog: &Catalog, store: &Store) -> Result<Response, AppError> {
+    let snapshot = catalog.snapshot(store).await?;
+    Ok(respond::html(StatusCode::OK, snapshot.index_html.clone()))
+}

@@ -1,0 +1,143 @@
+//! `AppError`: the one error type at the HTTP edge. Each variant has one status, one public
+//! code and message in the contract's JSON shape; causes of 5xx answers are logged, never sent.
+//! Provider callbacks answer in the providers' own formats and do not use this type.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::store::StoreError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the request could not be read (bad JSON, bad query string, invalid UTF-8).
+    #[error("{0}")]
+    Malformed(Cow<'static, str>),
+    /// 422: a field is invalid; `code` names the rule, e.g. `invalid_amount`.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
+    /// 404
+    #[error("not found")]
+    NotFound,
+    /// 405, with the methods the path does allow.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    /// 408: the body did not arrive in time.
+    #[error("request body not received in time")]
+    BodyTimeout,
+    /// 409
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
+    /// 413
+    #[error("request body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// 415
+    #[error("content type must be {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    /// 503: a dependency (the database) is down; the cause is logged.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    /// 500: a bug or an unexpected failure; the cause is logged.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            AppError::Unavailable(e)
+        } else {
+            AppError::Internal(e.into())
+        }
+    }
+}
+
+impl AppError {
+    /// A 422 for field `code`.
+    pub fn invalid(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        AppError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of the contract's error JSON.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Malformed(_) => "malformed_request",
+            AppError::Invalid { code, .. } => code,
+            AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
+            AppError::BodyTimeout => "body_timeout",
+            AppError::Conflict(_) => "conflict",
+            AppError::TooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// `{"error":{"code":…,"message":…}}`; 5xx causes are logged here, not sent.
+    pub fn to_json(&self, request_id: &str) -> Bytes {
+        match self {
+            AppError::Unavailable(cause) => {
+                tracing::warn!(request_id, error = %cause, "answering 503: database unavailable")
+            }
+            AppError::Internal(cause) => {
+                tracing::error!(request_id, error = format!("{cause:#}"), "answering 500")
+            }
+            _ => {}
+        }
+        let message = match self {
+            AppError::Unavailable(_) => "the service is temporarily unavailable; retry shortly".to_string(),
+            AppError::Internal(_) => format!("internal error; quote request id {request_id} when reporting it"),
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({"error": {"code": self.code(), "message": message}});
+        Bytes::from(body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_show_their_cause() {
+        let err = AppError::Internal(anyhow::anyhow!("password=hunter2 leaked"));
+        let body = String::from_utf8(err.to_json("r-1").to_vec()).unwrap();
+        assert!(!body.contains("hunter2"), "{body}");
+        assert!(body.contains("\"code\":\"internal_error\""));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn field_errors_carry_their_code_and_message() {
+        let err = AppError::invalid("invalid_amount", "amount must be between 0.01 and 50000.00");
+        let body: serde_json::Value = serde_json::from_slice(&err.to_json("r")).unwrap();
+        assert_eq!(body["error"]["code"], "invalid_amount");
+        assert_eq!(body["error"]["message"], "amount must be between 0.01 and 50000.00");
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -1,0 +1,111 @@
+//! The HTTP layer: accept loop (`server`), pure routing (`route`), responses (`respond`),
+//! static files (`assets`), client addresses (`client_ip`) and request metrics. [`handle`] wraps
+//! every request: request id, size guard, panic guard, dispatch, metrics and the access log.
+
+pub mod assets;
+pub mod client_ip;
+pub mod metrics;
+pub mod respond;
+pub mod route;
+pub mod server;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use hyper::Request;
+use hyper::body::Incoming;
+
+use crate::app::State;
+use crate::error::AppError;
+use crate::{donate, ops};
+use respond::Response;
+use route::Route;
+
+/// Serves one request. Never fails: every error becomes the contract's JSON error.
+pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response, Infallible> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let request_id = state.request_id(&parts.headers);
+    let route = route::parse(&parts.method, parts.uri.path());
+    let limit = state.config.settings.server.max_body_bytes;
+
+    let mut response = if content_length(&parts) > limit as u64 {
+        let mut r = respond::error(&AppError::TooLarge { limit }, &request_id);
+        // The body stays unread: the connection cannot be reused.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    } else {
+        match AssertUnwindSafe(dispatch(&state, route, &parts, body))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => respond::error(&err, &request_id),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let err = AppError::Internal(anyhow::anyhow!("handler panicked: {what}"));
+                respond::error(&err, &request_id)
+            }
+        }
+    };
+
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.observe(route.index(), status, elapsed);
+    if state.config.settings.log.access {
+        let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
+        tracing::info!(
+            target: "zhifu::access",
+            request_id = %request_id,
+            %ip,
+            method = %parts.method,
+            path = parts.uri.path(),
+            status,
+            micros = elapsed.as_micros() as u64,
+        );
+    }
+    Ok(response)
+}
+
+/// The one exhaustive match from route to handler.
+async fn dispatch(state: &State, route: Route<'_>, parts: &Parts, _body: Incoming) -> Result<Response, AppError> {
+    match route {
+        Route::Index => donate::index_page(&state.catalog, &state.store).await,
+        Route::Healthz => Ok(ops::healthz()),
+        Route::Readyz => ops::readyz(&state.store).await,
+        Route::Metrics => Ok(ops::metrics(&state.metrics, &state.store, &state.events)),
+        Route::Categories => donate::categories(&state.catalog, &state.store).await,
+        Route::Static(name) => {
+            let versioned = parts.uri.query().is_some_and(|q| q.starts_with("v="));
+            assets::serve(name, &parts.headers, versioned).ok_or(AppError::NotFound)
+        }
+        Route::NotFound => Err(AppError::NotFound),
+        Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
+    }
+}
+
+/// The declared body length; 0 when absent or unreadable (then the body is read with a limit).
+fn content_length(parts: &Parts) -> u64 {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

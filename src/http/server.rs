@@ -1,0 +1,92 @@
+//! The accept loop: a tuned `SO_REUSEPORT` listener, a connection cap, hyper's HTTP/1.1
+//! connections with a header-read timeout (slowloris) and keep-alive, and graceful shutdown
+//! that stops accepting, lets in-flight requests finish within a grace period, then returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::app::State;
+
+/// Pending connections the kernel may queue before we accept them.
+const BACKLOG: i32 = 4096;
+
+/// Binds `addr` with `SO_REUSEADDR`, `SO_REUSEPORT`, `TCP_NODELAY` and a large backlog.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Serves `listener` until `shutdown` completes, then drains open connections for at most
+/// `server.shutdown_grace_secs`.
+pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let settings = &state.config.settings.server;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.header_read_timeout_secs))
+        .keep_alive(true)
+        .max_buf_size(64 * 1024);
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn_state = Arc::clone(&state);
+        let service = service_fn(move |req| super::handle(Arc::clone(&conn_state), req, peer));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let open = Arc::clone(&state);
+        open.metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            open.metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!(
+        open = graceful.count(),
+        grace_secs = grace.as_secs(),
+        "stopped accepting; draining connections"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over; closing the remaining connections");
+    }
+}

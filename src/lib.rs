@@ -1,0 +1,24 @@
+//! zhifu (支付): a payment and donation server.
+//!
+//! - `app`: the only wiring point — builds the state, binds, runs until shutdown.
+//! - `config`: settings from `config.yaml` and `ZHIFU__…` variables, validated.
+//! - `error`: `AppError`, the JSON error at the HTTP edge.
+//! - `telemetry`: logging.
+//! - `http`: accept loop, routing, responses, static files, metrics.
+//! - `store`: PostgreSQL pool, embedded cluster, migrations, event bus.
+//! - `pay`: the payment engine (money so far).
+//! - `donate`: donor-facing pages and APIs.
+//! - `ops`: health, readiness and metrics endpoints.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod app;
+pub mod config;
+pub mod donate;
+pub mod error;
+pub mod http;
+pub mod ops;
+pub mod pay;
+pub mod store;
+pub mod telemetry;

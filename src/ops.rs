@@ -1,0 +1,79 @@
+//! Operations endpoints: `/healthz` (the process serves), `/readyz` (the database answers)
+//! and `/metrics` (Prometheus text, names prefixed `zhifu_`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::HeaderValue;
+
+use crate::error::AppError;
+use crate::http::metrics::{HttpMetrics, gauge};
+use crate::http::respond::{self, Response};
+use crate::store::Store;
+use crate::store::events::EventBus;
+
+static OK: &[u8] = b"{\"status\":\"ok\"}";
+static READY: &[u8] = b"{\"status\":\"ready\"}";
+
+/// How long `/readyz` waits for the database before answering 503.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: 200 while the process serves.
+pub fn healthz() -> Response {
+    respond::json(StatusCode::OK, Bytes::from_static(OK))
+}
+
+/// `GET /readyz`: 200 when the database answers a query, else 503 within [`READY_TIMEOUT`].
+pub async fn readyz(store: &Store) -> Result<Response, AppError> {
+    store.ping(READY_TIMEOUT).await.map_err(AppError::Unavailable)?;
+    Ok(respond::json(StatusCode::OK, Bytes::from_static(READY)))
+}
+
+/// `GET /metrics`
+pub fn metrics(http: &HttpMetrics, store: &Store, events: &EventBus) -> Response {
+    let mut out = String::with_capacity(8192);
+    http.render(&mut out);
+    let status = store.pool.status();
+    gauge(
+        &mut out,
+        "zhifu_db_pool_size",
+        "Connections in the database pool now.",
+        status.size,
+    );
+    gauge(
+        &mut out,
+        "zhifu_db_pool_max_size",
+        "Most connections the pool may hold.",
+        status.max_size,
+    );
+    gauge(
+        &mut out,
+        "zhifu_db_pool_available",
+        "Idle connections ready for use.",
+        status.available,
+    );
+    gauge(
+        &mut out,
+        "zhifu_db_pool_waiting",
+        "Requests waiting for a connection.",
+        status.waiting,
+    );
+    gauge(
+        &mut out,
+        "zhifu_events_connected",
+        "1 while the LISTEN connection of the event bus is up.",
+        u8::from(events.is_connected()),
+    );
+    out.push_str("# HELP zhifu_build_info Version of the running binary.\n# TYPE zhifu_build_info gauge\n");
+    out.push_str(concat!(
+        "zhifu_build_info{version=\"",
+        env!("CARGO_PKG_VERSION"),
+        "\"} 1\n"
+    ));
+    respond::with_body(
+        StatusCode::OK,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        out,
+    )
+}

@@ -1,0 +1,3 @@
+//! The payment engine. For now only `money`: yuan strings ↔ integer fen.
+
+pub mod money;

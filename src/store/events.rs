@@ -1,0 +1,120 @@
+//! The event bus: one dedicated connection `LISTEN`s on [`CHANNEL`] and fans notifications
+//! out to in-process subscribers, so a write committed by any instance reaches every
+//! instance's caches and long-polls. Reconnects by itself; after every (re)connect it sends
+//! [`Event::Resync`], since notifications sent while it was away are lost.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+
+/// The PostgreSQL channel every instance listens on.
+pub const CHANNEL: &str = "zhifu_events";
+
+/// What subscribers receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A notification's payload: small JSON such as `{"kind":"categories"}`.
+    Message(Arc<str>),
+    /// The listener (re)connected: anything may have changed; drop cached state.
+    Resync,
+}
+
+/// The in-process side of the bus.
+#[derive(Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+    /// True while the listening connection is up.
+    connected: AtomicBool,
+}
+
+impl EventBus {
+    /// Starts listening with `pg_config` until `shutdown` turns true.
+    pub fn start(pg_config: tokio_postgres::Config, shutdown: watch::Receiver<bool>) -> Arc<EventBus> {
+        let (tx, _) = broadcast::channel(4096);
+        let bus = Arc::new(EventBus {
+            tx,
+            connected: AtomicBool::new(false),
+        });
+        tokio::spawn(listen_forever(Arc::clone(&bus), pg_config, shutdown));
+        bus
+    }
+
+    /// A receiver of every event from now on. A receiver that lags gets
+    /// `RecvError::Lagged` and should treat it like [`Event::Resync`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// True while the listening connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends `payload` to every instance, on commit of the caller's transaction if it is in one.
+pub async fn publish(client: &impl GenericClient, payload: &str) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+        .await
+        .map(drop)
+}
+
+async fn listen_forever(bus: Arc<EventBus>, pg_config: tokio_postgres::Config, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let session = listen_once(&bus, &pg_config);
+        let outcome = tokio::select! {
+            outcome = session => outcome,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let was_connected = bus.connected.swap(false, Ordering::Relaxed);
+        if was_connected {
+            backoff = Duration::from_millis(50);
+        }
+        match outcome {
+            Ok(()) => tracing::warn!("event listener connection closed; reconnecting"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "event listener down; reconnecting")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One connection's life: LISTEN, announce `Resync`, forward notifications until it drops.
+async fn listen_once(bus: &EventBus, pg_config: &tokio_postgres::Config) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = pg_config.connect(NoTls).await?;
+    let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
+    let driver = async move {
+        while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notification(n) = message?
+                && msg_tx.send(Event::Message(Arc::from(n.payload()))).is_err()
+            {
+                break;
+            }
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    };
+    let forward = async {
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        bus.connected.store(true, Ordering::Relaxed);
+        tracing::debug!("event listener connected");
+        let _ = bus.tx.send(Event::Resync);
+        while let Some(event) = msg_rx.recv().await {
+            let _ = bus.tx.send(event);
+        }
+        Ok(())
+    };
+    tokio::select! {
+        result = driver => result,
+        result = forward => result,
+    }
+}

@@ -1,0 +1,163 @@
+//! The store: a deadpool-postgres pool over either `database.url` or the embedded private
+//! cluster, the migration runner and the LISTEN/NOTIFY event bus. No business logic here.
+
+pub mod embedded;
+pub mod events;
+pub mod migrate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::Config;
+use embedded::{EmbeddedCluster, Options};
+
+/// The database name the embedded cluster serves the application from.
+pub const EMBEDDED_DBNAME: &str = "zhifu";
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had in time: the database is down or overloaded.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+impl StoreError {
+    /// True when retrying later may succeed (connection lost, pool timeout).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Db(e) => e.is_closed() || e.as_db_error().is_none(),
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// The pool, the settings its connections use, and the embedded cluster when there is one.
+#[derive(Clone)]
+pub struct Store {
+    pub pool: Pool,
+    /// Settings for dedicated connections (the event listener).
+    pub pg_config: tokio_postgres::Config,
+    /// Kept alive here so the cluster outlives every user of the pool.
+    cluster: Option<Arc<EmbeddedCluster>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("status", &self.pool.status()).finish()
+    }
+}
+
+impl Store {
+    /// Opens the configured database: `database.url`, or the embedded cluster (started, and
+    /// created on first start) with its `zhifu` database.
+    pub async fn open(config: &Config) -> anyhow::Result<Store> {
+        let db = &config.settings.database;
+        let timeout = Duration::from_secs(db.connect_timeout_secs);
+        if !db.url.is_empty() {
+            let pg_config: tokio_postgres::Config = db
+                .url
+                .expose()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("database.url is not a PostgreSQL connection string"))?;
+            return Store::connect(pg_config, db.pool_size, timeout, None);
+        }
+        let options = Options {
+            data_dir: config.data_dir.clone(),
+            bin_dir: (!db.embedded.bin_dir.as_os_str().is_empty()).then(|| db.embedded.bin_dir.clone()),
+            ephemeral: false,
+        };
+        let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&options)).await??;
+        ensure_database(&cluster.pg_config("postgres"), EMBEDDED_DBNAME).await?;
+        let pg_config = cluster.pg_config(EMBEDDED_DBNAME);
+        Store::connect(pg_config, db.pool_size, timeout, Some(Arc::new(cluster)))
+    }
+
+    /// A pool over `pg_config` (no connection is made until first use).
+    pub fn connect(
+        mut pg_config: tokio_postgres::Config,
+        pool_size: usize,
+        timeout: Duration,
+        cluster: Option<Arc<EmbeddedCluster>>,
+    ) -> anyhow::Result<Store> {
+        pg_config.connect_timeout(timeout);
+        if pg_config.get_application_name().is_none() {
+            pg_config.application_name("zhifu");
+        }
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(Duration::from_secs(1)))
+            .runtime(Runtime::Tokio1)
+            .build()?;
+        Ok(Store {
+            pool,
+            pg_config,
+            cluster,
+        })
+    }
+
+    /// The embedded cluster, when the store runs one.
+    pub fn cluster(&self) -> Option<&Arc<EmbeddedCluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// A connection from the pool, or `Unavailable` within the configured timeout.
+    pub async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Round trip to the database (`/readyz`), bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        let check = async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        };
+        tokio::time::timeout(timeout, check)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())))
+    }
+}
+
+/// Creates `dbname` through `admin` (a connection to another database) unless it exists.
+pub async fn ensure_database(admin: &tokio_postgres::Config, dbname: &str) -> anyhow::Result<()> {
+    let (client, connection) = admin.connect(NoTls).await?;
+    let conn = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
+        .await?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE \"{}\"", dbname.replace('"', "\"\""));
+        if let Err(e) = client.batch_execute(&sql).await {
+            // Another instance may have created it between our check and now.
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(e.into());
+            }
+        }
+    }
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
