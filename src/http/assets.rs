@@ -20,10 +20,9 @@ const REVALIDATE: HeaderValue = HeaderValue::from_static("public, no-cache");
 pub fn url(name: &str) -> String {
     match Static::get(name) {
         Some(file) => {
-            let version = file
-                .hash()
-                .bytes()
-                .fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+            let version = file.hash().bytes().fold(0xcbf29ce484222325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+            });
             format!("/static/{name}?v={version:016x}")
         }
         None => format!("/static/{name}"),

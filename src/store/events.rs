@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+use tokio_postgres::{AsyncMessage, NoTls};
 
 /// The PostgreSQL channel every instance listens on.
 pub const CHANNEL: &str = "zhifu_events";
@@ -55,7 +56,8 @@ impl EventBus {
     }
 }
 
-/// Sends `payload` to every instance, on commit of the caller's transaction if it is in one.
+/// Sends `payload` to every instance, on commit of the caller's transaction if it is in one
+/// (a pooled client or a transaction on one).
 pub async fn publish(client: &impl GenericClient, payload: &str) -> Result<(), tokio_postgres::Error> {
     client
         .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])

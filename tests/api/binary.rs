@@ -1,0 +1,121 @@
+//! The real binary with the embedded database: starts (creating the cluster), serves, stops on
+//! SIGTERM taking its PostgreSQL with it, and when killed outright its PostgreSQL dies too.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::scratch_dir;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(data_dir: &Path, port: u16) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhifu"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU")) {
+        cmd.env_remove(key);
+    }
+    cmd.arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .env("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", data_dir)
+        .env("ZHIFU__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("ZHIFU__LOG__ACCESS", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// A blocking GET; `None` while nothing answers.
+fn get(port: u16, path: &str) -> Option<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+fn wait_ready(port: u16, child: &mut Child) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("zhifu exited early: {status}");
+        }
+        if get(port, "/readyz").is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
+            return started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("zhifu not ready after 30 s");
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+fn wait_gone(needle: &str, limit: Duration) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || started.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_binary_serves_from_its_own_cluster_and_leaves_no_process_behind() {
+    let dir = scratch_dir("binary");
+    let data_dir = dir.join("pg");
+    let data_dir_text = data_dir.to_string_lossy().into_owned();
+    let port = free_port();
+
+    // First start: creates the cluster.
+    let mut child = start(&data_dir, port);
+    let first = wait_ready(port, &mut child);
+    for path in ["/", "/api/categories", "/healthz", "/metrics"] {
+        let answer = get(port, path).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+    }
+    assert!(
+        !processes_mentioning(&data_dir_text).is_empty(),
+        "no postgres child found"
+    );
+
+    // SIGTERM: a clean exit, and the cluster goes with it.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert_eq!(wait_gone(&data_dir_text, Duration::from_secs(5)), Vec::<String>::new());
+
+    // Second start reuses the cluster; then SIGKILL: the parent-death signal stops postgres.
+    let mut child = start(&data_dir, port);
+    let second = wait_ready(port, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(wait_gone(&data_dir_text, Duration::from_secs(10)), Vec::<String>::new());
+
+    eprintln!("start-up to ready: first (creating the cluster) {first:?}, second {second:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,13 @@
+//! Integration tests: one binary, one private PostgreSQL cluster for all of them, a fresh
+//! database and an app on port 0 per test (`helpers::spawn_app`).
+
+mod helpers;
+
+mod binary;
+mod categories;
+mod config;
+mod events;
+mod http_edge;
+mod migrations;
+mod ops;
+mod pages;
