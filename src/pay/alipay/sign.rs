@@ -1,0 +1,2 @@
+//! SKELETON — to be implemented. RSA2 signing of requests, verification of answers and
+//! notifications.

@@ -1,0 +1,1 @@
+//! SKELETON — to be implemented. AEAD_AES_256_GCM resources.

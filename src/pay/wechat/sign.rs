@@ -1,0 +1,1 @@
+//! SKELETON — to be implemented. Request signing and answer/notification verification.
