@@ -1,7 +1,9 @@
-//! Alipay open platform (classic gateway, RSA2), face-to-face QR: the client (`client`), the
-//! signing rules (`sign`) and the emulator the sandbox and the tests run (`emulator`).
-//! https://opendocs.alipay.com/open/02ekfg
+//! Alipay open platform (classic gateway, RSA2 public-key mode), face-to-face QR: the client
+//! (`client`), the signing rules (`sign`), Beijing wall-clock times (`beijing`) and the
+//! emulator the sandbox and the tests run (`emulator`).
+//! https://opendocs.alipay.com/open/02ekfg (alipay.trade.precreate)
 
+pub mod beijing;
 pub mod client;
 pub mod emulator;
 pub mod sign;
