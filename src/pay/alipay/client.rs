@@ -811,5 +811,8 @@ mod tests {
             AlipayCredentials::from_config(&c).unwrap_err().key,
             "payments.alipay.app_id"
         );
+        for name in ["app.pem", "alipay.pem", "own.pem"] {
+            let _ = std::fs::remove_file(write_temp(name, ""));
+        }
     }
 }
