@@ -9,6 +9,8 @@ pub mod emulator;
 mod emulator_trade;
 pub mod sign;
 
+#[cfg(test)]
+mod tests;
 
 pub use client::{AlipayClient, AlipayCredentials};
 pub use emulator::{AlipayEmulator, AlipayEmulatorConfig};
