@@ -72,6 +72,16 @@ struct Answer {
     signed: bool,
 }
 
+/// A request past the gateway's checks.
+struct Admitted {
+    /// e.g. `alipay.trade.query`.
+    api: String,
+    /// e.g. `alipay_trade_query_response`.
+    node_name: String,
+    notify_url: Option<String>,
+    biz: Map<String, Value>,
+}
+
 const METHODS: &[&str] = &[
     "alipay.trade.precreate",
     "alipay.trade.query",
@@ -270,21 +280,43 @@ impl AlipayEmulator {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Checks the request like the gateway (parameters, app, signature, common values), then
-    /// hands `biz_content` to the trade rules.
+    /// Lets the request through the gateway's checks, applies a queued rejection, then hands
+    /// `biz_content` to the trade rules.
     fn answer(&self, query: &[u8], body: &[u8], fault: Option<&Fault>) -> Answer {
-        let mut params = match sign::parse_form(query) {
-            Ok(params) => params,
-            Err(e) => return gateway_error(sign::ERROR_NODE, "40002", "isv.invalid-parameter", &e, false),
+        let request = match self.admit(query, body) {
+            Ok(request) => request,
+            Err(refusal) => return refusal,
         };
-        match sign::parse_form(body) {
-            Ok(more) if more.iter().any(|(k, _)| params.iter().any(|(seen, _)| seen == k)) => {
-                let e = "a parameter is both in the query string and in the body";
-                return gateway_error(sign::ERROR_NODE, "40002", "isv.invalid-parameter", e, false);
-            }
-            Ok(more) => params.extend(more),
-            Err(e) => return gateway_error(sign::ERROR_NODE, "40002", "isv.invalid-parameter", &e, false),
+        if let Some(Fault::Reject { code, message }) = fault {
+            let gateway_code = match code.split('.').next() {
+                Some("isp") => "20000",
+                Some("isv") => "40002",
+                Some("aop") => "20001",
+                _ => "40004",
+            };
+            return gateway_error(&request.node_name, gateway_code, code, message, true);
         }
+        let now = OffsetDateTime::now_utc();
+        let biz = &request.biz;
+        let mut state = self.lock();
+        let node = match request.api.as_str() {
+            "alipay.trade.precreate" => trade::precreate(&mut state, biz, request.notify_url.as_deref()),
+            "alipay.trade.query" => trade::query(&state, biz),
+            "alipay.trade.close" => trade::close(&mut state, biz),
+            "alipay.trade.refund" => trade::refund(&mut state, biz, now),
+            _ => trade::refund_query(&state, biz),
+        };
+        Answer {
+            node_name: request.node_name,
+            node,
+            signed: true,
+        }
+    }
+
+    /// The gateway's checks, in its order: a known method, our app, the RSA2 signature with
+    /// the app's key, then the common parameters and `biz_content`.
+    fn admit(&self, query: &[u8], body: &[u8]) -> Result<Admitted, Answer> {
+        let params = gather_params(query, body)?;
         let param = |name: &str| {
             params
                 .iter()
@@ -293,14 +325,26 @@ impl AlipayEmulator {
                 .filter(|v| !v.is_empty())
         };
         let Some(api) = param("method") else {
-            return gateway_error(sign::ERROR_NODE, "40001", "isv.missing-method", "缺少方法名参数", false);
+            return Err(gateway_error(
+                sign::ERROR_NODE,
+                "40001",
+                "isv.missing-method",
+                "缺少方法名参数",
+                false,
+            ));
         };
         if !METHODS.contains(&api) {
-            return gateway_error(sign::ERROR_NODE, "40002", "isv.invalid-method", "不存在的方法名", false);
+            return Err(gateway_error(
+                sign::ERROR_NODE,
+                "40002",
+                "isv.invalid-method",
+                "不存在的方法名",
+                false,
+            ));
         }
         let node_name = sign::response_node(api);
         let refuse = |code: &str, sub_code: &str, sub_msg: &str, signed: bool| {
-            gateway_error(&node_name, code, sub_code, sub_msg, signed)
+            Err(gateway_error(&node_name, code, sub_code, sub_msg, signed))
         };
         match param("app_id") {
             None => return refuse("40001", "isv.missing-app-id", "缺少AppID参数", false),
@@ -340,33 +384,15 @@ impl AlipayEmulator {
         if param("version") != Some("1.0") {
             return refuse("40002", "isv.invalid-version", "版本号错误", true);
         }
-        let biz = match param("biz_content").map(serde_json::from_str::<Value>) {
-            Some(Ok(Value::Object(biz))) => biz,
-            _ => return refuse("40004", "ACQ.INVALID_PARAMETER", "参数无效: biz_content", true),
+        let Some(Ok(Value::Object(biz))) = param("biz_content").map(serde_json::from_str::<Value>) else {
+            return refuse("40004", "ACQ.INVALID_PARAMETER", "参数无效: biz_content", true);
         };
-        if let Some(Fault::Reject { code, message }) = fault {
-            let gateway_code = match code.split('.').next() {
-                Some("isp") => "20000",
-                Some("isv") => "40002",
-                Some("aop") => "20001",
-                _ => "40004",
-            };
-            return refuse(gateway_code, code, message, true);
-        }
-        let now = OffsetDateTime::now_utc();
-        let mut state = self.lock();
-        let node = match api {
-            "alipay.trade.precreate" => trade::precreate(&mut state, &biz, param("notify_url")),
-            "alipay.trade.query" => trade::query(&state, &biz),
-            "alipay.trade.close" => trade::close(&mut state, &biz),
-            "alipay.trade.refund" => trade::refund(&mut state, &biz, now),
-            _ => trade::refund_query(&state, &biz),
-        };
-        Answer {
+        Ok(Admitted {
+            api: api.to_string(),
+            notify_url: param("notify_url").map(str::to_string),
             node_name,
-            node,
-            signed: true,
-        }
+            biz,
+        })
     }
 
     async fn settle(&self, order_no: &str, force: bool) -> Result<(), String> {
@@ -481,6 +507,19 @@ impl AlipayEmulator {
             delays.len()
         ))
     }
+}
+
+/// The parameters of the query string and the form body together; a parameter given twice
+/// (in one or across both) is refused.
+fn gather_params(query: &[u8], body: &[u8]) -> Result<Vec<(String, String)>, Answer> {
+    let invalid = |e: &str| gateway_error(sign::ERROR_NODE, "40002", "isv.invalid-parameter", e, false);
+    let mut params = sign::parse_form(query).map_err(|e| invalid(&e))?;
+    let more = sign::parse_form(body).map_err(|e| invalid(&e))?;
+    if more.iter().any(|(k, _)| params.iter().any(|(seen, _)| seen == k)) {
+        return Err(invalid("a parameter is both in the query string and in the body"));
+    }
+    params.extend(more);
+    Ok(params)
 }
 
 /// A refusal node: `code`/`msg` of the gateway, `sub_code`/`sub_msg` of the cause.
