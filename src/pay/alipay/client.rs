@@ -227,7 +227,7 @@ impl AlipayClient {
         let biz = json!({
             "out_trade_no": order.order_no,
             "total_amount": money::format_yuan(order.amount_fen),
-            "subject": order.description,
+            "subject": subject(order.description),
             "time_expire": beijing::format(order.expires_at),
         });
         let notify_url = Some(order.notify_url).filter(|u| !u.is_empty());
@@ -479,6 +479,21 @@ fn paid_from_query(order_no: &str, node: &QueryNode) -> Result<Paid, ProviderErr
     })
 }
 
+/// The precreate `subject`: Alipay's page on it says it may not contain `/`, `=` or `&`, so
+/// those become their full-width forms; control characters become spaces.
+fn subject(description: &str) -> String {
+    description
+        .chars()
+        .map(|c| match c {
+            '/' => '／',
+            '=' => '＝',
+            '&' => '＆',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 /// The start of a body for an error message: one line, at most 200 characters.
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -498,6 +513,12 @@ fn excerpt(body: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::pay::alipay::sign::tests::fixture_key;
+
+    #[test]
+    fn the_subject_keeps_its_text_without_the_characters_alipay_refuses() {
+        assert_eq!(subject("捐赠 a/b=c&d\n"), "捐赠 a／b＝c＆d ");
+        assert_eq!(subject("Donation 捐赠"), "Donation 捐赠");
+    }
 
     fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
         let path = std::env::temp_dir().join(format!("zhifu-alipay-{}-{name}", std::process::id()));
