@@ -176,7 +176,8 @@ impl AlipayEmulator {
 
     /// Pays `order_no` and delivers the signed TRADE_SUCCESS notification to the
     /// order's notify_url until acknowledged. Refuses an unknown, closed or expired order;
-    /// paying a paid order delivers its notification again.
+    /// paying a paid order delivers its notification again; an order precreated without a
+    /// notify_url is paid with nothing to deliver.
     pub async fn pay(&self, order_no: &str) -> Result<(), String> {
         self.settle(order_no, false).await
     }
