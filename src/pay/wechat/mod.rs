@@ -14,6 +14,8 @@ pub mod types;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod tests;
 
 pub use client::{WechatClient, WechatCredentials};
 pub use emulator::{WechatEmulator, WechatEmulatorConfig};
