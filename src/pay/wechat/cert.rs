@@ -1,7 +1,6 @@
-//! Platform certificates (certificate mode): the just-enough X.509 DER walk that pulls the
-//! serial number and the SubjectPublicKeyInfo out of a certificate downloaded from
-//! `GET /v3/certificates`, and the matching minimal certificate writer the emulator uses to
-//! hand out its own. No chain or validity checking: the download is authenticated by the
+//! Platform certificates (certificate mode): the just-enough X.509 DER walk that reads the serial
+//! and SubjectPublicKeyInfo of a certificate from `GET /v3/certificates`, and a minimal writer the
+//! emulator uses for its own. No chain checks: the download is authenticated by its
 //! AEAD_AES_256_GCM seal under the APIv3 key, as WeChat's own SDKs rely on.
 //! https://wechatpay-api.gitbook.io/wechatpay-api-v3/qian-ming-zhi-nan-1/qian-ming-yan-zheng (获取平台证书)
 

@@ -1,8 +1,7 @@
-//! An in-memory WeChat Pay for one merchant that speaks the real API v3 wire protocol with its
-//! own keys: it checks each request's `Authorization` signature with the merchant's public
-//! key, keeps orders and refunds (`books`), signs every answer with its platform key, and
-//! delivers signed notifications with AEAD_AES_256_GCM resources. Queued `Faults` break API
-//! calls on purpose. For the sandbox and the tests; no real money or keys go near it.
+//! An in-memory WeChat Pay for one merchant, speaking the real API v3 wire protocol with its own
+//! keys: it checks each request's signature, keeps orders and refunds (`books`), signs every answer,
+//! and delivers signed notifications with sealed resources. Queued `Faults` break API calls on
+//! purpose. For the sandbox and the tests only: no real money or keys come near it.
 //! https://pay.weixin.qq.com/doc/v3/merchant/4012791874
 
 mod books;

@@ -1,14 +1,8 @@
-//! WeChat Pay API v3 signatures, both directions, over exact bytes:
-//! - requests carry `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",
-//!   timestamp="…",serial_no="…",signature="…"`, a SHA256withRSA signature by the merchant key
-//!   of `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n`;
-//! - answers and notifications carry `Wechatpay-Timestamp/-Nonce/-Signature/-Serial`, a
-//!   signature by WeChat Pay of `TIMESTAMP\nNONCE\nRAW_BODY\n`, checked with the key that
-//!   `Wechatpay-Serial` names (a `PUB_KEY_ID_…` public key or a platform certificate serial).
-//!
-//! No key material lives here: keys come from `pay::keys`, the serial → key map is [`KeyRing`].
-//! https://pay.weixin.qq.com/doc/v3/merchant/4012365336 (签名生成)
-//! https://pay.weixin.qq.com/wiki/doc/apiv3/wechatpay/wechatpay4_1.shtml (签名验证)
+//! WeChat Pay API v3 signatures over exact bytes. Requests: `Authorization: WECHATPAY2-SHA256-RSA2048
+//! mchid=…,nonce_str=…,timestamp=…,serial_no=…,signature=…` over `METHOD\nPATH?QUERY\nTS\nNONCE\nBODY\n`.
+//! Answers and notifications: `Wechatpay-Timestamp/-Nonce/-Signature/-Serial` over `TS\nNONCE\nBODY\n`,
+//! checked with the key `Wechatpay-Serial` names in a [`KeyRing`]. Keys themselves live in `pay::keys`.
+//! https://pay.weixin.qq.com/doc/v3/merchant/4012365336 (签名生成; 验签: see [`KeyRing`])
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -204,6 +198,7 @@ pub fn serial_of(headers: &HeaderMap) -> Option<&str> {
 /// WeChat Pay's verification keys by `Wechatpay-Serial`: the public key (`PUB_KEY_ID_…`) when
 /// configured, plus platform certificates' keys by serial once downloaded. Both may coexist
 /// while a merchant switches modes. A `std` lock: it is never held across an `.await`.
+/// https://pay.weixin.qq.com/wiki/doc/apiv3/wechatpay/wechatpay4_1.shtml (签名验证)
 #[derive(Default)]
 pub struct KeyRing {
     keys: RwLock<HashMap<String, Arc<PublicKey>>>,
