@@ -68,7 +68,7 @@ impl std::fmt::Debug for WechatClient {
     }
 }
 
-/// A verified (or unsigned error) answer.
+/// A 2xx answer whose signature verified.
 struct Answer {
     status: StatusCode,
     body: Bytes,
@@ -76,6 +76,9 @@ struct Answer {
 
 impl WechatClient {
     /// A client talking to `api_base` (`https://api.mch.weixin.qq.com`, or the emulator).
+    /// `api_base` may end in a path prefix (a sandbox mount point): requests go to
+    /// `api_base + /v3/…`, but only WeChat's own `/v3/…` path is signed, as
+    /// `WechatEmulator::handle` expects it after the prefix is stripped.
     pub fn new(credentials: WechatCredentials, api_base: String, http: HttpClient) -> Self {
         let WechatCredentials {
             mchid,

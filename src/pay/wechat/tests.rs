@@ -56,6 +56,9 @@ where
     addr
 }
 
+/// Where a sandbox may mount the emulator; stripped before `handle`.
+const SANDBOX_PREFIX: &str = "/sandbox/wechat";
+
 /// The emulator behind a loopback server; `strip_signatures` plays a proxy that drops the
 /// `Wechatpay-*` headers.
 struct Gateway {
@@ -72,6 +75,8 @@ async fn gateway(emulator: &Arc<WechatEmulator>) -> Gateway {
             let (parts, body) = request.into_parts();
             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            // The sandbox mounts the emulator under a prefix and strips it, as the app will.
+            let path = path.strip_prefix(SANDBOX_PREFIX).unwrap_or(path);
             let mut response = emulator.handle(&parts.method, path, &parts.headers, body).await;
             if strip.load(Ordering::SeqCst) {
                 for name in [sign::TIMESTAMP, sign::NONCE, sign::SIGNATURE, sign::SERIAL] {
@@ -219,7 +224,7 @@ async fn an_order_is_created_queried_paid_and_its_notification_verifies() {
 }
 
 #[tokio::test]
-async fn the_create_request_carries_what_wechat_documents() {
+async fn repeating_a_create_is_idempotent_and_long_descriptions_are_cut_to_fit() {
     let Setup { client, emulator, .. } = setup().await;
     // Creating twice with the same parameters is allowed and returns the same code_url;
     // a different amount under the same out_trade_no is refused.
@@ -238,6 +243,22 @@ async fn the_create_request_carries_what_wechat_documents() {
     long_order.description = &long;
     client.create(&long_order).await.unwrap();
     assert_eq!(emulator.trade_state("longdescription01"), Some("NOTPAY"));
+}
+
+#[tokio::test]
+async fn a_client_whose_api_base_has_a_path_prefix_signs_wechats_path() {
+    let (credentials, config) = WechatEmulator::sandbox_pair();
+    let mut mounted_credentials = twin(&credentials);
+    mounted_credentials.platform_public_key = Some(config.platform_key.public_key());
+    let Setup { gateway, .. } = setup_with((credentials, config), Duration::from_secs(5)).await;
+    let mounted = WechatClient::new(
+        mounted_credentials,
+        format!("{}{SANDBOX_PREFIX}", gateway.base),
+        HttpClient::new(Duration::from_secs(5)),
+    );
+    let no = order_no();
+    mounted.create(&order(&no, 100, "https://example.com/n")).await.unwrap();
+    assert_eq!(mounted.query(&no).await.unwrap(), TradeState::Pending);
 }
 
 #[tokio::test]
