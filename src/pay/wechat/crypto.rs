@@ -41,6 +41,8 @@ pub enum CryptoError {
     Base64,
     #[error("the resource does not authenticate under the APIv3 key")]
     Open,
+    #[error("the plaintext is too long to seal")]
+    Seal,
 }
 
 impl EncryptedResource {
@@ -55,7 +57,8 @@ impl EncryptedResource {
     /// Seals `plaintext` under a fresh random nonce (the emulator's side).
     pub fn encrypt(api_v3_key: &[u8; 32], associated_data: &str, original_type: &str, plaintext: &[u8]) -> Self {
         let nonce = random_string(NONCE_LEN);
-        let ciphertext = encrypt(api_v3_key, &nonce, associated_data, plaintext);
+        let ciphertext = encrypt(api_v3_key, &nonce, associated_data, plaintext)
+            .expect("a NONCE_LEN nonce and a plaintext far below AES-GCM's 64 GiB limit seal");
         EncryptedResource {
             algorithm: AEAD_AES_256_GCM.to_string(),
             ciphertext,
@@ -85,18 +88,19 @@ pub fn decrypt(
     Ok(plaintext.to_vec())
 }
 
-/// Seals `plaintext`; returns base64 of ciphertext ‖ tag. `nonce` must be 12 bytes, as the
-/// callers here always make it.
-///
-/// # Panics
-/// If `nonce` is not 12 bytes long (a bug in the caller, never peer input).
-pub fn encrypt(api_v3_key: &[u8; 32], nonce: &str, associated_data: &str, plaintext: &[u8]) -> String {
-    let nonce = Nonce::try_assume_unique_for_key(nonce.as_bytes()).expect("the nonce is 12 bytes");
+/// Seals `plaintext`; returns base64 of ciphertext ‖ tag. `nonce` must be 12 bytes.
+pub fn encrypt(
+    api_v3_key: &[u8; 32],
+    nonce: &str,
+    associated_data: &str,
+    plaintext: &[u8],
+) -> Result<String, CryptoError> {
+    let nonce = Nonce::try_assume_unique_for_key(nonce.as_bytes()).map_err(|_| CryptoError::Nonce)?;
     let mut sealed = plaintext.to_vec();
     aead_key(api_v3_key)
         .seal_in_place_append_tag(nonce, Aad::from(associated_data.as_bytes()), &mut sealed)
-        .expect("sealing a buffer this small does not fail");
-    BASE64.encode(sealed)
+        .map_err(|_| CryptoError::Seal)?;
+    Ok(BASE64.encode(sealed))
 }
 
 /// `len` random characters from `[0-9A-Za-z]`, for nonces and ids.
@@ -152,7 +156,11 @@ mod tests {
             fixtures::GCM_AAD,
             fixtures::GCM_PLAINTEXT.as_bytes(),
         );
-        assert_eq!(sealed, fixtures::GCM_CIPHERTEXT);
+        assert_eq!(sealed.as_deref(), Ok(fixtures::GCM_CIPHERTEXT));
+        assert_eq!(
+            encrypt(fixtures::API_V3_KEY, "short", "", b"x"),
+            Err(CryptoError::Nonce)
+        );
     }
 
     #[test]
