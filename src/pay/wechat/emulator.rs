@@ -34,8 +34,9 @@ pub const SANDBOX_NOTIFY_SCHEDULE: [Duration; 4] = [
 ];
 /// How long a sandbox refund stays PROCESSING.
 pub const SANDBOX_REFUND_DELAY: Duration = Duration::from_millis(200);
-/// The test merchant: WeChat's documentation's example ids, never real ones.
+/// The test merchant's mchid: WeChat's documentation's example, never a real one.
 pub const SANDBOX_MCHID: &str = "1900000109";
+/// The test merchant's appid: WeChat's documentation's example, never a real one.
 pub const SANDBOX_APPID: &str = "wxd678efh567hg6787";
 
 /// What the emulator needs: the merchant's public key and the platform's private key.
