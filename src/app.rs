@@ -14,8 +14,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
-use crate::donate::Catalog;
+use crate::donate::{Catalog, PageContext};
 use crate::http::metrics::HttpMetrics;
+use crate::pay::alipay::{AlipayClient, AlipayCredentials, AlipayEmulator};
+use crate::pay::engine::{Engine, EngineSettings, Providers};
+use crate::pay::money::format_yuan;
+use crate::pay::outbound::HttpClient;
+use crate::pay::reconcile;
+use crate::pay::wechat::{WechatClient, WechatCredentials, WechatEmulator};
+use crate::payments::Sandbox;
 use crate::store::events::{Event, EventBus};
 use crate::store::{Store, migrate};
 
@@ -27,6 +34,9 @@ pub struct State {
     pub events: Arc<EventBus>,
     pub metrics: HttpMetrics,
     pub catalog: Catalog,
+    pub engine: Arc<Engine>,
+    /// The provider emulators, when `payments.sandbox` is on.
+    pub sandbox: Option<Sandbox>,
     /// Turns true when shutdown begins (parked long-polls answer then).
     pub shutdown: watch::Receiver<bool>,
     /// Request ids are `<instance>-<sequence>` unless a valid `X-Request-Id` came in.
@@ -80,19 +90,34 @@ impl Application {
         check_timezone(&store, &config.settings.rankings.timezone).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let events = EventBus::start(store.pg_config.clone(), shutdown_rx.clone());
+        // Serve only once changes from other instances reach us (caches rely on it).
+        anyhow::ensure!(
+            events.wait_connected(Duration::from_secs(10)).await,
+            "the event listener could not connect to the database within 10 s"
+        );
         let listener = crate::http::server::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
+        let local = listener.local_addr()?;
+        let (engine, sandbox) = payment_engine(&config, &store, local)?;
+        let catalog = Catalog::new(page_context(&config, &engine));
         let state = Arc::new(State {
             config,
             store,
             events,
             metrics: HttpMetrics::default(),
-            catalog: Catalog::default(),
+            catalog,
+            engine,
+            sandbox,
             shutdown: shutdown_rx,
             instance: instance_id(),
             sequence: AtomicU64::new(0),
         });
         tokio::spawn(route_events(Arc::clone(&state)));
+        tokio::spawn(reconcile::run(
+            Arc::clone(&state.engine),
+            Duration::from_secs(state.config.settings.payments.reconcile_interval_secs),
+            state.shutdown.clone(),
+        ));
         Ok(Application {
             state,
             listener,
@@ -122,6 +147,80 @@ impl Application {
             let _ = shutdown.send(true);
         };
         crate::http::server::serve(listener, state, stop).await;
+    }
+}
+
+/// The engine with its providers: the emulators in sandbox mode (reached over loopback, so
+/// the real clients and their signatures run), else the configured merchants' keys.
+fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
+    let payments = &config.settings.payments;
+    let http = HttpClient::new(Duration::from_secs(payments.request_timeout_secs));
+    let loopback = match local {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
+        other => other,
+    };
+    let mut providers = Providers::default();
+    let (sandbox, notify_base) = if payments.sandbox {
+        let base = format!("http://{loopback}");
+        let (wechat_credentials, wechat_emulator) = WechatEmulator::sandbox_pair();
+        let (alipay_credentials, alipay_emulator) = AlipayEmulator::sandbox_pair();
+        let sandbox = Sandbox {
+            wechat: WechatEmulator::new(wechat_emulator, http.clone()),
+            alipay: AlipayEmulator::new(alipay_emulator, http.clone()),
+        };
+        if payments.wechat.enabled {
+            let api = format!("{base}/sandbox/wechat");
+            providers.wechat = Some(WechatClient::new(wechat_credentials, api, http.clone()));
+        }
+        if payments.alipay.enabled {
+            let gateway = format!("{base}/sandbox/alipay/gateway.do");
+            providers.alipay = Some(AlipayClient::new(alipay_credentials, gateway, http.clone()));
+        }
+        (Some(sandbox), base)
+    } else {
+        if payments.wechat.enabled {
+            let credentials = WechatCredentials::from_config(&payments.wechat)?;
+            providers.wechat = Some(WechatClient::new(
+                credentials,
+                payments.wechat.api_base.clone(),
+                http.clone(),
+            ));
+        }
+        if payments.alipay.enabled {
+            let credentials = AlipayCredentials::from_config(&payments.alipay)?;
+            providers.alipay = Some(AlipayClient::new(
+                credentials,
+                payments.alipay.gateway.clone(),
+                http.clone(),
+            ));
+        }
+        (
+            None,
+            config.settings.server.public_url.trim_end_matches('/').to_string(),
+        )
+    };
+    let settings = EngineSettings {
+        order_ttl: Duration::from_secs(payments.order_ttl_secs),
+        refund_late_payments: payments.late_payment == "refund",
+        notify_base,
+    };
+    Ok((Engine::new(store.clone(), providers, settings), sandbox))
+}
+
+fn page_context(config: &Config, engine: &Engine) -> PageContext {
+    use crate::pay::provider::Channel;
+    let mut channels = Vec::new();
+    if engine.is_enabled(Channel::Wechat) {
+        channels.push(("wechat", "微信支付"));
+    }
+    if engine.is_enabled(Channel::Alipay) {
+        channels.push(("alipay", "支付宝"));
+    }
+    PageContext {
+        channels,
+        min_amount: format_yuan(config.min_amount_fen),
+        max_amount: format_yuan(config.max_amount_fen),
     }
 }
 
@@ -240,14 +339,23 @@ async fn route_events(state: Arc<State>) {
         };
         match event {
             Ok(Event::Message(payload)) => {
-                let kind = serde_json::from_str::<serde_json::Value>(&payload)
-                    .ok()
-                    .and_then(|v| v.get("kind")?.as_str().map(str::to_owned));
-                if kind.as_deref() == Some("categories") {
-                    state.catalog.invalidate();
+                let Ok(message) = serde_json::from_str::<serde_json::Value>(&payload) else {
+                    continue;
+                };
+                match message.get("kind").and_then(|k| k.as_str()) {
+                    Some("categories") => state.catalog.invalidate(),
+                    Some("payment") => {
+                        if let Some(order_no) = message.get("order_no").and_then(|o| o.as_str()) {
+                            state.engine.status.changed(order_no).await;
+                        }
+                    }
+                    _ => {}
                 }
             }
-            Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => state.catalog.invalidate(),
+            Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                state.catalog.invalidate();
+                state.engine.status.changed_all();
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }

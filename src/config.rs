@@ -142,6 +142,10 @@ pub struct Payments {
     pub max_amount: String,
     /// What to do with a payment that lands on a closed order: `keep` or `refund`.
     pub late_payment: String,
+    /// Seconds a provider API call may take before it counts as failed.
+    pub request_timeout_secs: u64,
+    /// Seconds between passes of the reconcile job (missed callbacks, expiry, refunds).
+    pub reconcile_interval_secs: u64,
     pub wechat: Wechat,
     pub alipay: Alipay,
 }
@@ -154,6 +158,8 @@ impl Default for Payments {
             min_amount: "0.01".into(),
             max_amount: "50000.00".into(),
             late_payment: "keep".into(),
+            request_timeout_secs: 10,
+            reconcile_interval_secs: 5,
             wechat: Wechat::default(),
             alipay: Alipay::default(),
         }
@@ -517,6 +523,20 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
             "write keep (mark the order paid and late) or refund",
         );
     }
+    if !(1..=60).contains(&p.request_timeout_secs) {
+        bad(
+            "payments.request_timeout_secs",
+            format!("{} is outside 1..=60", p.request_timeout_secs),
+            "set e.g. 10",
+        );
+    }
+    if !(1..=3600).contains(&p.reconcile_interval_secs) {
+        bad(
+            "payments.reconcile_interval_secs",
+            format!("{} is outside 1..=3600", p.reconcile_interval_secs),
+            "set e.g. 5",
+        );
+    }
     if p.sandbox && (p.wechat.has_credentials() || p.alipay.has_credentials()) {
         bad(
             "payments.sandbox",
@@ -528,11 +548,14 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
         ("payments.wechat.api_base", &p.wechat.api_base),
         ("payments.alipay.gateway", &p.alipay.gateway),
     ] {
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|prefix| base_url.starts_with(prefix));
+        if !(base_url.starts_with("https://") || loopback) {
             bad(
                 key,
-                format!("{base_url:?} is not an http(s) URL"),
-                "leave the default to use the real gateway",
+                format!("{base_url:?} is not an https URL"),
+                "leave the default to use the real gateway (plain http is allowed only on loopback)",
             );
         }
     }

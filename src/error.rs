@@ -42,6 +42,9 @@ pub enum AppError {
     /// 503: a dependency (the database) is down; the cause is logged.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] StoreError),
+    /// 503: the payment provider failed or did not answer; the cause is logged.
+    #[error("the payment provider is unavailable")]
+    Provider(String),
     /// 500: a bug or an unexpected failure; the cause is logged.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -77,7 +80,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +97,7 @@ impl AppError {
             AppError::TooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::Unavailable(_) => "service_unavailable",
+            AppError::Provider(_) => "provider_unavailable",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -107,10 +111,14 @@ impl AppError {
             AppError::Internal(cause) => {
                 tracing::error!(request_id, error = format!("{cause:#}"), "answering 500")
             }
+            AppError::Provider(cause) => {
+                tracing::warn!(request_id, error = %cause, "answering 503: payment provider failed")
+            }
             _ => {}
         }
         let message = match self {
             AppError::Unavailable(_) => "the service is temporarily unavailable; retry shortly".to_string(),
+            AppError::Provider(_) => "the payment provider did not create the order; retry shortly".to_string(),
             AppError::Internal(_) => format!("internal error; quote request id {request_id} when reporting it"),
             other => other.to_string(),
         };

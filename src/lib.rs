@@ -7,7 +7,8 @@
 //! - `http`: accept loop, routing, responses, static files, metrics.
 //! - `store`: PostgreSQL pool, embedded cluster, migrations, event bus.
 //! - `pay`: the payment engine (money so far).
-//! - `donate`: donor-facing pages and APIs.
+//! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
+//! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `ops`: health, readiness and metrics endpoints.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -20,5 +21,6 @@ pub mod error;
 pub mod http;
 pub mod ops;
 pub mod pay;
+pub mod payments;
 pub mod store;
 pub mod telemetry;

@@ -7,11 +7,13 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::HeaderValue;
 
+use std::sync::atomic::Ordering;
+
+use crate::app::State;
 use crate::error::AppError;
-use crate::http::metrics::{HttpMetrics, gauge};
+use crate::http::metrics::gauge;
 use crate::http::respond::{self, Response};
 use crate::store::Store;
-use crate::store::events::EventBus;
 
 static OK: &[u8] = b"{\"status\":\"ok\"}";
 static READY: &[u8] = b"{\"status\":\"ready\"}";
@@ -31,9 +33,34 @@ pub async fn readyz(store: &Store) -> Result<Response, AppError> {
 }
 
 /// `GET /metrics`
-pub fn metrics(http: &HttpMetrics, store: &Store, events: &EventBus) -> Response {
+pub fn metrics(state: &State) -> Response {
+    let (http, store, events) = (&state.metrics, &state.store, &state.events);
     let mut out = String::with_capacity(8192);
     http.render(&mut out);
+    let pay = &state.engine.metrics;
+    out.push_str("# HELP zhifu_payments_total Payment transitions and callbacks since start, by kind.\n# TYPE zhifu_payments_total counter\n");
+    for (kind, counter) in [
+        ("created", &pay.created),
+        ("paid", &pay.paid),
+        ("paid_late", &pay.paid_late),
+        ("closed", &pay.closed),
+        ("refund_succeeded", &pay.refunds_succeeded),
+        ("callback_applied", &pay.callbacks_applied),
+        ("callback_duplicate", &pay.callbacks_duplicate),
+        ("callback_refused", &pay.callbacks_refused),
+        ("provider_error", &pay.provider_errors),
+    ] {
+        out.push_str(&format!(
+            "zhifu_payments_total{{kind=\"{kind}\"}} {}\n",
+            counter.load(Ordering::Relaxed)
+        ));
+    }
+    gauge(
+        &mut out,
+        "zhifu_longpoll_orders",
+        "Orders with at least one parked long-poll.",
+        state.engine.status.waiting_orders(),
+    );
     let status = store.pool.status();
     gauge(
         &mut out,

@@ -31,29 +31,44 @@ pub struct Snapshot {
     pub index_html: Bytes,
 }
 
+/// What the home page shows besides the categories.
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    /// Enabled channels: (value, label).
+    pub channels: Vec<(&'static str, &'static str)>,
+    /// Donation bounds, yuan strings.
+    pub min_amount: String,
+    pub max_amount: String,
+}
+
 /// The cache of [`Snapshot`]; concurrent misses share one load.
 pub struct Catalog {
     cache: moka::future::Cache<(), Arc<Snapshot>>,
+    context: PageContext,
 }
 
-impl Default for Catalog {
-    fn default() -> Self {
+impl Catalog {
+    pub fn new(context: PageContext) -> Catalog {
         Catalog {
             cache: moka::future::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            context,
         }
     }
-}
 
-impl Catalog {
     /// The current snapshot, loading it if needed.
     pub async fn snapshot(&self, store: &Store) -> Result<Arc<Snapshot>, AppError> {
-        self.cache.try_get_with((), load(store)).await.map_err(|e| match &*e {
-            LoadError::Store(s) if s.is_unavailable() => AppError::Unavailable(StoreError::Unavailable(s.to_string())),
-            other => AppError::Internal(anyhow::anyhow!("loading the catalog: {other}")),
-        })
+        self.cache
+            .try_get_with((), load(store, &self.context))
+            .await
+            .map_err(|e| match &*e {
+                LoadError::Store(s) if s.is_unavailable() => {
+                    AppError::Unavailable(StoreError::Unavailable(s.to_string()))
+                }
+                other => AppError::Internal(anyhow::anyhow!("loading the catalog: {other}")),
+            })
     }
 
     /// Forgets the snapshot; the next read loads a fresh one.
@@ -73,7 +88,7 @@ enum LoadError {
     Render(#[from] askama::Error),
 }
 
-async fn load(store: &Store) -> Result<Arc<Snapshot>, LoadError> {
+async fn load(store: &Store, context: &PageContext) -> Result<Arc<Snapshot>, LoadError> {
     let client = store.client().await?;
     let statement = client
         .prepare_cached(SELECT_CATEGORIES)
@@ -94,6 +109,7 @@ async fn load(store: &Store) -> Result<Arc<Snapshot>, LoadError> {
     let page = IndexPage {
         categories: &categories,
         stylesheet: assets::url("app.css"),
+        context,
     };
     let html = page.render()?;
     Ok(Arc::new(Snapshot {
@@ -108,4 +124,5 @@ async fn load(store: &Store) -> Result<Arc<Snapshot>, LoadError> {
 struct IndexPage<'a> {
     categories: &'a [Category],
     stylesheet: String,
+    context: &'a PageContext,
 }

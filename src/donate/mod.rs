@@ -1,14 +1,15 @@
-//! Donations: the donor-facing pages and APIs. So far the categories (`catalog`) and the home
-//! page that lists them.
+//! Donations: the donor-facing pages and APIs — the categories (`catalog`), the home page
+//! with its donate form, and creating a donation (`create`).
 
 pub mod catalog;
+pub mod create;
 
 use http::StatusCode;
 
 use crate::error::AppError;
 use crate::http::respond::{self, Response};
 use crate::store::Store;
-pub use catalog::Catalog;
+pub use catalog::{Catalog, PageContext};
 
 /// `GET /api/categories` (contract: "Donor-facing HTTP API").
 pub async fn categories(catalog: &Catalog, store: &Store) -> Result<Response, AppError> {

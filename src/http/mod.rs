@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod client_ip;
+pub mod extract;
 pub mod metrics;
 pub mod respond;
 pub mod route;
@@ -13,7 +14,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
@@ -23,7 +24,8 @@ use hyper::body::Incoming;
 
 use crate::app::State;
 use crate::error::AppError;
-use crate::{donate, ops};
+use crate::pay::provider::Channel;
+use crate::{donate, ops, payments};
 use respond::Response;
 use route::Route;
 
@@ -84,20 +86,59 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
 }
 
 /// The one exhaustive match from route to handler.
-async fn dispatch(state: &State, route: Route<'_>, parts: &Parts, _body: Incoming) -> Result<Response, AppError> {
+async fn dispatch(state: &State, route: Route<'_>, parts: &Parts, body: Incoming) -> Result<Response, AppError> {
+    let engine = &state.engine;
     match route {
         Route::Index => donate::index_page(&state.catalog, &state.store).await,
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(&state.store).await,
-        Route::Metrics => Ok(ops::metrics(&state.metrics, &state.store, &state.events)),
+        Route::Metrics => Ok(ops::metrics(state)),
         Route::Categories => donate::categories(&state.catalog, &state.store).await,
         Route::Static(name) => {
             let versioned = parts.uri.query().is_some_and(|q| q.starts_with("v="));
             assets::serve(name, &parts.headers, versioned).ok_or(AppError::NotFound)
         }
+        Route::CreateDonation => {
+            let body = read_body(state, body).await?;
+            let (min, max) = (state.config.min_amount_fen, state.config.max_amount_fen);
+            donate::create::create(engine, &state.catalog, parts, &body, min, max).await
+        }
+        Route::PayPage(no) => payments::pay_page(engine, no, state.sandbox.is_some()).await,
+        Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
+        Route::PaymentQr(no, format) => payments::qr(engine, no, format).await,
+        Route::Notify(channel) => {
+            let body = read_body(state, body).await?;
+            Ok(payments::notify(engine, channel, &parts.headers, body).await)
+        }
+        Route::SandboxPay(no) => {
+            let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
+            read_body(state, body).await?;
+            payments::sandbox_pay(engine, sandbox, no, &parts.headers).await
+        }
+        Route::SandboxWechat(_) | Route::SandboxAlipay => {
+            let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
+            let (channel, prefix) = match route {
+                Route::SandboxWechat(_) => (Channel::Wechat, "/sandbox/wechat"),
+                _ => (Channel::Alipay, "/sandbox/alipay"),
+            };
+            let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let inner = path_and_query.strip_prefix(prefix).unwrap_or(path_and_query);
+            let body = read_body(state, body).await?;
+            Ok(payments::sandbox_provider(sandbox, channel, &parts.method, inner, &parts.headers, body).await)
+        }
         Route::NotFound => Err(AppError::NotFound),
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
     }
+}
+
+async fn read_body(state: &State, body: Incoming) -> Result<bytes::Bytes, AppError> {
+    let server = &state.config.settings.server;
+    extract::body(
+        body,
+        server.max_body_bytes,
+        Duration::from_secs(server.body_read_timeout_secs),
+    )
+    .await
 }
 
 /// The declared body length; 0 when absent or unreadable (then the body is read with a limit).

@@ -4,6 +4,9 @@
 
 use http::Method;
 
+use crate::pay::provider::Channel;
+use crate::pay::qr::Format;
+
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
@@ -14,6 +17,22 @@ pub enum Route<'a> {
     Categories,
     /// A file under `static/`, by its name.
     Static(&'a str),
+    /// `POST /api/donations`
+    CreateDonation,
+    /// `GET /pay/{order_no}`
+    PayPage(&'a str),
+    /// `GET /api/payments/{order_no}`
+    PaymentStatus(&'a str),
+    /// `GET /api/payments/{order_no}/qr.png|qr.svg`
+    PaymentQr(&'a str, Format),
+    /// `POST /notify/wechat|alipay`
+    Notify(Channel),
+    /// `POST /sandbox/pay/{order_no}`
+    SandboxPay(&'a str),
+    /// The WeChat Pay emulator's API under `/sandbox/wechat/…`: the path after that prefix.
+    SandboxWechat(&'a str),
+    /// The Alipay emulator's gateway, `/sandbox/alipay/gateway.do`.
+    SandboxAlipay,
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -29,11 +48,19 @@ pub const ROUTE_NAMES: &[&str] = &[
     "metrics",
     "categories",
     "static",
+    "create_donation",
+    "pay_page",
+    "payment_status",
+    "payment_qr",
+    "notify",
+    "sandbox_pay",
+    "sandbox_provider",
     "not_found",
     "method_not_allowed",
 ];
 
 const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
 
 impl Route<'_> {
     /// A small dense number per variant, for metrics arrays.
@@ -45,10 +72,25 @@ impl Route<'_> {
             Route::Metrics => 3,
             Route::Categories => 4,
             Route::Static(_) => 5,
-            Route::NotFound => 6,
-            Route::MethodNotAllowed { .. } => 7,
+            Route::CreateDonation => 6,
+            Route::PayPage(_) => 7,
+            Route::PaymentStatus(_) => 8,
+            Route::PaymentQr(..) => 9,
+            Route::Notify(_) => 10,
+            Route::SandboxPay(_) => 11,
+            Route::SandboxWechat(_) | Route::SandboxAlipay => 12,
+            Route::NotFound => 13,
+            Route::MethodNotAllowed { .. } => 14,
         }
     }
+}
+
+/// Order numbers are 6..=32 characters of `[0-9A-Za-z_-]` (WeChat's `out_trade_no` rule).
+pub fn is_order_no(text: &str) -> bool {
+    (6..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Most path segments any route has; longer paths are `NotFound` without further looking.
@@ -59,6 +101,9 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let Some(rest) = path.strip_prefix('/') else {
         return Route::NotFound;
     };
+    if let Some(api) = rest.strip_prefix("sandbox/wechat/") {
+        return Route::SandboxWechat(api);
+    }
     let mut segments = [""; MAX_SEGMENTS];
     let mut count = 0;
     for segment in rest.split('/') {
@@ -69,11 +114,19 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         count += 1;
     }
     let is_get = *method == Method::GET || *method == Method::HEAD;
+    let is_post = *method == Method::POST;
     let get = |route| {
         if is_get {
             route
         } else {
             Route::MethodNotAllowed { allow: GET }
+        }
+    };
+    let post = |route| {
+        if is_post {
+            route
+        } else {
+            Route::MethodNotAllowed { allow: POST }
         }
     };
     match &segments[..count] {
@@ -83,6 +136,15 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["metrics"] => get(Route::Metrics),
         ["api", "categories"] => get(Route::Categories),
         ["static", name] if is_asset_name(name) => get(Route::Static(name)),
+        ["api", "donations"] => post(Route::CreateDonation),
+        ["pay", no] if is_order_no(no) => get(Route::PayPage(no)),
+        ["api", "payments", no] if is_order_no(no) => get(Route::PaymentStatus(no)),
+        ["api", "payments", no, "qr.png"] if is_order_no(no) => get(Route::PaymentQr(no, Format::Png)),
+        ["api", "payments", no, "qr.svg"] if is_order_no(no) => get(Route::PaymentQr(no, Format::Svg)),
+        ["notify", "wechat"] => post(Route::Notify(Channel::Wechat)),
+        ["notify", "alipay"] => post(Route::Notify(Channel::Alipay)),
+        ["sandbox", "pay", no] if is_order_no(no) => post(Route::SandboxPay(no)),
+        ["sandbox", "alipay", "gateway.do"] => post(Route::SandboxAlipay),
         _ => Route::NotFound,
     }
 }
@@ -108,6 +170,36 @@ mod tests {
         assert_eq!(parse(&Method::GET, "/metrics"), Route::Metrics);
         assert_eq!(parse(&Method::GET, "/api/categories"), Route::Categories);
         assert_eq!(parse(&Method::GET, "/static/app.css"), Route::Static("app.css"));
+        assert_eq!(parse(&Method::POST, "/api/donations"), Route::CreateDonation);
+        let no = "0193a4b2c3d47e8f9a0b1c2d3e4f5a6b";
+        assert_eq!(parse(&Method::GET, &format!("/pay/{no}")), Route::PayPage(no));
+        assert_eq!(
+            parse(&Method::GET, &format!("/api/payments/{no}")),
+            Route::PaymentStatus(no)
+        );
+        assert_eq!(
+            parse(&Method::GET, &format!("/api/payments/{no}/qr.svg")),
+            Route::PaymentQr(no, Format::Svg)
+        );
+        assert_eq!(parse(&Method::POST, "/notify/alipay"), Route::Notify(Channel::Alipay));
+        assert_eq!(
+            parse(&Method::POST, &format!("/sandbox/pay/{no}")),
+            Route::SandboxPay(no)
+        );
+        assert_eq!(
+            parse(&Method::POST, "/sandbox/wechat/v3/pay/transactions/native"),
+            Route::SandboxWechat("v3/pay/transactions/native")
+        );
+    }
+
+    #[test]
+    fn order_numbers_follow_the_out_trade_no_rule() {
+        assert!(is_order_no("abc_-9"));
+        assert!(!is_order_no("abc12"), "too short");
+        assert!(!is_order_no(&"a".repeat(33)), "too long");
+        assert!(!is_order_no("abc12'; DROP"));
+        assert_eq!(parse(&Method::GET, "/pay/short"), Route::NotFound);
+        assert_eq!(parse(&Method::GET, "/api/payments/%27%20OR%201%3D1"), Route::NotFound);
     }
 
     #[test]
@@ -150,6 +242,13 @@ mod tests {
             Route::Metrics,
             Route::Categories,
             Route::Static("x"),
+            Route::CreateDonation,
+            Route::PayPage("x"),
+            Route::PaymentStatus("x"),
+            Route::PaymentQr("x", Format::Png),
+            Route::Notify(Channel::Wechat),
+            Route::SandboxPay("x"),
+            Route::SandboxWechat("x"),
             Route::NotFound,
             Route::MethodNotAllowed { allow: "" },
         ];

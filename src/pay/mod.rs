@@ -6,11 +6,34 @@
 //! - `provider`: protocol-independent requests, answers and notifications.
 //! - `wechat`, `alipay`: the two wire protocols (client, notification verification, emulator).
 //! - `sandbox`: fault injection shared by the emulators.
+//! - `engine`: create, settle, close and refund, each transition one audited transaction.
+//! - `status`: in-memory order snapshots and long-poll waiters.
+//! - `qr`: QR images, cached.
+//! - `reconcile`: the background job for missed callbacks, expiry and refunds.
 
 pub mod alipay;
+pub mod engine;
 pub mod keys;
 pub mod money;
 pub mod outbound;
 pub mod provider;
+pub mod qr;
+pub mod reconcile;
 pub mod sandbox;
+pub mod status;
 pub mod wechat;
+
+use time::{OffsetDateTime, UtcOffset};
+
+/// China Standard Time, the offset both providers use and every answer carries.
+pub const CST: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => UtcOffset::UTC,
+};
+
+/// RFC 3339 at +08:00, whole seconds: `2026-11-21T22:15:00+08:00`.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.to_offset(CST).replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -5,7 +5,10 @@
 use tokio_postgres::Client;
 
 /// `(version, name, sql)`, in order. Append only: never edit a file that has shipped.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "0001_init", include_str!("migrations/0001_init.sql")),
+    (2, "0002_payments", include_str!("migrations/0002_payments.sql")),
+];
 
 /// Key of the advisory lock that serializes migrations across instances.
 const LOCK_KEY: i64 = 0x7a68_6966_755f_6d67; // "zhifu_mg"

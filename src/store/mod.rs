@@ -6,6 +6,7 @@ pub mod events;
 pub mod migrate;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -52,6 +53,9 @@ pub struct Store {
     pub pg_config: tokio_postgres::Config,
     /// Kept alive here so the cluster outlives every user of the pool.
     cluster: Option<Arc<EmbeddedCluster>>,
+    /// Connections handed out by [`Store::client`]: every database use goes through it, so
+    /// an unchanged count proves a request was served from memory.
+    checkouts: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,6 +118,7 @@ impl Store {
             pool,
             pg_config,
             cluster,
+            checkouts: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -124,7 +129,13 @@ impl Store {
 
     /// A connection from the pool, or `Unavailable` within the configured timeout.
     pub async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
         Ok(self.pool.get().await?)
+    }
+
+    /// How many times a connection was taken from the pool since start.
+    pub fn checkouts(&self) -> u64 {
+        self.checkouts.load(Ordering::Relaxed)
     }
 
     /// Round trip to the database (`/readyz`), bounded by `timeout`.

@@ -123,6 +123,10 @@ pub fn test_settings() -> Settings {
     settings.server.shutdown_grace_secs = 2;
     settings.database.pool_size = 4;
     settings.log.access = false;
+    settings.payments.sandbox = true;
+    settings.payments.request_timeout_secs = 5;
+    // Tests drive the reconcile job themselves (`reconcile::pass`).
+    settings.payments.reconcile_interval_secs = 3600;
     settings
 }
 
@@ -239,6 +243,44 @@ impl TestApp {
     /// Runs `sql` on the app's database.
     pub async fn sql(&self, sql: &str) {
         psql(&self.db, sql).await;
+    }
+
+    /// The single `bigint` / `count(*)` that `sql` selects.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (client, conn) = self.db.connect(NoTls).await.expect("connect");
+        let conn = tokio::spawn(conn);
+        let n: i64 = client.query_one(sql, &[]).await.expect("query runs").get(0);
+        drop(client);
+        let _ = conn.await;
+        n
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> Answer {
+        self.request(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            Bytes::from(body.to_string()),
+        )
+        .await
+    }
+
+    /// Creates a donation of `amount` by `channel` and returns its answer JSON (201 asserted).
+    pub async fn donate(&self, amount: &str, channel: &str) -> serde_json::Value {
+        let answer = self
+            .post_json(
+                "/api/donations",
+                serde_json::json!({"amount": amount, "channel": channel, "category_id": 1, "donor_name": "测试"}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+        answer.json()
+    }
+
+    /// Pays `order_no` through the sandbox: the emulator sends the signed callback.
+    pub async fn sandbox_pay(&self, order_no: &str) -> Answer {
+        self.post_json(&format!("/sandbox/pay/{order_no}"), serde_json::json!({}))
+            .await
     }
 
     /// Starts graceful shutdown and waits until the server returned.

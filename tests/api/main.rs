@@ -4,10 +4,13 @@
 mod helpers;
 
 mod binary;
+mod browser;
 mod categories;
 mod config;
+mod donations;
 mod events;
 mod http_edge;
 mod migrations;
 mod ops;
 mod pages;
+mod payments;

@@ -37,27 +37,17 @@ const SUCCESS: &str = "10000";
 const TRADE_NOT_EXIST: &str = "ACQ.TRADE_NOT_EXIST";
 
 /// The app's credentials and the key that verifies Alipay.
-///
-/// The field names are the ones the server was written against (they mirror WeChat's); for
-/// Alipay they mean what each field's documentation says.
 #[derive(Debug)]
 pub struct AlipayCredentials {
+    /// The app's `app_id`.
+    pub app_id: String,
     /// The merchant's Alipay user id (PID, `2088…`, 16 digits) checked against a
     /// notification's `seller_id`; empty = not checked.
-    pub mchid: String,
-    /// The app's `app_id`.
-    pub appid: String,
-    /// Unused in public-key mode (certificate mode's `app_cert_sn`); empty.
-    pub merchant_serial_no: String,
+    pub seller_id: String,
     /// The app's private key: signs every request.
-    pub merchant_key: PrivateKey,
-    /// Unused by Alipay; all zero.
-    pub api_v3_key: [u8; 32],
-    /// Unused by Alipay; empty.
-    pub platform_public_key_id: String,
-    /// Alipay's public key (支付宝公钥, not the app's own): verifies answers and
-    /// notifications. `None` makes every answer and notification fail verification.
-    pub platform_public_key: Option<PublicKey>,
+    pub app_key: PrivateKey,
+    /// Alipay's public key (支付宝公钥, not the app's own): verifies answers and notifications.
+    pub alipay_public_key: PublicKey,
 }
 
 impl AlipayCredentials {
@@ -88,13 +78,10 @@ impl AlipayCredentials {
             ));
         }
         Ok(AlipayCredentials {
-            mchid: seller_id.to_string(),
-            appid: app_id.to_string(),
-            merchant_serial_no: String::new(),
-            merchant_key: app_key,
-            api_v3_key: [0; 32],
-            platform_public_key_id: String::new(),
-            platform_public_key: Some(alipay_key),
+            app_id: app_id.to_string(),
+            seller_id: seller_id.to_string(),
+            app_key,
+            alipay_public_key: alipay_key,
         })
     }
 }
@@ -123,7 +110,7 @@ pub struct AlipayClient {
     /// Empty: notifications' `seller_id` is not checked.
     seller_id: String,
     app_key: PrivateKey,
-    alipay_key: Option<PublicKey>,
+    alipay_key: PublicKey,
     /// The full gateway URL, e.g. `https://openapi.alipay.com/gateway.do`.
     gateway: String,
     http: HttpClient,
@@ -208,14 +195,11 @@ impl AlipayClient {
     /// A client for the app in `credentials`, calling `api_base`: the whole gateway URL
     /// (`payments.alipay.gateway`, e.g. `https://openapi.alipay.com/gateway.do`).
     pub fn new(credentials: AlipayCredentials, api_base: String, http: HttpClient) -> Self {
-        if credentials.platform_public_key.is_none() {
-            tracing::warn!("Alipay client without Alipay's public key: every answer will fail verification");
-        }
         AlipayClient {
-            app_id: credentials.appid,
-            seller_id: credentials.mchid,
-            app_key: credentials.merchant_key,
-            alipay_key: credentials.platform_public_key,
+            app_id: credentials.app_id,
+            seller_id: credentials.seller_id,
+            app_key: credentials.app_key,
+            alipay_key: credentials.alipay_public_key,
             gateway: api_base,
             http,
         }
@@ -351,7 +335,7 @@ impl AlipayClient {
     /// `WAIT_BUYER_PAY` are `Ignored`. Whether the order exists and its amount matches is the
     /// engine's check. https://opendocs.alipay.com/open/194/103296
     pub fn verify_notification(&self, body: &[u8]) -> Result<Notification, NotifyError> {
-        notify::verify(body, self.alipay_key.as_ref(), &self.app_id, &self.seller_id)
+        notify::verify(body, Some(&self.alipay_key), &self.app_id, &self.seller_id)
     }
 
     /// Sends one gateway call and verifies the answer.
@@ -409,10 +393,7 @@ impl AlipayClient {
             serde_json::from_str(raw.node).map_err(|e| unexpected(format!("the answer node has no code ({e})")))?;
         let signed = match &raw.sign {
             Some(signature) => {
-                let good = self
-                    .alipay_key
-                    .as_ref()
-                    .is_some_and(|key| sign::verify_answer(key, raw.node, signature));
+                let good = sign::verify_answer(&self.alipay_key, raw.node, signature);
                 if !good {
                     tracing::warn!(method, "an Alipay answer failed signature verification");
                     return Err(ProviderError::BadSignature);
@@ -538,16 +519,12 @@ mod tests {
             ..config::Alipay::default()
         };
         let credentials = AlipayCredentials::from_config(&c).unwrap();
-        assert_eq!(credentials.appid, "2021000000000000");
-        assert_eq!(credentials.mchid, "2088000000000000");
+        assert_eq!(credentials.app_id, "2021000000000000");
+        assert_eq!(credentials.seller_id, "2088000000000000");
         let probe = b"probe";
-        let alipay = credentials.platform_public_key.as_ref().unwrap();
+        let alipay = &credentials.alipay_public_key;
         assert!(alipay.verify(probe, &alipay_key.sign(probe)));
-        assert!(
-            app_key
-                .public_key()
-                .verify(probe, &credentials.merchant_key.sign(probe))
-        );
+        assert!(app_key.public_key().verify(probe, &credentials.app_key.sign(probe)));
 
         c.alipay_public_key_path = write_temp("own.pem", &app_key.public_key_pem());
         let err = AlipayCredentials::from_config(&c).unwrap_err();

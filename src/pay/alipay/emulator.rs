@@ -107,13 +107,10 @@ impl AlipayEmulator {
                 .collect(),
         };
         let credentials = AlipayCredentials {
-            mchid: SANDBOX_SELLER_ID.into(),
-            appid: SANDBOX_APP_ID.into(),
-            merchant_serial_no: String::new(),
-            merchant_key: app_key,
-            api_v3_key: [0; 32],
-            platform_public_key_id: String::new(),
-            platform_public_key: Some(config.alipay_key.public_key()),
+            app_id: SANDBOX_APP_ID.into(),
+            seller_id: SANDBOX_SELLER_ID.into(),
+            app_key,
+            alipay_public_key: config.alipay_key.public_key(),
         };
         (credentials, config)
     }

@@ -397,7 +397,7 @@ async fn a_request_signed_with_another_app_key_is_refused_by_the_gateway() {
     let h = harness().await;
     // Another pair's app key signs; this emulator's Alipay key still verifies the answers.
     let (mut credentials, _) = AlipayEmulator::sandbox_pair();
-    credentials.platform_public_key = Some(h.emulator.alipay_public_key());
+    credentials.alipay_public_key = h.emulator.alipay_public_key();
     let stranger = AlipayClient::new(credentials, h.gateway.clone(), HttpClient::new(Duration::from_secs(2)));
     let refused = stranger.query(ORDER).await.unwrap_err();
     assert!(matches!(refused, ProviderError::Rejected { code, .. } if code == "isv.invalid-signature"));
@@ -407,8 +407,8 @@ async fn a_request_signed_with_another_app_key_is_refused_by_the_gateway() {
 async fn an_unknown_app_id_is_refused_unsigned_and_reported_as_a_refusal() {
     let h = harness().await;
     let (mut credentials, _) = AlipayEmulator::sandbox_pair();
-    credentials.appid = "2021000000009999".into();
-    credentials.platform_public_key = Some(h.emulator.alipay_public_key());
+    credentials.app_id = "2021000000009999".into();
+    credentials.alipay_public_key = h.emulator.alipay_public_key();
     let stranger = AlipayClient::new(credentials, h.gateway.clone(), HttpClient::new(Duration::from_secs(2)));
     let refused = stranger.close(ORDER).await.unwrap_err();
     assert!(matches!(refused, ProviderError::Rejected { code, .. } if code == "isv.invalid-app-id"));

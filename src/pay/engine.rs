@@ -1,0 +1,791 @@
+//! The payment engine: creates orders at the provider, and applies every transition —
+//! pending → paid, closed → paid (late), pending → closed, paid → refunded — as a conditional
+//! UPDATE inside one transaction with its audit row (`payment_events`) and its NOTIFY, so
+//! exactly one caller wins under any concurrency and every instance hears about it at commit.
+//! What a payment is *for* (donation, backing, order) is the callers' business.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use deadpool_postgres::Transaction;
+use time::OffsetDateTime;
+
+use super::alipay::AlipayClient;
+use super::provider::{Channel, CreateOrder, Paid, ProviderError, RefundOrder, RefundState, TradeState};
+use super::qr::QrCache;
+use super::status::{Snapshot, Status, StatusBoard};
+use super::wechat::WechatClient;
+use crate::store::events;
+use crate::store::{Store, StoreError};
+
+/// The enabled providers' clients (`None` = channel off).
+#[derive(Debug, Default)]
+pub struct Providers {
+    pub wechat: Option<WechatClient>,
+    pub alipay: Option<AlipayClient>,
+}
+
+/// Settings the engine applies.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How long an unpaid order stays payable.
+    pub order_ttl: Duration,
+    /// Refund a payment that lands on a closed order (`payments.late_payment: refund`).
+    pub refund_late_payments: bool,
+    /// Base of the notify URLs: `{base}/notify/wechat`, `{base}/notify/alipay`.
+    pub notify_base: String,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PayMetrics {
+    pub created: AtomicU64,
+    pub paid: AtomicU64,
+    pub paid_late: AtomicU64,
+    pub closed: AtomicU64,
+    pub refunds_succeeded: AtomicU64,
+    pub callbacks_applied: AtomicU64,
+    pub callbacks_duplicate: AtomicU64,
+    pub callbacks_refused: AtomicU64,
+    pub provider_errors: AtomicU64,
+}
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the {} channel is not enabled", .0.as_str())]
+    ChannelDisabled(Channel),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such order")]
+    UnknownOrder,
+    /// A verified notification or query answer disagrees with the order.
+    #[error("mismatch: {0}")]
+    Mismatch(String),
+    /// A refund that cannot be made (state, amount).
+    #[error("{0}")]
+    RefundRefused(String),
+}
+
+impl From<tokio_postgres::Error> for EngineError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        EngineError::Store(StoreError::from(e))
+    }
+}
+
+/// An order created at the provider, not yet stored.
+#[derive(Debug, Clone)]
+pub struct PreparedOrder {
+    pub order_no: String,
+    pub channel: Channel,
+    pub amount_fen: i64,
+    pub description: String,
+    pub code_url: String,
+    pub expires_at: OffsetDateTime,
+    /// First reconcile query, in case the callback never comes.
+    pub next_check_at: OffsetDateTime,
+}
+
+/// The raw callback that carried a notification, for the inbox.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    pub kind: &'static str,
+    /// Unique per delivery subject: the provider's transaction id, or our refund number.
+    pub subject_id: String,
+    pub headers: serde_json::Value,
+    pub body: Bytes,
+}
+
+/// What applying a payment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The order turned paid now (`late`: it had closed). `refund_no`: the automatic refund
+    /// queued under `payments.late_payment: refund`.
+    Credited { late: bool, refund_no: Option<String> },
+    /// This callback was seen before: nothing changed.
+    Duplicate,
+    /// The order was already paid (by a query or another callback): nothing changed.
+    AlreadyPaid,
+}
+
+/// The engine. One per process, shared.
+#[derive(Debug)]
+pub struct Engine {
+    pub store: Store,
+    pub providers: Providers,
+    pub status: StatusBoard,
+    pub qr: QrCache,
+    pub settings: EngineSettings,
+    pub metrics: PayMetrics,
+}
+
+/// How far apart reconcile queries of a pending order are: 15 s after creation, then
+/// growing; always once more at expiry.
+const QUERY_LADDER: &[u64] = &[15, 30, 60, 120, 300, 600];
+
+/// When to query a pending order next, after `checks` queries so far.
+pub fn next_check(now: OffsetDateTime, checks: usize, expires_at: OffsetDateTime) -> OffsetDateTime {
+    let step = QUERY_LADDER[checks.min(QUERY_LADDER.len() - 1)];
+    let at = now + Duration::from_secs(step);
+    if now < expires_at && at > expires_at {
+        expires_at
+    } else {
+        at
+    }
+}
+
+fn new_order_no() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+impl Engine {
+    pub fn new(store: Store, providers: Providers, settings: EngineSettings) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            providers,
+            status: StatusBoard::default(),
+            qr: QrCache::default(),
+            settings,
+            metrics: PayMetrics::default(),
+        })
+    }
+
+    /// True when `channel` can take payments.
+    pub fn is_enabled(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Wechat => self.providers.wechat.is_some(),
+            Channel::Alipay => self.providers.alipay.is_some(),
+        }
+    }
+
+    fn notify_url(&self, channel: Channel) -> String {
+        format!("{}/notify/{}", self.settings.notify_base, channel.as_str())
+    }
+
+    /// Creates the QR order at the provider. The caller stores it (one INSERT of its own,
+    /// with the purpose's row) and then calls [`Engine::remember`].
+    pub async fn prepare(
+        &self,
+        channel: Channel,
+        amount_fen: i64,
+        description: &str,
+    ) -> Result<PreparedOrder, EngineError> {
+        let order_no = new_order_no();
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let expires_at = now + self.settings.order_ttl;
+        let notify_url = self.notify_url(channel);
+        let order = CreateOrder {
+            order_no: &order_no,
+            amount_fen,
+            description,
+            expires_at,
+            notify_url: &notify_url,
+        };
+        let created = match channel {
+            Channel::Wechat => match &self.providers.wechat {
+                Some(client) => client.create(&order).await,
+                None => return Err(EngineError::ChannelDisabled(channel)),
+            },
+            Channel::Alipay => match &self.providers.alipay {
+                Some(client) => client.create(&order).await,
+                None => return Err(EngineError::ChannelDisabled(channel)),
+            },
+        }
+        .inspect_err(|_| {
+            self.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
+        })?;
+        Ok(PreparedOrder {
+            next_check_at: next_check(now, 0, expires_at),
+            order_no,
+            channel,
+            amount_fen,
+            description: description.to_string(),
+            code_url: created.code_url,
+            expires_at,
+        })
+    }
+
+    /// Seeds the status board with an order just stored, so its first polls need no query.
+    pub async fn remember(&self, order: &PreparedOrder) {
+        self.metrics.created.fetch_add(1, Ordering::Relaxed);
+        let snapshot = Snapshot::new(
+            order.order_no.clone(),
+            Status::Pending,
+            order.channel,
+            order.amount_fen,
+            order.description.clone(),
+            order.code_url.clone(),
+            order.expires_at,
+            None,
+            false,
+            0,
+        );
+        self.status.put(snapshot).await;
+    }
+
+    /// Applies a confirmed payment from a verified callback (`inbox` set) or a query.
+    /// Exactly one caller credits an order; repeats change nothing.
+    pub async fn apply_payment(
+        &self,
+        channel: Channel,
+        paid: &Paid,
+        inbox: Option<&Inbox>,
+        source: &str,
+    ) -> Result<Applied, EngineError> {
+        let outcome = self.apply_payment_tx(channel, paid, inbox, source).await;
+        if matches!(outcome, Ok(Applied::Credited { .. })) {
+            // This instance sees its own write at once; others hear it from the event bus.
+            self.status.changed(&paid.order_no).await;
+        }
+        match &outcome {
+            Err(EngineError::UnknownOrder) | Err(EngineError::Mismatch(_)) => {
+                if let Some(inbox) = inbox {
+                    let why = outcome.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                    self.record_refused(channel, inbox, Some(&paid.order_no), &why).await;
+                }
+            }
+            Ok(Applied::Credited { late, .. }) => {
+                self.metrics.paid.fetch_add(1, Ordering::Relaxed);
+                if *late {
+                    self.metrics.paid_late.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        if let Ok(Applied::Credited {
+            refund_no: Some(refund_no),
+            ..
+        }) = &outcome
+        {
+            // The late-payment refund goes out now; the reconcile job retries it if this fails.
+            if let Err(e) = self.submit_refund(refund_no).await {
+                tracing::warn!(order_no = %paid.order_no, error = %e, "late-payment refund not submitted yet; reconcile will retry");
+            }
+        }
+        outcome
+    }
+
+    async fn apply_payment_tx(
+        &self,
+        channel: Channel,
+        paid: &Paid,
+        inbox: Option<&Inbox>,
+        source: &str,
+    ) -> Result<Applied, EngineError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(inbox) = inbox
+            && !insert_inbox(&tx, channel, inbox, Some(&paid.order_no), true, "applied").await?
+        {
+            tx.commit().await?;
+            return Ok(Applied::Duplicate);
+        }
+        let row = tx
+            .query_opt(
+                "SELECT status, channel, amount_fen, transaction_id, purpose FROM payments WHERE order_no = $1 FOR UPDATE",
+                &[&paid.order_no],
+            )
+            .await?
+            .ok_or(EngineError::UnknownOrder)?;
+        let status: String = row.get(0);
+        let order_channel: String = row.get(1);
+        let amount_fen: i64 = row.get(2);
+        let transaction_id: Option<String> = row.get(3);
+        let purpose: String = row.get(4);
+        if order_channel != channel.as_str() {
+            return Err(EngineError::Mismatch(format!(
+                "order is {order_channel}, payment came from {}",
+                channel.as_str()
+            )));
+        }
+        if paid.amount_fen != amount_fen {
+            return Err(EngineError::Mismatch(format!(
+                "amount {} fen paid for an order of {amount_fen} fen",
+                paid.amount_fen
+            )));
+        }
+        if status == "paid" || status == "refunded" {
+            if transaction_id.as_deref() != Some(paid.transaction_id.as_str()) {
+                // A second, different payment for one order: keep it visible for ops.
+                insert_event(
+                    &tx,
+                    &paid.order_no,
+                    "second_payment",
+                    Some(&status),
+                    None,
+                    Some(paid.amount_fen),
+                    source,
+                    serde_json::json!({"transaction_id": paid.transaction_id}),
+                )
+                .await?;
+                tracing::warn!(order_no = %paid.order_no, "a second payment arrived for an already paid order");
+            }
+            tx.commit().await?;
+            return Ok(Applied::AlreadyPaid);
+        }
+        let updated = tx
+            .query_opt(
+                "UPDATE payments SET status = 'paid', paid_at = $2, transaction_id = $3,
+                        late = (status = 'closed'), updated_at = now()
+                  WHERE order_no = $1 AND status IN ('pending', 'closed')
+                  RETURNING late",
+                &[&paid.order_no, &paid.paid_at, &paid.transaction_id],
+            )
+            .await?;
+        let Some(updated) = updated else {
+            tx.commit().await?;
+            return Ok(Applied::AlreadyPaid);
+        };
+        let late: bool = updated.get(0);
+        insert_event(
+            &tx,
+            &paid.order_no,
+            if late { "paid_late" } else { "paid" },
+            Some(&status),
+            Some("paid"),
+            Some(paid.amount_fen),
+            source,
+            serde_json::json!({"transaction_id": paid.transaction_id}),
+        )
+        .await?;
+        let refund_no = if late && self.settings.refund_late_payments {
+            let refund_no = new_order_no();
+            queue_refund(
+                &tx,
+                &refund_no,
+                &paid.order_no,
+                paid.amount_fen,
+                "订单已关闭后到账，自动退款 (late payment)",
+                "late_payment_policy",
+            )
+            .await?;
+            Some(refund_no)
+        } else {
+            None
+        };
+        publish_change(&tx, &paid.order_no, "paid", &purpose).await?;
+        tx.commit().await?;
+        Ok(Applied::Credited { late, refund_no })
+    }
+
+    /// Keeps a verified callback that was refused (unknown order, mismatch), for ops.
+    pub async fn record_refused(&self, channel: Channel, inbox: &Inbox, order_no: Option<&str>, why: &str) {
+        self.metrics.callbacks_refused.fetch_add(1, Ordering::Relaxed);
+        let stored = async {
+            let mut client = self.store.client().await?;
+            let tx = client.transaction().await?;
+            insert_inbox(&tx, channel, inbox, order_no, false, why).await?;
+            tx.commit().await?;
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = stored.await {
+            tracing::warn!(error = %e, "could not keep a refused callback");
+        }
+    }
+
+    /// Closes an expired pending order at the provider and here. If the provider says it
+    /// was paid after all, the payment is applied instead.
+    pub async fn close_expired(&self, order_no: &str, channel: Channel) -> Result<(), EngineError> {
+        let closed = match channel {
+            Channel::Wechat => match &self.providers.wechat {
+                Some(c) => c.close(order_no).await,
+                None => Ok(()),
+            },
+            Channel::Alipay => match &self.providers.alipay {
+                Some(c) => c.close(order_no).await,
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = closed {
+            // Paid meanwhile, or the provider is unreachable: look before closing.
+            tracing::info!(%order_no, error = %e, "provider close failed; querying the order");
+            match self.query(channel, order_no).await? {
+                TradeState::Paid(paid) => {
+                    self.apply_payment(channel, &paid, None, "reconcile").await?;
+                    return Ok(());
+                }
+                TradeState::Pending => return Err(e.into()),
+                TradeState::Closed => {}
+            }
+        }
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let closed = tx
+            .query_opt(
+                "UPDATE payments SET status = 'closed', closed_at = now(), updated_at = now()
+                  WHERE order_no = $1 AND status = 'pending' RETURNING purpose",
+                &[&order_no],
+            )
+            .await?;
+        if let Some(row) = closed {
+            let purpose: String = row.get(0);
+            insert_event(
+                &tx,
+                order_no,
+                "closed",
+                Some("pending"),
+                Some("closed"),
+                None,
+                "reconcile",
+                serde_json::json!({}),
+            )
+            .await?;
+            publish_change(&tx, order_no, "closed", &purpose).await?;
+            self.metrics.closed.fetch_add(1, Ordering::Relaxed);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Asks the provider where an order stands.
+    pub async fn query(&self, channel: Channel, order_no: &str) -> Result<TradeState, EngineError> {
+        let state = match channel {
+            Channel::Wechat => match &self.providers.wechat {
+                Some(c) => c.query(order_no).await,
+                None => return Err(EngineError::ChannelDisabled(channel)),
+            },
+            Channel::Alipay => match &self.providers.alipay {
+                Some(c) => c.query(order_no).await,
+                None => return Err(EngineError::ChannelDisabled(channel)),
+            },
+        };
+        Ok(state?)
+    }
+
+    /// Queues a refund of `amount_fen` of a paid order and submits it to the provider.
+    /// Returns the refund number; the refund completes now or later (notification, reconcile).
+    pub async fn request_refund(
+        &self,
+        order_no: &str,
+        amount_fen: i64,
+        reason: &str,
+        requested_by: &str,
+    ) -> Result<String, EngineError> {
+        if amount_fen <= 0 {
+            return Err(EngineError::RefundRefused("a refund must be more than 0".into()));
+        }
+        let refund_no = new_order_no();
+        {
+            let mut client = self.store.client().await?;
+            let tx = client.transaction().await?;
+            let row = tx
+                .query_opt(
+                    "SELECT p.status, p.amount_fen - p.refunded_fen
+                          - COALESCE((SELECT sum(amount_fen) FROM refunds r
+                                       WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint
+                       FROM payments p WHERE p.order_no = $1 FOR UPDATE",
+                    &[&order_no],
+                )
+                .await?
+                .ok_or(EngineError::UnknownOrder)?;
+            let status: String = row.get(0);
+            let refundable: i64 = row.get(1);
+            if status != "paid" && status != "refunded" {
+                return Err(EngineError::RefundRefused(format!("the order is {status}, not paid")));
+            }
+            if amount_fen > refundable {
+                return Err(EngineError::RefundRefused(format!(
+                    "only {} can still be refunded",
+                    super::money::format_yuan(refundable.max(0))
+                )));
+            }
+            queue_refund(&tx, &refund_no, order_no, amount_fen, reason, requested_by).await?;
+            tx.commit().await?;
+        }
+        if let Err(e) = self.submit_refund(&refund_no).await {
+            tracing::warn!(%refund_no, error = %e, "refund not submitted yet; reconcile will retry");
+        }
+        Ok(refund_no)
+    }
+
+    /// Sends (or re-sends: the refund number makes it idempotent) a processing refund to the
+    /// provider and applies the answer.
+    pub async fn submit_refund(&self, refund_no: &str) -> Result<(), EngineError> {
+        let client = self.store.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT r.order_no, r.amount_fen, r.reason, r.status, p.amount_fen, p.channel
+                   FROM refunds r JOIN payments p USING (order_no) WHERE r.refund_no = $1",
+                &[&refund_no],
+            )
+            .await?
+            .ok_or(EngineError::UnknownOrder)?;
+        drop(client);
+        let order_no: String = row.get(0);
+        let status: String = row.get(3);
+        if status != "processing" {
+            return Ok(());
+        }
+        let channel = Channel::parse(row.get(5)).unwrap_or(Channel::Wechat);
+        let notify_url = self.notify_url(channel);
+        let refund = RefundOrder {
+            order_no: &order_no,
+            refund_no,
+            amount_fen: row.get(1),
+            total_fen: row.get(4),
+            reason: row.get(2),
+            notify_url: &notify_url,
+        };
+        let state = match channel {
+            Channel::Wechat => match &self.providers.wechat {
+                Some(c) => c.refund(&refund).await,
+                None => return Err(EngineError::ChannelDisabled(channel)),
+            },
+            Channel::Alipay => match &self.providers.alipay {
+                Some(c) => c.refund(&refund).await,
+                None => return Err(EngineError::ChannelDisabled(channel)),
+            },
+        };
+        match state {
+            Ok(state) => {
+                self.apply_refund_state(channel, &order_no, refund_no, &state, None, "provider")
+                    .await
+            }
+            Err(ProviderError::Rejected { code, message }) => {
+                let state = RefundState::Failed {
+                    reason: format!("{code}: {message}"),
+                };
+                self.apply_refund_state(channel, &order_no, refund_no, &state, None, "provider")
+                    .await
+            }
+            Err(e) => {
+                self.postpone_refund(refund_no).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn postpone_refund(&self, refund_no: &str) -> Result<(), EngineError> {
+        let client = self.store.client().await?;
+        client
+            .execute(
+                "UPDATE refunds SET attempts = attempts + 1, updated_at = now(),
+                        next_check_at = now() + make_interval(secs => least(600, 10 * power(2, least(attempts, 6))))
+                  WHERE refund_no = $1 AND status = 'processing'",
+                &[&refund_no],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Applies a refund's outcome (from the provider's answer, a query or a notification).
+    /// A success adds to `refunded_fen` exactly once.
+    pub async fn apply_refund_state(
+        &self,
+        channel: Channel,
+        order_no: &str,
+        refund_no: &str,
+        state: &RefundState,
+        inbox: Option<&Inbox>,
+        source: &str,
+    ) -> Result<(), EngineError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(inbox) = inbox
+            && !insert_inbox(&tx, channel, inbox, Some(order_no), true, "applied").await?
+        {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let mut refunded = false;
+        match state {
+            RefundState::Processing => {
+                tx.execute(
+                    "UPDATE refunds SET attempts = attempts + 1, updated_at = now(),
+                            next_check_at = now() + make_interval(secs => least(600, 10 * power(2, least(attempts, 6))))
+                      WHERE refund_no = $1 AND status = 'processing'",
+                    &[&refund_no],
+                )
+                .await?;
+            }
+            RefundState::Failed { reason } => {
+                let failed = tx
+                    .query_opt(
+                        "UPDATE refunds SET status = 'failed', failure = $2, updated_at = now()
+                          WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen",
+                        &[&refund_no, reason],
+                    )
+                    .await?;
+                if let Some(row) = failed {
+                    let order_no: String = row.get(0);
+                    insert_event(
+                        &tx,
+                        &order_no,
+                        "refund_failed",
+                        None,
+                        None,
+                        Some(row.get(1)),
+                        source,
+                        serde_json::json!({"refund_no": refund_no, "reason": reason}),
+                    )
+                    .await?;
+                }
+            }
+            RefundState::Succeeded { refund_id } => {
+                let done = tx
+                    .query_opt(
+                        "UPDATE refunds SET status = 'succeeded', provider_refund_id = $2, updated_at = now()
+                          WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen",
+                        &[&refund_no, refund_id],
+                    )
+                    .await?;
+                if let Some(row) = done {
+                    let order_no: String = row.get(0);
+                    let amount: i64 = row.get(1);
+                    let payment = tx
+                        .query_one(
+                            "UPDATE payments SET refunded_fen = refunded_fen + $2, status = 'refunded', updated_at = now()
+                              WHERE order_no = $1 RETURNING purpose, refunded_fen",
+                            &[&order_no, &amount],
+                        )
+                        .await?;
+                    let purpose: String = payment.get(0);
+                    insert_event(
+                        &tx,
+                        &order_no,
+                        "refund_succeeded",
+                        None,
+                        Some("refunded"),
+                        Some(amount),
+                        source,
+                        serde_json::json!({"refund_no": refund_no, "refund_id": refund_id, "refunded_fen": payment.get::<_, i64>(1)}),
+                    )
+                    .await?;
+                    publish_change(&tx, &order_no, "refunded", &purpose).await?;
+                    self.metrics.refunds_succeeded.fetch_add(1, Ordering::Relaxed);
+                    refunded = true;
+                }
+            }
+        }
+        tx.commit().await?;
+        if refunded {
+            self.status.changed(order_no).await;
+        }
+        Ok(())
+    }
+}
+
+/// Inserts the callback; false when the same accepted callback is already there.
+async fn insert_inbox(
+    tx: &Transaction<'_>,
+    channel: Channel,
+    inbox: &Inbox,
+    order_no: Option<&str>,
+    accepted: bool,
+    outcome: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO callback_inbox (channel, kind, subject_id, order_no, accepted, outcome, headers, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (channel, subject_id, kind) WHERE accepted DO NOTHING
+             RETURNING id",
+        )
+        .await?;
+    let row = tx
+        .query_opt(
+            &statement,
+            &[
+                &channel.as_str(),
+                &inbox.kind,
+                &inbox.subject_id,
+                &order_no,
+                &accepted,
+                &outcome,
+                &inbox.headers,
+                &inbox.body.as_ref(),
+            ],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Appends to `payment_events`.
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    tx: &Transaction<'_>,
+    order_no: &str,
+    kind: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    amount_fen: Option<i64>,
+    source: &str,
+    detail: serde_json::Value,
+) -> Result<(), tokio_postgres::Error> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO payment_events (order_no, kind, from_status, to_status, amount_fen, source, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
+    tx.execute(
+        &statement,
+        &[&order_no, &kind, &from, &to, &amount_fen, &source, &detail],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn queue_refund(
+    tx: &Transaction<'_>,
+    refund_no: &str,
+    order_no: &str,
+    amount_fen: i64,
+    reason: &str,
+    requested_by: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by) VALUES ($1, $2, $3, $4, $5)",
+        &[&refund_no, &order_no, &amount_fen, &reason, &requested_by],
+    )
+    .await?;
+    insert_event(
+        tx,
+        order_no,
+        "refund_requested",
+        None,
+        None,
+        Some(amount_fen),
+        requested_by,
+        serde_json::json!({"refund_no": refund_no, "reason": reason}),
+    )
+    .await
+}
+
+/// Tells every instance (at commit) that the order changed.
+async fn publish_change(
+    tx: &Transaction<'_>,
+    order_no: &str,
+    status: &str,
+    purpose: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let payload = serde_json::json!({"kind": "payment", "order_no": order_no, "status": status, "purpose": purpose});
+    events::publish(tx, &payload.to_string()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_ladder_grows_and_never_skips_expiry() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let expiry = t0 + Duration::from_secs(900);
+        assert_eq!(next_check(t0, 0, expiry), t0 + Duration::from_secs(15));
+        assert_eq!(next_check(t0, 3, expiry), t0 + Duration::from_secs(120));
+        let near = t0 + Duration::from_secs(800);
+        assert_eq!(
+            next_check(near, 5, expiry),
+            expiry,
+            "checks once more exactly at expiry"
+        );
+        let after = expiry + Duration::from_secs(1);
+        assert_eq!(next_check(after, 9, expiry), after + Duration::from_secs(600));
+    }
+}

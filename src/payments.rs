@@ -1,0 +1,327 @@
+//! Payment endpoints common to every purpose: the status JSON with its long-poll, the QR
+//! images, the pay page, the providers' callbacks (answered in their own formats), and the
+//! sandbox (`POST /sandbox/pay/{no}` and the mounted provider emulators).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use askama::Template;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::error::AppError;
+use crate::http::assets;
+use crate::http::extract;
+use crate::http::respond::{self, Response};
+use crate::pay::alipay::AlipayEmulator;
+use crate::pay::engine::{Applied, Engine, EngineError, Inbox};
+use crate::pay::money::format_yuan;
+use crate::pay::provider::{Channel, Notification, NotifyError, RefundState};
+use crate::pay::qr::Format;
+use crate::pay::rfc3339;
+use crate::pay::status::{Snapshot, Status};
+use crate::pay::wechat::WechatEmulator;
+
+/// The provider emulators served when `payments.sandbox` is on.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub wechat: Arc<WechatEmulator>,
+    pub alipay: Arc<AlipayEmulator>,
+}
+
+/// Longest long-poll, seconds (contract: `?wait=1..=30`).
+const MAX_WAIT: u64 = 30;
+
+async fn snapshot(engine: &Engine, order_no: &str) -> Result<Arc<Snapshot>, AppError> {
+    engine
+        .status
+        .get(&engine.store, order_no)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// `GET /api/payments/{order_no}[?wait=N]`: from memory; with `wait`, parks until the order
+/// leaves `pending` (woken by the event bus) or N seconds pass, or the server shuts down.
+pub async fn status(
+    engine: &Engine,
+    order_no: &str,
+    query: Option<&str>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Response, AppError> {
+    let wait = match extract::query_param(query, "wait")? {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=MAX_WAIT).contains(&n) => Some(Duration::from_secs(n)),
+            _ => {
+                return Err(AppError::invalid(
+                    "invalid_wait",
+                    "wait must be a whole number of seconds from 1 to 30",
+                ));
+            }
+        },
+    };
+    let first = snapshot(engine, order_no).await?;
+    let Some(wait) = wait.filter(|_| first.status == Status::Pending) else {
+        return Ok(respond::json(StatusCode::OK, first.json.clone()));
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut shutdown = shutdown.clone();
+    loop {
+        // Register before looking again, so a change between the two cannot be missed.
+        let notify = engine.status.waiter(order_no);
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let current = snapshot(engine, order_no).await?;
+        if current.status != Status::Pending || *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
+            return Ok(respond::json(StatusCode::OK, current.json.clone()));
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// `GET /api/payments/{order_no}/qr.png|qr.svg`: rendered once, then from memory.
+pub async fn qr(engine: &Engine, order_no: &str, format: Format) -> Result<Response, AppError> {
+    let order = snapshot(engine, order_no).await?;
+    let image = engine
+        .qr
+        .get(order_no, format, &order.code_url)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the code_url of {order_no} does not fit a QR code")))?;
+    let content_type = match format {
+        Format::Png => HeaderValue::from_static("image/png"),
+        Format::Svg => HeaderValue::from_static("image/svg+xml"),
+    };
+    let mut response = respond::with_body(StatusCode::OK, content_type, image);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400, immutable"),
+    );
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "pay.html")]
+struct PayPage<'a> {
+    stylesheet: String,
+    script: String,
+    order_no: &'a str,
+    status: &'a str,
+    amount: String,
+    channel: &'a str,
+    channel_name: &'a str,
+    description: &'a str,
+    expires_at: String,
+    expires_at_ms: i128,
+    sandbox: bool,
+    late: bool,
+}
+
+/// `GET /pay/{order_no}`: the pay page; its script keeps `#payment-status` current.
+pub async fn pay_page(engine: &Engine, order_no: &str, sandbox: bool) -> Result<Response, AppError> {
+    let order = snapshot(engine, order_no).await?;
+    let page = PayPage {
+        stylesheet: assets::url("app.css"),
+        script: assets::url("pay.js"),
+        order_no,
+        status: order.status.as_str(),
+        amount: format_yuan(order.amount_fen),
+        channel: order.channel.as_str(),
+        channel_name: match order.channel {
+            Channel::Wechat => "微信支付",
+            Channel::Alipay => "支付宝",
+        },
+        description: &order.description,
+        expires_at: rfc3339(order.expires_at),
+        expires_at_ms: order.expires_at.unix_timestamp_nanos() / 1_000_000,
+        sandbox,
+        late: order.late,
+    };
+    let html = page.render().map_err(|e| AppError::Internal(e.into()))?;
+    Ok(respond::html(StatusCode::OK, html))
+}
+
+/// `POST /notify/wechat` and `POST /notify/alipay`: verify, apply, and acknowledge in the
+/// provider's own format only once the effect is committed.
+pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body: Bytes) -> Response {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let verified = match channel {
+        Channel::Wechat => match &engine.providers.wechat {
+            Some(client) => client.verify_notification(headers, &body, now),
+            None => Err(NotifyError::Malformed("the WeChat Pay channel is not enabled".into())),
+        },
+        Channel::Alipay => match &engine.providers.alipay {
+            Some(client) => client.verify_notification(&body),
+            None => Err(NotifyError::Malformed("the Alipay channel is not enabled".into())),
+        },
+    };
+    let notification = match verified {
+        Ok(n) => n,
+        Err(e) => {
+            engine
+                .metrics
+                .callbacks_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(channel = channel.as_str(), error = %e, "callback refused");
+            return ack(channel, Err(StatusCode::UNAUTHORIZED), "verification failed");
+        }
+    };
+    let kept_headers = kept_headers(headers);
+    let outcome = match &notification {
+        Notification::Payment { paid, .. } => {
+            let inbox = Inbox {
+                kind: "payment",
+                subject_id: paid.transaction_id.clone(),
+                headers: kept_headers,
+                body,
+            };
+            engine
+                .apply_payment(channel, paid, Some(&inbox), "callback")
+                .await
+                .map(|applied| {
+                    tracing::info!(order_no = %paid.order_no, ?applied, "payment callback applied");
+                    let counter = match applied {
+                        Applied::Credited { .. } => &engine.metrics.callbacks_applied,
+                        Applied::Duplicate | Applied::AlreadyPaid => &engine.metrics.callbacks_duplicate,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+        }
+        Notification::Refund {
+            order_no,
+            refund_no,
+            state,
+        } => {
+            let state_name = match state {
+                RefundState::Succeeded { .. } => "succeeded",
+                RefundState::Processing => "processing",
+                RefundState::Failed { .. } => "failed",
+            };
+            let inbox = Inbox {
+                kind: "refund",
+                subject_id: format!("{refund_no}:{state_name}"),
+                headers: kept_headers,
+                body,
+            };
+            engine
+                .apply_refund_state(channel, order_no, refund_no, state, Some(&inbox), "callback")
+                .await
+        }
+        Notification::Ignored { order_no, what } => {
+            tracing::info!(%order_no, %what, "callback verified; nothing to do");
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ack(channel, Ok(()), ""),
+        Err(EngineError::UnknownOrder) => ack(channel, Err(StatusCode::NOT_FOUND), "unknown order"),
+        Err(EngineError::Mismatch(why)) => {
+            tracing::warn!(channel = channel.as_str(), %why, "callback does not match its order; kept, not applied");
+            ack(channel, Err(StatusCode::BAD_REQUEST), "order mismatch")
+        }
+        Err(e) => {
+            tracing::error!(channel = channel.as_str(), error = %e, "callback not applied; the provider will retry");
+            ack(
+                channel,
+                Err(StatusCode::INTERNAL_SERVER_ERROR),
+                "temporarily unavailable",
+            )
+        }
+    }
+}
+
+/// The provider's own acknowledgement: WeChat 204 / `{"code":"FAIL",…}`; Alipay `success` / `fail`.
+fn ack(channel: Channel, outcome: Result<(), StatusCode>, message: &str) -> Response {
+    match (channel, outcome) {
+        (Channel::Wechat, Ok(())) => {
+            let mut r = respond::with_body(
+                StatusCode::NO_CONTENT,
+                HeaderValue::from_static("application/json"),
+                Bytes::new(),
+            );
+            r.headers_mut().remove(header::CONTENT_TYPE);
+            r
+        }
+        (Channel::Wechat, Err(status)) => {
+            let body = serde_json::json!({"code": "FAIL", "message": message}).to_string();
+            respond::json(status, body)
+        }
+        (Channel::Alipay, outcome) => respond::with_body(
+            StatusCode::OK,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+            Bytes::from_static(if outcome.is_ok() { b"success" } else { b"fail" }),
+        ),
+    }
+}
+
+/// The headers worth keeping with a raw callback (what its signature needs).
+fn kept_headers(headers: &HeaderMap) -> serde_json::Value {
+    let mut kept = serde_json::Map::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        if name.starts_with("wechatpay-") || name == "content-type" || name == "request-id" {
+            kept.insert(name.to_string(), String::from_utf8_lossy(value.as_bytes()).into());
+        }
+    }
+    serde_json::Value::Object(kept)
+}
+
+/// `POST /sandbox/pay/{order_no}`: the emulator pays the order and sends the real signed
+/// callback; answers with the order's status (a form post is sent back to the pay page).
+pub async fn sandbox_pay(
+    engine: &Engine,
+    sandbox: &Sandbox,
+    order_no: &str,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let order = snapshot(engine, order_no).await?;
+    let paid = match order.channel {
+        Channel::Wechat => sandbox.wechat.pay(order_no).await,
+        Channel::Alipay => sandbox.alipay.pay(order_no).await,
+    };
+    if let Err(why) = paid {
+        return Err(AppError::Conflict(
+            format!("the sandbox could not pay this order: {why}").into(),
+        ));
+    }
+    let is_form = extract::body_kind(headers, &[extract::BodyKind::Form]).is_ok();
+    if is_form {
+        return Ok(see_other(&format!("/pay/{order_no}")));
+    }
+    let now = snapshot(engine, order_no).await?;
+    Ok(respond::json(StatusCode::OK, now.json.clone()))
+}
+
+/// A `303 See Other` to `location`.
+pub fn see_other(location: &str) -> Response {
+    let mut response = respond::with_body(
+        StatusCode::SEE_OTHER,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+        Bytes::new(),
+    );
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// The mounted emulators' APIs.
+pub async fn sandbox_provider(
+    sandbox: &Sandbox,
+    channel: Channel,
+    method: &Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    match channel {
+        Channel::Wechat => sandbox.wechat.handle(method, path_and_query, headers, body).await,
+        Channel::Alipay => sandbox.alipay.handle(method, path_and_query, headers, body).await,
+    }
+}
