@@ -5,6 +5,7 @@ mod helpers;
 
 mod binary;
 mod browser;
+mod callbacks;
 mod categories;
 mod config;
 mod donations;
@@ -14,3 +15,4 @@ mod migrations;
 mod ops;
 mod pages;
 mod payments;
+mod realmode;
