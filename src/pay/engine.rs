@@ -13,8 +13,9 @@ use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
 
 use super::alipay::AlipayClient;
-use super::provider::{Channel, CreateOrder, Paid, ProviderError, RefundOrder, RefundState, TradeState};
+use super::provider::{Channel, CreateOrder, Created, Paid, ProviderError, RefundOrder, RefundState, TradeState};
 use super::qr::QrCache;
+use super::refunds::queue_refund;
 use super::status::{Snapshot, Status, StatusBoard};
 use super::wechat::WechatClient;
 use crate::store::events;
@@ -25,6 +26,54 @@ use crate::store::{Store, StoreError};
 pub struct Providers {
     pub wechat: Option<WechatClient>,
     pub alipay: Option<AlipayClient>,
+}
+
+/// One enabled provider, whichever protocol it speaks.
+#[derive(Debug, Clone, Copy)]
+pub enum Provider<'a> {
+    Wechat(&'a WechatClient),
+    Alipay(&'a AlipayClient),
+}
+
+impl Providers {
+    /// The client of `channel`, or `ChannelDisabled`.
+    pub fn get(&self, channel: Channel) -> Result<Provider<'_>, EngineError> {
+        let provider = match channel {
+            Channel::Wechat => self.wechat.as_ref().map(Provider::Wechat),
+            Channel::Alipay => self.alipay.as_ref().map(Provider::Alipay),
+        };
+        provider.ok_or(EngineError::ChannelDisabled(channel))
+    }
+}
+
+impl Provider<'_> {
+    pub async fn create(self, order: &CreateOrder<'_>) -> Result<Created, ProviderError> {
+        match self {
+            Provider::Wechat(c) => c.create(order).await,
+            Provider::Alipay(c) => c.create(order).await,
+        }
+    }
+
+    pub async fn query(self, order_no: &str) -> Result<TradeState, ProviderError> {
+        match self {
+            Provider::Wechat(c) => c.query(order_no).await,
+            Provider::Alipay(c) => c.query(order_no).await,
+        }
+    }
+
+    pub async fn close(self, order_no: &str) -> Result<(), ProviderError> {
+        match self {
+            Provider::Wechat(c) => c.close(order_no).await,
+            Provider::Alipay(c) => c.close(order_no).await,
+        }
+    }
+
+    pub async fn refund(self, refund: &RefundOrder<'_>) -> Result<RefundState, ProviderError> {
+        match self {
+            Provider::Wechat(c) => c.refund(refund).await,
+            Provider::Alipay(c) => c.refund(refund).await,
+        }
+    }
 }
 
 /// Settings the engine applies.
@@ -138,7 +187,7 @@ pub fn next_check(now: OffsetDateTime, checks: usize, expires_at: OffsetDateTime
     }
 }
 
-fn new_order_no() -> String {
+pub(super) fn new_order_no() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
@@ -156,13 +205,10 @@ impl Engine {
 
     /// True when `channel` can take payments.
     pub fn is_enabled(&self, channel: Channel) -> bool {
-        match channel {
-            Channel::Wechat => self.providers.wechat.is_some(),
-            Channel::Alipay => self.providers.alipay.is_some(),
-        }
+        self.providers.get(channel).is_ok()
     }
 
-    fn notify_url(&self, channel: Channel) -> String {
+    pub(super) fn notify_url(&self, channel: Channel) -> String {
         format!("{}/notify/{}", self.settings.notify_base, channel.as_str())
     }
 
@@ -187,17 +233,7 @@ impl Engine {
             expires_at,
             notify_url: &notify_url,
         };
-        let created = match channel {
-            Channel::Wechat => match &self.providers.wechat {
-                Some(client) => client.create(&order).await,
-                None => return Err(EngineError::ChannelDisabled(channel)),
-            },
-            Channel::Alipay => match &self.providers.alipay {
-                Some(client) => client.create(&order).await,
-                None => return Err(EngineError::ChannelDisabled(channel)),
-            },
-        }
-        .inspect_err(|_| {
+        let created = self.providers.get(channel)?.create(&order).await.inspect_err(|_| {
             self.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
         })?;
         Ok(PreparedOrder {
@@ -392,15 +428,10 @@ impl Engine {
     /// Closes an expired pending order at the provider and here. If the provider says it
     /// was paid after all, the payment is applied instead.
     pub async fn close_expired(&self, order_no: &str, channel: Channel) -> Result<(), EngineError> {
-        let closed = match channel {
-            Channel::Wechat => match &self.providers.wechat {
-                Some(c) => c.close(order_no).await,
-                None => Ok(()),
-            },
-            Channel::Alipay => match &self.providers.alipay {
-                Some(c) => c.close(order_no).await,
-                None => Ok(()),
-            },
+        // A channel switched off since the order was made: close it here only.
+        let closed = match self.providers.get(channel) {
+            Ok(provider) => provider.close(order_no).await,
+            Err(_) => Ok(()),
         };
         if let Err(e) = closed {
             // Paid meanwhile, or the provider is unreachable: look before closing.
@@ -440,239 +471,19 @@ impl Engine {
             self.metrics.closed.fetch_add(1, Ordering::Relaxed);
         }
         tx.commit().await?;
+        // This instance sees its own write at once; others hear it from the event bus.
+        self.status.changed(order_no).await;
         Ok(())
     }
 
     /// Asks the provider where an order stands.
     pub async fn query(&self, channel: Channel, order_no: &str) -> Result<TradeState, EngineError> {
-        let state = match channel {
-            Channel::Wechat => match &self.providers.wechat {
-                Some(c) => c.query(order_no).await,
-                None => return Err(EngineError::ChannelDisabled(channel)),
-            },
-            Channel::Alipay => match &self.providers.alipay {
-                Some(c) => c.query(order_no).await,
-                None => return Err(EngineError::ChannelDisabled(channel)),
-            },
-        };
-        Ok(state?)
-    }
-
-    /// Queues a refund of `amount_fen` of a paid order and submits it to the provider.
-    /// Returns the refund number; the refund completes now or later (notification, reconcile).
-    pub async fn request_refund(
-        &self,
-        order_no: &str,
-        amount_fen: i64,
-        reason: &str,
-        requested_by: &str,
-    ) -> Result<String, EngineError> {
-        if amount_fen <= 0 {
-            return Err(EngineError::RefundRefused("a refund must be more than 0".into()));
-        }
-        let refund_no = new_order_no();
-        {
-            let mut client = self.store.client().await?;
-            let tx = client.transaction().await?;
-            let row = tx
-                .query_opt(
-                    "SELECT p.status, p.amount_fen - p.refunded_fen
-                          - COALESCE((SELECT sum(amount_fen) FROM refunds r
-                                       WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint
-                       FROM payments p WHERE p.order_no = $1 FOR UPDATE",
-                    &[&order_no],
-                )
-                .await?
-                .ok_or(EngineError::UnknownOrder)?;
-            let status: String = row.get(0);
-            let refundable: i64 = row.get(1);
-            if status != "paid" && status != "refunded" {
-                return Err(EngineError::RefundRefused(format!("the order is {status}, not paid")));
-            }
-            if amount_fen > refundable {
-                return Err(EngineError::RefundRefused(format!(
-                    "only {} can still be refunded",
-                    super::money::format_yuan(refundable.max(0))
-                )));
-            }
-            queue_refund(&tx, &refund_no, order_no, amount_fen, reason, requested_by).await?;
-            tx.commit().await?;
-        }
-        if let Err(e) = self.submit_refund(&refund_no).await {
-            tracing::warn!(%refund_no, error = %e, "refund not submitted yet; reconcile will retry");
-        }
-        Ok(refund_no)
-    }
-
-    /// Sends (or re-sends: the refund number makes it idempotent) a processing refund to the
-    /// provider and applies the answer.
-    pub async fn submit_refund(&self, refund_no: &str) -> Result<(), EngineError> {
-        let client = self.store.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT r.order_no, r.amount_fen, r.reason, r.status, p.amount_fen, p.channel
-                   FROM refunds r JOIN payments p USING (order_no) WHERE r.refund_no = $1",
-                &[&refund_no],
-            )
-            .await?
-            .ok_or(EngineError::UnknownOrder)?;
-        drop(client);
-        let order_no: String = row.get(0);
-        let status: String = row.get(3);
-        if status != "processing" {
-            return Ok(());
-        }
-        let channel = Channel::parse(row.get(5)).unwrap_or(Channel::Wechat);
-        let notify_url = self.notify_url(channel);
-        let refund = RefundOrder {
-            order_no: &order_no,
-            refund_no,
-            amount_fen: row.get(1),
-            total_fen: row.get(4),
-            reason: row.get(2),
-            notify_url: &notify_url,
-        };
-        let state = match channel {
-            Channel::Wechat => match &self.providers.wechat {
-                Some(c) => c.refund(&refund).await,
-                None => return Err(EngineError::ChannelDisabled(channel)),
-            },
-            Channel::Alipay => match &self.providers.alipay {
-                Some(c) => c.refund(&refund).await,
-                None => return Err(EngineError::ChannelDisabled(channel)),
-            },
-        };
-        match state {
-            Ok(state) => {
-                self.apply_refund_state(channel, &order_no, refund_no, &state, None, "provider")
-                    .await
-            }
-            Err(ProviderError::Rejected { code, message }) => {
-                let state = RefundState::Failed {
-                    reason: format!("{code}: {message}"),
-                };
-                self.apply_refund_state(channel, &order_no, refund_no, &state, None, "provider")
-                    .await
-            }
-            Err(e) => {
-                self.postpone_refund(refund_no).await?;
-                Err(e.into())
-            }
-        }
-    }
-
-    async fn postpone_refund(&self, refund_no: &str) -> Result<(), EngineError> {
-        let client = self.store.client().await?;
-        client
-            .execute(
-                "UPDATE refunds SET attempts = attempts + 1, updated_at = now(),
-                        next_check_at = now() + make_interval(secs => least(600, 10 * power(2, least(attempts, 6))))
-                  WHERE refund_no = $1 AND status = 'processing'",
-                &[&refund_no],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Applies a refund's outcome (from the provider's answer, a query or a notification).
-    /// A success adds to `refunded_fen` exactly once.
-    pub async fn apply_refund_state(
-        &self,
-        channel: Channel,
-        order_no: &str,
-        refund_no: &str,
-        state: &RefundState,
-        inbox: Option<&Inbox>,
-        source: &str,
-    ) -> Result<(), EngineError> {
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
-        if let Some(inbox) = inbox
-            && !insert_inbox(&tx, channel, inbox, Some(order_no), true, "applied").await?
-        {
-            tx.commit().await?;
-            return Ok(());
-        }
-        let mut refunded = false;
-        match state {
-            RefundState::Processing => {
-                tx.execute(
-                    "UPDATE refunds SET attempts = attempts + 1, updated_at = now(),
-                            next_check_at = now() + make_interval(secs => least(600, 10 * power(2, least(attempts, 6))))
-                      WHERE refund_no = $1 AND status = 'processing'",
-                    &[&refund_no],
-                )
-                .await?;
-            }
-            RefundState::Failed { reason } => {
-                let failed = tx
-                    .query_opt(
-                        "UPDATE refunds SET status = 'failed', failure = $2, updated_at = now()
-                          WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen",
-                        &[&refund_no, reason],
-                    )
-                    .await?;
-                if let Some(row) = failed {
-                    let order_no: String = row.get(0);
-                    insert_event(
-                        &tx,
-                        &order_no,
-                        "refund_failed",
-                        None,
-                        None,
-                        Some(row.get(1)),
-                        source,
-                        serde_json::json!({"refund_no": refund_no, "reason": reason}),
-                    )
-                    .await?;
-                }
-            }
-            RefundState::Succeeded { refund_id } => {
-                let done = tx
-                    .query_opt(
-                        "UPDATE refunds SET status = 'succeeded', provider_refund_id = $2, updated_at = now()
-                          WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen",
-                        &[&refund_no, refund_id],
-                    )
-                    .await?;
-                if let Some(row) = done {
-                    let order_no: String = row.get(0);
-                    let amount: i64 = row.get(1);
-                    let payment = tx
-                        .query_one(
-                            "UPDATE payments SET refunded_fen = refunded_fen + $2, status = 'refunded', updated_at = now()
-                              WHERE order_no = $1 RETURNING purpose, refunded_fen",
-                            &[&order_no, &amount],
-                        )
-                        .await?;
-                    let purpose: String = payment.get(0);
-                    insert_event(
-                        &tx,
-                        &order_no,
-                        "refund_succeeded",
-                        None,
-                        Some("refunded"),
-                        Some(amount),
-                        source,
-                        serde_json::json!({"refund_no": refund_no, "refund_id": refund_id, "refunded_fen": payment.get::<_, i64>(1)}),
-                    )
-                    .await?;
-                    publish_change(&tx, &order_no, "refunded", &purpose).await?;
-                    self.metrics.refunds_succeeded.fetch_add(1, Ordering::Relaxed);
-                    refunded = true;
-                }
-            }
-        }
-        tx.commit().await?;
-        if refunded {
-            self.status.changed(order_no).await;
-        }
-        Ok(())
+        Ok(self.providers.get(channel)?.query(order_no).await?)
     }
 }
 
 /// Inserts the callback; false when the same accepted callback is already there.
-async fn insert_inbox(
+pub(super) async fn insert_inbox(
     tx: &Transaction<'_>,
     channel: Channel,
     inbox: &Inbox,
@@ -708,7 +519,7 @@ async fn insert_inbox(
 
 /// Appends to `payment_events`.
 #[allow(clippy::too_many_arguments)]
-async fn insert_event(
+pub(super) async fn insert_event(
     tx: &Transaction<'_>,
     order_no: &str,
     kind: &str,
@@ -732,34 +543,8 @@ async fn insert_event(
     Ok(())
 }
 
-async fn queue_refund(
-    tx: &Transaction<'_>,
-    refund_no: &str,
-    order_no: &str,
-    amount_fen: i64,
-    reason: &str,
-    requested_by: &str,
-) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        "INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by) VALUES ($1, $2, $3, $4, $5)",
-        &[&refund_no, &order_no, &amount_fen, &reason, &requested_by],
-    )
-    .await?;
-    insert_event(
-        tx,
-        order_no,
-        "refund_requested",
-        None,
-        None,
-        Some(amount_fen),
-        requested_by,
-        serde_json::json!({"refund_no": refund_no, "reason": reason}),
-    )
-    .await
-}
-
 /// Tells every instance (at commit) that the order changed.
-async fn publish_change(
+pub(super) async fn publish_change(
     tx: &Transaction<'_>,
     order_no: &str,
     status: &str,

@@ -6,7 +6,8 @@
 //! - `provider`: protocol-independent requests, answers and notifications.
 //! - `wechat`, `alipay`: the two wire protocols (client, notification verification, emulator).
 //! - `sandbox`: fault injection shared by the emulators.
-//! - `engine`: create, settle, close and refund, each transition one audited transaction.
+//! - `engine`: create, settle and close, each transition one audited transaction.
+//! - `refunds`: queue, submit and settle refunds.
 //! - `status`: in-memory order snapshots and long-poll waiters.
 //! - `qr`: QR images, cached.
 //! - `reconcile`: the background job for missed callbacks, expiry and refunds.
@@ -19,6 +20,7 @@ pub mod outbound;
 pub mod provider;
 pub mod qr;
 pub mod reconcile;
+pub mod refunds;
 pub mod sandbox;
 pub mod status;
 pub mod wechat;
