@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
-use crate::donate::{Catalog, PageContext};
+use crate::donate::{Catalog, PageContext, Rankings};
 use crate::http::metrics::HttpMetrics;
 use crate::pay::alipay::{AlipayClient, AlipayCredentials, AlipayEmulator};
 use crate::pay::engine::{Engine, EngineSettings, Providers};
@@ -34,6 +34,7 @@ pub struct State {
     pub events: Arc<EventBus>,
     pub metrics: HttpMetrics,
     pub catalog: Catalog,
+    pub rankings: Rankings,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
@@ -88,6 +89,9 @@ impl Application {
     pub async fn build(config: Config, store: Store) -> anyhow::Result<Application> {
         migrate_store(&store).await?;
         check_timezone(&store, &config.settings.rankings.timezone).await?;
+        if crate::donate::rankings::ensure_totals(&store, &config.settings.rankings.timezone).await? {
+            tracing::info!(timezone = %config.settings.rankings.timezone, "donation totals rebuilt for this time zone");
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let events = EventBus::start(store.pg_config.clone(), shutdown_rx.clone());
         // Serve only once changes from other instances reach us (caches rely on it).
@@ -100,12 +104,14 @@ impl Application {
         let local = listener.local_addr()?;
         let (engine, sandbox) = payment_engine(&config, &store, local)?;
         let catalog = Catalog::new(page_context(&config, &engine));
+        let rankings = Rankings::new(&config.settings.rankings.timezone);
         let state = Arc::new(State {
             config,
             store,
             events,
             metrics: HttpMetrics::default(),
             catalog,
+            rankings,
             engine,
             sandbox,
             shutdown: shutdown_rx,
@@ -204,6 +210,7 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
         order_ttl: Duration::from_secs(payments.order_ttl_secs),
         refund_late_payments: payments.late_payment == "refund",
         notify_base,
+        hooks: vec![crate::donate::rankings::hook(&config.settings.rankings.timezone)],
     };
     Ok((Engine::new(store.clone(), providers, settings), sandbox))
 }
@@ -345,6 +352,9 @@ async fn route_events(state: Arc<State>) {
                 match message.get("kind").and_then(|k| k.as_str()) {
                     Some("categories") => state.catalog.invalidate(),
                     Some("payment") => {
+                        if message.get("purpose").and_then(|p| p.as_str()) == Some("donation") {
+                            state.rankings.invalidate();
+                        }
                         if let Some(order_no) = message.get("order_no").and_then(|o| o.as_str()) {
                             state.engine.status.changed(order_no).await;
                         }
@@ -354,6 +364,7 @@ async fn route_events(state: Arc<State>) {
             }
             Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                 state.catalog.invalidate();
+                state.rankings.invalidate();
                 state.engine.status.changed_all();
             }
             Err(broadcast::error::RecvError::Closed) => return,

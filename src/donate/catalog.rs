@@ -109,6 +109,7 @@ async fn load(store: &Store, context: &PageContext) -> Result<Arc<Snapshot>, Loa
     let page = IndexPage {
         categories: &categories,
         stylesheet: assets::url("app.css"),
+        script: assets::url("home.js"),
         context,
     };
     let html = page.render()?;
@@ -124,5 +125,6 @@ async fn load(store: &Store, context: &PageContext) -> Result<Arc<Snapshot>, Loa
 struct IndexPage<'a> {
     categories: &'a [Category],
     stylesheet: String,
+    script: String,
     context: &'a PageContext,
 }

@@ -3,13 +3,16 @@
 
 pub mod catalog;
 pub mod create;
+pub mod rankings;
 
 use http::StatusCode;
 
 use crate::error::AppError;
+use crate::http::extract;
 use crate::http::respond::{self, Response};
 use crate::store::Store;
 pub use catalog::{Catalog, PageContext};
+pub use rankings::Rankings;
 
 /// `GET /api/categories` (contract: "Donor-facing HTTP API").
 pub async fn categories(catalog: &Catalog, store: &Store) -> Result<Response, AppError> {
@@ -21,4 +24,77 @@ pub async fn categories(catalog: &Catalog, store: &Store) -> Result<Response, Ap
 pub async fn index_page(catalog: &Catalog, store: &Store) -> Result<Response, AppError> {
     let snapshot = catalog.snapshot(store).await?;
     Ok(respond::html(StatusCode::OK, snapshot.index_html.clone()))
+}
+
+/// Largest page number accepted (keeps OFFSET bounded).
+const MAX_PAGE: u32 = 100_000;
+
+fn category_param(query: Option<&str>) -> Result<Option<i64>, AppError> {
+    match extract::query_param(query, "category_id")? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Some)
+            .ok_or_else(|| AppError::invalid("invalid_category", "category_id must be a positive whole number")),
+    }
+}
+
+fn number_param(query: Option<&str>, name: &str, default: u32, max: u32, code: &'static str) -> Result<u32, AppError> {
+    match extract::query_param(query, name)? {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| AppError::invalid(code, format!("{name} must be a whole number from 1 to {max}"))),
+    }
+}
+
+/// `GET /api/rankings?category_id=&range=&page=&size=` (contract: "Ranking JSON").
+pub async fn rankings(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
+    let range = match extract::query_param(query, "range")? {
+        None => rankings::Range::All,
+        Some(text) => rankings::Range::parse(&text)
+            .ok_or_else(|| AppError::invalid("invalid_range", "range must be day, week, month or all"))?,
+    };
+    let key = rankings::RankingKey {
+        category_id: category_param(query)?,
+        range,
+        page: number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
+        size: number_param(query, "size", 20, 100, "invalid_size")?,
+    };
+    Ok(respond::json(StatusCode::OK, rankings.ranking(store, key).await?))
+}
+
+/// `GET /api/donations/recent?category_id=&limit=`
+pub async fn recent(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
+    let category_id = category_param(query)?;
+    let limit = number_param(query, "limit", 20, 100, "invalid_limit")?;
+    Ok(respond::json(
+        StatusCode::OK,
+        rankings.recent(store, category_id, limit).await?,
+    ))
+}
+
+/// `GET /api/stats`
+pub async fn stats(rankings: &Rankings, store: &Store) -> Result<Response, AppError> {
+    Ok(respond::json(StatusCode::OK, rankings.stats(store).await?))
+}
+
+/// `GET /api/stats/chart.svg`
+pub async fn chart(rankings: &Rankings, store: &Store) -> Result<Response, AppError> {
+    let svg = rankings.chart(store).await?;
+    let mut response = respond::with_body(
+        StatusCode::OK,
+        http::header::HeaderValue::from_static("image/svg+xml"),
+        svg,
+    );
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::header::HeaderValue::from_static("no-cache"),
+    );
+    Ok(response)
 }

@@ -103,6 +103,10 @@ async fn dispatch(state: &State, route: Route<'_>, parts: &Parts, body: Incoming
             let (min, max) = (state.config.min_amount_fen, state.config.max_amount_fen);
             donate::create::create(engine, &state.catalog, parts, &body, min, max).await
         }
+        Route::Rankings => donate::rankings(&state.rankings, &state.store, parts.uri.query()).await,
+        Route::RecentDonations => donate::recent(&state.rankings, &state.store, parts.uri.query()).await,
+        Route::Stats => donate::stats(&state.rankings, &state.store).await,
+        Route::StatsChart => donate::chart(&state.rankings, &state.store).await,
         Route::PayPage(no) => payments::pay_page(engine, no, state.sandbox.is_some()).await,
         Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
         Route::PaymentQr(no, format) => payments::qr(engine, no, format).await,

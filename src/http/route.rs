@@ -19,6 +19,14 @@ pub enum Route<'a> {
     Static(&'a str),
     /// `POST /api/donations`
     CreateDonation,
+    /// `GET /api/rankings`
+    Rankings,
+    /// `GET /api/donations/recent`
+    RecentDonations,
+    /// `GET /api/stats`
+    Stats,
+    /// `GET /api/stats/chart.svg`
+    StatsChart,
     /// `GET /pay/{order_no}`
     PayPage(&'a str),
     /// `GET /api/payments/{order_no}`
@@ -57,6 +65,10 @@ pub const ROUTE_NAMES: &[&str] = &[
     "sandbox_provider",
     "not_found",
     "method_not_allowed",
+    "rankings",
+    "recent_donations",
+    "stats",
+    "stats_chart",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -81,6 +93,10 @@ impl Route<'_> {
             Route::SandboxWechat(_) | Route::SandboxAlipay => 12,
             Route::NotFound => 13,
             Route::MethodNotAllowed { .. } => 14,
+            Route::Rankings => 15,
+            Route::RecentDonations => 16,
+            Route::Stats => 17,
+            Route::StatsChart => 18,
         }
     }
 }
@@ -137,6 +153,10 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["api", "categories"] => get(Route::Categories),
         ["static", name] if is_asset_name(name) => get(Route::Static(name)),
         ["api", "donations"] => post(Route::CreateDonation),
+        ["api", "donations", "recent"] => get(Route::RecentDonations),
+        ["api", "rankings"] => get(Route::Rankings),
+        ["api", "stats"] => get(Route::Stats),
+        ["api", "stats", "chart.svg"] => get(Route::StatsChart),
         ["pay", no] if is_order_no(no) => get(Route::PayPage(no)),
         ["api", "payments", no] if is_order_no(no) => get(Route::PaymentStatus(no)),
         ["api", "payments", no, "qr.png"] if is_order_no(no) => get(Route::PaymentQr(no, Format::Png)),
@@ -171,6 +191,10 @@ mod tests {
         assert_eq!(parse(&Method::GET, "/api/categories"), Route::Categories);
         assert_eq!(parse(&Method::GET, "/static/app.css"), Route::Static("app.css"));
         assert_eq!(parse(&Method::POST, "/api/donations"), Route::CreateDonation);
+        assert_eq!(parse(&Method::GET, "/api/rankings"), Route::Rankings);
+        assert_eq!(parse(&Method::GET, "/api/donations/recent"), Route::RecentDonations);
+        assert_eq!(parse(&Method::GET, "/api/stats"), Route::Stats);
+        assert_eq!(parse(&Method::GET, "/api/stats/chart.svg"), Route::StatsChart);
         let no = "0193a4b2c3d47e8f9a0b1c2d3e4f5a6b";
         assert_eq!(parse(&Method::GET, &format!("/pay/{no}")), Route::PayPage(no));
         assert_eq!(
@@ -251,6 +275,10 @@ mod tests {
             Route::SandboxWechat("x"),
             Route::NotFound,
             Route::MethodNotAllowed { allow: "" },
+            Route::Rankings,
+            Route::RecentDonations,
+            Route::Stats,
+            Route::StatsChart,
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);

@@ -85,6 +85,29 @@ pub struct EngineSettings {
     pub refund_late_payments: bool,
     /// Base of the notify URLs: `{base}/notify/wechat`, `{base}/notify/alipay`.
     pub notify_base: String,
+    /// What each purpose keeps in step with its payments, inside the same transactions.
+    pub hooks: Vec<PurposeHook>,
+}
+
+/// SQL a purpose runs inside the transaction of a transition, so what it derives from
+/// payments (donation rankings, goal progress) is exact at every commit.
+#[derive(Debug, Clone)]
+pub struct PurposeHook {
+    /// The `payments.purpose` it applies to.
+    pub purpose: &'static str,
+    /// Runs after the order turned paid: `$1` order_no, `$2` [`param`](Self::param).
+    pub on_paid: &'static str,
+    /// Runs after a refund succeeded (`refunded_fen` already raised): `$1` order_no,
+    /// `$2` the refund in fen, `$3` [`param`](Self::param).
+    pub on_refunded: &'static str,
+    /// A text parameter for both statements (e.g. the rankings time zone).
+    pub param: String,
+}
+
+impl EngineSettings {
+    pub(super) fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
+        self.hooks.iter().find(|h| h.purpose == purpose)
+    }
 }
 
 /// Counters for `/metrics`.
@@ -390,6 +413,10 @@ impl Engine {
             serde_json::json!({"transaction_id": paid.transaction_id}),
         )
         .await?;
+        if let Some(hook) = self.settings.hook(&purpose) {
+            let statement = tx.prepare_cached(hook.on_paid).await?;
+            tx.execute(&statement, &[&paid.order_no, &hook.param]).await?;
+        }
         let refund_no = if late && self.settings.refund_late_payments {
             let refund_no = new_order_no();
             queue_refund(

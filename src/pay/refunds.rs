@@ -181,6 +181,10 @@ impl Engine {
                         )
                         .await?;
                     let purpose: String = payment.get(0);
+                    if let Some(hook) = self.settings.hook(&purpose) {
+                        let statement = tx.prepare_cached(hook.on_refunded).await?;
+                        tx.execute(&statement, &[&order_no, &amount, &hook.param]).await?;
+                    }
                     insert_event(
                         &tx,
                         &order_no,

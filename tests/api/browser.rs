@@ -1,6 +1,7 @@
 //! The pay page in a real headless Chromium: its long-poll parks, the sandbox pays, and the
 //! page's `#payment-status` turns `paid` in place (the DOM is dumped from the same page load).
-//! Needs Debian's `chromium`; `.ci/run` installs it. Elsewhere the test says it was skipped.
+//! And the home page showing hostile donor names as text. Needs Debian's `chromium`;
+//! `.ci/run` installs it. Elsewhere these tests say they were skipped.
 
 use std::process::Command;
 use std::time::Duration;
@@ -17,16 +18,80 @@ fn chromium() -> Option<&'static str> {
     .find(|path| std::path::Path::new(path).exists())
 }
 
-#[tokio::test]
-async fn the_pay_page_turns_paid_in_a_real_browser_without_a_reload() {
-    let Some(browser) = chromium() else {
+/// Loads `url` in headless Chromium and returns the DOM after the page's scripts ran.
+/// Virtual time stops while a request is in flight, so the dump waits for answers.
+fn dump_dom(browser: &str, url: String, profile: std::path::PathBuf) -> std::io::Result<std::process::Output> {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .output()
+}
+
+/// Chromium, or `None` outside CI when it is not installed (the caller skips).
+fn browser_or_skip() -> Option<&'static str> {
+    let found = chromium();
+    if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "chromium is required in CI (apt-get install chromium)"
         );
         eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
-        return;
-    };
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_home_page_shows_a_hostile_donor_name_as_text() {
+    let Some(browser) = browser_or_skip() else { return };
+    let app = spawn_app().await;
+    let order = app
+        .post_json(
+            "/api/donations",
+            serde_json::json!({"amount": "9.99", "channel": "alipay", "category_id": 1,
+                               "donor_name": "<img src=x onerror=alert(1)>", "message": "<script>alert(2)</script>"}),
+        )
+        .await
+        .json();
+    app.sandbox_pay(order["order_no"].as_str().unwrap()).await;
+    let url = app.url("/");
+    let profile = scratch_dir("chromium-home");
+    let output = tokio::task::spawn_blocking({
+        let profile = profile.clone();
+        move || dump_dom(browser, url, profile)
+    })
+    .await
+    .unwrap()
+    .expect("chromium ran");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "the name is not shown as text: {dom}"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;alert(2)&lt;/script&gt;"),
+        "the message is not shown as text"
+    );
+    assert!(!dom.contains("<img src=\"x\""), "the name became an element");
+    assert!(dom.contains("9.99"), "the ranking or recent list did not load");
+    let _ = std::fs::remove_dir_all(profile);
+}
+
+#[tokio::test]
+async fn the_pay_page_turns_paid_in_a_real_browser_without_a_reload() {
+    let Some(browser) = browser_or_skip() else { return };
     let app = spawn_app().await;
     let order = app.donate("12.34", "wechat").await;
     let no = order["order_no"].as_str().unwrap().to_string();
@@ -34,27 +99,7 @@ async fn the_pay_page_turns_paid_in_a_real_browser_without_a_reload() {
     let profile = scratch_dir("chromium");
     let run = {
         let profile = profile.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(browser)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    // Virtual time stops while a request is in flight, so the dump waits for
-                    // the long-poll's answer and the script that handles it.
-                    "--virtual-time-budget=20000",
-                    "--dump-dom",
-                ])
-                .arg(format!("--user-data-dir={}", profile.display()))
-                .arg(url)
-                .output()
-        })
+        tokio::task::spawn_blocking(move || dump_dom(browser, url, profile))
     };
     let parked = eventually(Duration::from_secs(30), || async {
         app.state.engine.status.waiting_orders() == 1

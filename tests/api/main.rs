@@ -15,4 +15,5 @@ mod migrations;
 mod ops;
 mod pages;
 mod payments;
+mod rankings;
 mod realmode;

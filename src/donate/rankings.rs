@@ -1,0 +1,610 @@
+//! Donation rankings, recent donations, per-category totals and the 30-day chart (contract:
+//! "Ranking JSON" and below). Totals live in `donation_totals` (category × donor × local day),
+//! kept exact by the engine's purpose hook inside every payment and refund transaction.
+//! Answers are serialized once into `Bytes` and cached per every parameter; a payment event
+//! from any instance drops them all, a `day`/`week`/`month` answer expires with its period,
+//! and a short TTL is the safety net. A hit does no I/O and no serialization.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::error::AppError;
+use crate::pay::engine::PurposeHook;
+use crate::pay::money::format_yuan;
+use crate::pay::rfc3339;
+use crate::store::{Store, StoreError};
+
+/// The donor a donation counts for (see the migration): anonymity first, then the signed-in
+/// user, then the trimmed name; a blank name counts alone.
+const DONOR_KEY: &str =
+    "CASE WHEN d.anonymous OR (d.user_id IS NULL AND btrim(d.donor_name) = '') THEN 'a:' || d.order_no
+            WHEN d.user_id IS NOT NULL THEN 'u:' || d.user_id
+            ELSE 'n:' || btrim(d.donor_name) END";
+
+/// What the donor is shown as.
+const DONOR_NAME: &str = "CASE WHEN d.anonymous OR btrim(d.donor_name) = '' THEN '匿名' ELSE btrim(d.donor_name) END";
+
+/// The hook that keeps `donation_totals` in step: `$1` order_no, `$2` (or `$3`) time zone.
+pub fn hook(timezone: &str) -> PurposeHook {
+    PurposeHook {
+        purpose: "donation",
+        on_paid: ON_PAID.get_or_init(|| {
+            format!(
+                "INSERT INTO donation_totals AS t (category_id, donor_key, day, donor, amount_fen, count, first_paid_at)
+                 SELECT d.category_id, {DONOR_KEY}, (p.paid_at AT TIME ZONE $2)::date, {DONOR_NAME},
+                        p.amount_fen - p.refunded_fen, 1, p.paid_at
+                   FROM payments p JOIN donations d USING (order_no) WHERE p.order_no = $1
+                 ON CONFLICT (category_id, donor_key, day) DO UPDATE
+                    SET amount_fen = t.amount_fen + EXCLUDED.amount_fen, count = t.count + 1,
+                        first_paid_at = least(t.first_paid_at, EXCLUDED.first_paid_at)"
+            )
+        }),
+        on_refunded: ON_REFUNDED.get_or_init(|| {
+            format!(
+                "UPDATE donation_totals t
+                    SET amount_fen = t.amount_fen - $2,
+                        count = t.count - CASE WHEN p.refunded_fen >= p.amount_fen THEN 1 ELSE 0 END
+                   FROM payments p JOIN donations d USING (order_no)
+                  WHERE p.order_no = $1 AND t.category_id = d.category_id AND t.donor_key = {DONOR_KEY}
+                    AND t.day = (p.paid_at AT TIME ZONE $3)::date"
+            )
+        }),
+        param: timezone.to_string(),
+    }
+}
+
+static ON_PAID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static ON_REFUNDED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Rebuilds `donation_totals` from the payments when the time zone its days were cut in is
+/// not `timezone` (first start, or `rankings.timezone` changed). One transaction, serialized
+/// across instances; returns whether it rebuilt.
+pub async fn ensure_totals(store: &Store, timezone: &str) -> Result<bool, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7365617801)", &[]).await?;
+    let current: Option<String> = tx
+        .query_opt("SELECT value FROM app_state WHERE key = 'rankings_timezone'", &[])
+        .await?
+        .map(|row| row.get(0));
+    if current.as_deref() == Some(timezone) {
+        return Ok(false);
+    }
+    tx.batch_execute("DELETE FROM donation_totals").await?;
+    let rebuild = format!(
+        "INSERT INTO donation_totals (category_id, donor_key, day, donor, amount_fen, count, first_paid_at)
+         SELECT d.category_id, {DONOR_KEY}, (p.paid_at AT TIME ZONE $1)::date, max({DONOR_NAME}),
+                sum(p.amount_fen - p.refunded_fen), count(*) FILTER (WHERE p.refunded_fen < p.amount_fen),
+                min(p.paid_at)
+           FROM payments p JOIN donations d USING (order_no)
+          WHERE p.status IN ('paid', 'refunded')
+          GROUP BY 1, 2, 3"
+    );
+    tx.execute(&rebuild, &[&timezone]).await?;
+    tx.execute(
+        "INSERT INTO app_state (key, value) VALUES ('rankings_timezone', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&timezone],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A ranking's time range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Range {
+    Day,
+    Week,
+    Month,
+    All,
+}
+
+impl Range {
+    pub fn parse(text: &str) -> Option<Range> {
+        match text {
+            "day" => Some(Range::Day),
+            "week" => Some(Range::Week),
+            "month" => Some(Range::Month),
+            "all" => Some(Range::All),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Range::Day => "day",
+            Range::Week => "week",
+            Range::Month => "month",
+            Range::All => "all",
+        }
+    }
+}
+
+/// Every parameter of a ranking request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RankingKey {
+    pub category_id: Option<i64>,
+    pub range: Range,
+    /// From 1.
+    pub page: u32,
+    /// 1..=100.
+    pub size: u32,
+}
+
+/// One row of a ranking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankingItem {
+    pub rank: u64,
+    pub donor: String,
+    pub amount_fen: i64,
+    pub count: i64,
+}
+
+/// A page of a ranking, and until when it holds (the end of its day/week/month).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankingPage {
+    pub total: i64,
+    pub items: Vec<RankingItem>,
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+/// The `day`/`week`/`month` window around `$2` (now) in zone `$1`, as local dates, and when
+/// it ends as an instant.
+const BOUNDS: &str = "bounds AS (
+        SELECT CASE $3 WHEN 'day' THEN l::date WHEN 'week' THEN date_trunc('week', l)::date
+                       WHEN 'month' THEN date_trunc('month', l)::date END AS start,
+               CASE $3 WHEN 'day' THEN l::date + 1 WHEN 'week' THEN date_trunc('week', l)::date + 7
+                       WHEN 'month' THEN (date_trunc('month', l) + interval '1 month')::date END AS stop
+          FROM (SELECT $2::timestamptz AT TIME ZONE $1 AS l) now_local)";
+
+static RANKING_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn ranking_sql() -> &'static str {
+    RANKING_SQL.get_or_init(|| {
+        format!(
+            "WITH {BOUNDS},
+             g AS (
+                SELECT t.donor_key, max(t.donor) AS donor, sum(t.amount_fen)::bigint AS amount,
+                       sum(t.count)::bigint AS n, min(t.first_paid_at) AS first
+                  FROM donation_totals t, bounds b
+                 WHERE ($4::bigint IS NULL OR t.category_id = $4)
+                   AND (b.start IS NULL OR (t.day >= b.start AND t.day < b.stop))
+                 GROUP BY t.donor_key
+                HAVING sum(t.amount_fen) > 0),
+             page AS (
+                SELECT donor_key, donor, amount, n, first FROM g
+                 ORDER BY amount DESC, first ASC, donor_key ASC LIMIT $5 OFFSET $6)
+             SELECT (SELECT count(*) FROM g), (SELECT stop::timestamp AT TIME ZONE $1 FROM bounds),
+                    page.donor, page.amount, page.n
+               FROM (SELECT 1) one LEFT JOIN page ON true
+              ORDER BY page.amount DESC, page.first ASC, page.donor_key ASC"
+        )
+    })
+}
+
+/// Reads one ranking page as of `now` (tests pass their own `now`).
+pub async fn query_ranking(
+    client: &impl deadpool_postgres::GenericClient,
+    timezone: &str,
+    key: RankingKey,
+    now: OffsetDateTime,
+) -> Result<RankingPage, tokio_postgres::Error> {
+    let statement = client.prepare_cached(ranking_sql()).await?;
+    let limit = i64::from(key.size);
+    let offset = i64::from(key.page - 1) * limit;
+    let rows = client
+        .query(
+            &statement,
+            &[&timezone, &now, &key.range.as_str(), &key.category_id, &limit, &offset],
+        )
+        .await?;
+    let total = rows.first().map_or(0, |r| r.get::<_, i64>(0));
+    let valid_until = rows.first().and_then(|r| r.get::<_, Option<OffsetDateTime>>(1));
+    let items = rows
+        .iter()
+        .filter_map(|r| {
+            let donor: Option<String> = r.get(2);
+            Some((donor?, r.get::<_, i64>(3), r.get::<_, i64>(4)))
+        })
+        .enumerate()
+        .map(|(i, (donor, amount_fen, count))| RankingItem {
+            rank: offset as u64 + i as u64 + 1,
+            donor,
+            amount_fen,
+            count,
+        })
+        .collect();
+    Ok(RankingPage {
+        total,
+        items,
+        valid_until,
+    })
+}
+
+fn ranking_json(key: RankingKey, page: &RankingPage) -> Bytes {
+    let items: Vec<serde_json::Value> = page
+        .items
+        .iter()
+        .map(|item| {
+            serde_json::json!({
+                "rank": item.rank,
+                "donor": item.donor,
+                "amount": format_yuan(item.amount_fen),
+                "amount_fen": item.amount_fen,
+                "count": item.count,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "range": key.range.as_str(),
+        "category_id": key.category_id,
+        "page": key.page,
+        "size": key.size,
+        "total": page.total,
+        "items": items,
+    });
+    Bytes::from(body.to_string())
+}
+
+/// What is cached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CacheKey {
+    Ranking(RankingKey),
+    Recent(Option<i64>, u32),
+    Stats,
+    Chart,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    body: Bytes,
+    /// When the answer stops being true by itself (the end of its day/week/month).
+    expires: Option<Instant>,
+}
+
+/// Answers expire at the end of their period, or after [`SAFETY_TTL`].
+struct Expiry;
+
+/// The longest any answer is kept without an event confirming it.
+const SAFETY_TTL: Duration = Duration::from_secs(30);
+
+impl moka::Expiry<CacheKey, Entry> for Expiry {
+    fn expire_after_create(&self, _key: &CacheKey, value: &Entry, created_at: Instant) -> Option<Duration> {
+        let until_period_end = value.expires.map(|at| at.saturating_duration_since(created_at));
+        Some(until_period_end.map_or(SAFETY_TTL, |d| d.min(SAFETY_TTL)))
+    }
+}
+
+/// The cached answers.
+pub struct Rankings {
+    cache: moka::sync::Cache<CacheKey, Entry>,
+    /// Bumped by every invalidation; an answer computed across a bump is not cached, so a
+    /// read that raced a payment cannot outlive it.
+    generation: AtomicU64,
+    timezone: String,
+}
+
+impl std::fmt::Debug for Rankings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rankings").field("timezone", &self.timezone).finish()
+    }
+}
+
+impl Rankings {
+    pub fn new(timezone: &str) -> Rankings {
+        Rankings {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .expire_after(Expiry)
+                .build(),
+            generation: AtomicU64::new(0),
+            timezone: timezone.to_string(),
+        }
+    }
+
+    /// Drops every answer (a donation was paid or refunded somewhere).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    /// How many answers are cached (for tests and metrics).
+    pub fn cached(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    async fn cached_or<F, Fut>(&self, key: CacheKey, load: F) -> Result<Bytes, AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(Bytes, Option<OffsetDateTime>), AppError>>,
+    {
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.body);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let (body, valid_until) = load().await?;
+        if self.generation.load(Ordering::SeqCst) == generation {
+            let expires = valid_until.map(|at| {
+                let left = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+                Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+            });
+            self.cache.insert(
+                key,
+                Entry {
+                    body: body.clone(),
+                    expires,
+                },
+            );
+        }
+        Ok(body)
+    }
+
+    /// `GET /api/rankings`
+    pub async fn ranking(&self, store: &Store, key: RankingKey) -> Result<Bytes, AppError> {
+        self.cached_or(CacheKey::Ranking(key), || async move {
+            let client = store.client().await?;
+            let page = query_ranking(&client, &self.timezone, key, OffsetDateTime::now_utc())
+                .await
+                .map_err(StoreError::from)?;
+            Ok((ranking_json(key, &page), page.valid_until))
+        })
+        .await
+    }
+
+    /// `GET /api/donations/recent`
+    pub async fn recent(&self, store: &Store, category_id: Option<i64>, limit: u32) -> Result<Bytes, AppError> {
+        self.cached_or(CacheKey::Recent(category_id, limit), || async move {
+            let client = store.client().await?;
+            let sql = RECENT_SQL.get_or_init(|| {
+                format!(
+                    "SELECT {DONOR_NAME}, p.amount_fen - p.refunded_fen, d.message, d.category_id, p.paid_at
+                       FROM payments p JOIN donations d USING (order_no)
+                      WHERE p.paid_at IS NOT NULL AND p.purpose = 'donation' AND p.refunded_fen < p.amount_fen
+                        AND ($1::bigint IS NULL OR d.category_id = $1)
+                      ORDER BY p.paid_at DESC, p.order_no DESC LIMIT $2"
+                )
+            });
+            let statement = client.prepare_cached(sql).await.map_err(StoreError::from)?;
+            let rows = client
+                .query(&statement, &[&category_id, &i64::from(limit)])
+                .await
+                .map_err(StoreError::from)?;
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let amount: i64 = r.get(1);
+                    serde_json::json!({
+                        "donor": r.get::<_, String>(0),
+                        "amount": format_yuan(amount),
+                        "amount_fen": amount,
+                        "message": r.get::<_, String>(2),
+                        "category_id": r.get::<_, i64>(3),
+                        "paid_at": rfc3339(r.get(4)),
+                    })
+                })
+                .collect();
+            Ok((Bytes::from(serde_json::json!({ "items": items }).to_string()), None))
+        })
+        .await
+    }
+
+    /// `GET /api/stats`: per open category, the amount, donations and donors so far.
+    pub async fn stats(&self, store: &Store) -> Result<Bytes, AppError> {
+        self.cached_or(CacheKey::Stats, || async move {
+            let client = store.client().await?;
+            let statement = client.prepare_cached(STATS_SQL).await.map_err(StoreError::from)?;
+            let rows = client.query(&statement, &[]).await.map_err(StoreError::from)?;
+            let (mut amount_all, mut count_all) = (0i64, 0i64);
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let (amount, count): (i64, i64) = (r.get(2), r.get(3));
+                    amount_all += amount;
+                    count_all += count;
+                    serde_json::json!({
+                        "category_id": r.get::<_, i64>(0),
+                        "name": r.get::<_, String>(1),
+                        "amount": format_yuan(amount),
+                        "amount_fen": amount,
+                        "count": count,
+                        "donors": r.get::<_, i64>(4),
+                    })
+                })
+                .collect();
+            let donors_all: i64 = client
+                .query_one(DONORS_ALL_SQL, &[])
+                .await
+                .map_err(StoreError::from)?
+                .get(0);
+            let body = serde_json::json!({
+                "items": items,
+                "total": {"amount": format_yuan(amount_all), "amount_fen": amount_all, "count": count_all, "donors": donors_all},
+            });
+            Ok((Bytes::from(body.to_string()), None))
+        })
+        .await
+    }
+
+    /// `GET /api/stats/chart.svg`: donations per day and category over the last 30 local days.
+    pub async fn chart(&self, store: &Store) -> Result<Bytes, AppError> {
+        self.cached_or(CacheKey::Chart, || async move {
+            let client = store.client().await?;
+            let statement = client.prepare_cached(CHART_SQL).await.map_err(StoreError::from)?;
+            let rows = client
+                .query(&statement, &[&self.timezone, &OffsetDateTime::now_utc()])
+                .await
+                .map_err(StoreError::from)?;
+            let points: Vec<ChartPoint> = rows
+                .iter()
+                .map(|r| ChartPoint {
+                    day_index: r.get::<_, i32>(0),
+                    category: r.get(1),
+                    amount_fen: r.get(2),
+                })
+                .collect();
+            let names: Vec<(i64, String)> = client
+                .query(
+                    "SELECT id, name FROM categories WHERE enabled ORDER BY sort_order, id",
+                    &[],
+                )
+                .await
+                .map_err(StoreError::from)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let valid_until = rows.first().map(|r| r.get::<_, OffsetDateTime>(3));
+            Ok((Bytes::from(chart_svg(&points, &names)), valid_until))
+        })
+        .await
+    }
+}
+
+static RECENT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+const STATS_SQL: &str = "SELECT c.id, c.name, coalesce(sum(x.amount), 0)::bigint, coalesce(sum(x.n), 0)::bigint,
+            count(x.donor_key) FILTER (WHERE x.amount > 0)
+       FROM categories c
+       LEFT JOIN (SELECT category_id, donor_key, sum(amount_fen) AS amount, sum(count) AS n
+                    FROM donation_totals GROUP BY 1, 2) x ON x.category_id = c.id
+      WHERE c.enabled
+      GROUP BY c.id, c.name, c.sort_order ORDER BY c.sort_order, c.id";
+
+const DONORS_ALL_SQL: &str =
+    "SELECT count(*) FROM (SELECT donor_key FROM donation_totals GROUP BY donor_key HAVING sum(amount_fen) > 0) d";
+
+/// Day index 0..=29 (29 = today), category, amount; plus the next local midnight.
+const CHART_SQL: &str = "WITH today AS (SELECT ($2::timestamptz AT TIME ZONE $1)::date AS d)
+     SELECT (t.day - today.d + 29)::int, t.category_id, sum(t.amount_fen)::bigint,
+            ((today.d + 1)::timestamp AT TIME ZONE $1)
+       FROM donation_totals t, today
+      WHERE t.day > today.d - 30 AND t.day <= today.d
+      GROUP BY 1, 2, 4 ORDER BY 1, 2";
+
+struct ChartPoint {
+    day_index: i32,
+    category: i64,
+    amount_fen: i64,
+}
+
+const PALETTE: &[&str] = &[
+    "#c8102e", "#1677ff", "#07c160", "#f59e0b", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
+];
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Stacked bars per day, one colour per category, with a legend.
+fn chart_svg(points: &[ChartPoint], names: &[(i64, String)]) -> String {
+    const W: f64 = 600.0;
+    const H: f64 = 200.0;
+    const LEFT: f64 = 8.0;
+    const TOP: f64 = 8.0;
+    let mut per_day = [0i64; 30];
+    for p in points {
+        if let Some(slot) = usize::try_from(p.day_index).ok().and_then(|i| per_day.get_mut(i)) {
+            *slot += p.amount_fen.max(0);
+        }
+    }
+    let max = per_day.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let bar = (W - 2.0 * LEFT) / 30.0;
+    let mut svg = String::with_capacity(4096);
+    let legend_rows = names.len().div_ceil(3).max(1);
+    let height = H + 20.0 + 18.0 * legend_rows as f64;
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {height}\" role=\"img\" \
+         aria-label=\"近30天捐赠\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = write!(
+        svg,
+        "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#999\" stroke-width=\"1\"/>",
+        y = TOP + H,
+        x2 = W - LEFT
+    );
+    let mut stacked = [0i64; 30];
+    for p in points {
+        let Some(day) = usize::try_from(p.day_index).ok().filter(|d| *d < 30) else {
+            continue;
+        };
+        let colour = names
+            .iter()
+            .position(|(id, _)| *id == p.category)
+            .map_or("#888", |i| PALETTE[i % PALETTE.len()]);
+        let amount = p.amount_fen.max(0);
+        let y0 = TOP + H - stacked[day] as f64 / max * H;
+        let h = amount as f64 / max * H;
+        stacked[day] += amount;
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{colour}\"><title>{yuan}</title></rect>",
+            x = LEFT + day as f64 * bar + 1.0,
+            y = y0 - h,
+            w = bar - 2.0,
+            yuan = format_yuan(amount),
+        );
+    }
+    for (i, (_, name)) in names.iter().enumerate() {
+        let (col, row) = (i % 3, i / 3);
+        let x = LEFT + col as f64 * (W / 3.0);
+        let y = TOP + H + 20.0 + row as f64 * 18.0;
+        let _ = write!(
+            svg,
+            "<rect x=\"{x}\" y=\"{ry}\" width=\"10\" height=\"10\" fill=\"{c}\"/><text x=\"{tx}\" y=\"{y}\">{n}</text>",
+            ry = y - 9.0,
+            c = PALETTE[i % PALETTE.len()],
+            tx = x + 14.0,
+            n = xml_escape(name),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_print_back() {
+        for text in ["day", "week", "month", "all"] {
+            assert_eq!(Range::parse(text).unwrap().as_str(), text);
+        }
+        assert_eq!(Range::parse("year"), None);
+    }
+
+    #[test]
+    fn the_chart_escapes_category_names_and_scales_to_the_busiest_day() {
+        let points = [
+            ChartPoint {
+                day_index: 29,
+                category: 1,
+                amount_fen: 1000,
+            },
+            ChartPoint {
+                day_index: 28,
+                category: 2,
+                amount_fen: 500,
+            },
+        ];
+        let svg = chart_svg(&points, &[(1, "<b>灾区</b>".into()), (2, "a&b".into())]);
+        assert!(svg.contains("&lt;b&gt;灾区&lt;/b&gt;"), "{svg}");
+        assert!(svg.contains("a&amp;b"));
+        assert!(!svg.contains("<b>"));
+        assert!(
+            svg.contains("height=\"200.0\""),
+            "the busiest day fills the chart: {svg}"
+        );
+        assert!(svg.contains("height=\"100.0\""));
+    }
+}
