@@ -464,3 +464,72 @@ async fn reconcile_passes_on_several_instances_share_the_work_without_overlap() 
         .await;
     assert_eq!(rescheduled, 12);
 }
+
+#[tokio::test]
+async fn with_the_database_down_callbacks_get_the_provider_failure_and_succeed_when_retried() {
+    use zhifu::store::embedded::{EmbeddedCluster, Options};
+    // A cluster of its own: this test stops it.
+    let options = Options {
+        data_dir: crate::helpers::scratch_dir("callbacks-db-down"),
+        bin_dir: None,
+        ephemeral: true,
+    };
+    let cluster = tokio::task::spawn_blocking({
+        let options = options.clone();
+        move || EmbeddedCluster::start(&options)
+    })
+    .await
+    .unwrap()
+    .expect("cluster starts");
+    zhifu::store::ensure_database(&cluster.pg_config("postgres"), "zhifu")
+        .await
+        .unwrap();
+    let app = crate::helpers::spawn_app_on(cluster.pg_config("zhifu"), |_| {}).await;
+    let wechat_no = order_no(&app.donate("6.00", "wechat").await);
+    let alipay_no = order_no(&app.donate("7.00", "alipay").await);
+    let sandbox = app.state.sandbox.clone().unwrap();
+    sandbox.wechat.mark_paid(&wechat_no, false).unwrap();
+    let (headers, body) = sandbox.wechat.payment_notification(&wechat_no).unwrap();
+    let alipay_body = sandbox.alipay.sign_form(&[
+        ("notify_type", "trade_status_sync"),
+        ("notify_id", "ntf-down"),
+        ("app_id", sandbox.alipay.app_id()),
+        ("trade_no", "2026112122001400000000000077"),
+        ("out_trade_no", &alipay_no),
+        ("seller_id", sandbox.alipay.seller_id()),
+        ("trade_status", "TRADE_SUCCESS"),
+        ("total_amount", "7.00"),
+        ("gmt_payment", "2026-11-21 22:01:02"),
+    ]);
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop(Duration::from_secs(5));
+        cluster
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let refused = post_wechat(&app, &headers, body.clone()).await;
+    assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(refused.json()["code"], "FAIL");
+    assert_eq!(post_alipay(&app, alipay_body.clone()).await.text(), "fail");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered within the pool timeout"
+    );
+
+    drop(cluster);
+    let _restarted = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&options))
+        .await
+        .unwrap()
+        .expect("cluster starts again");
+    // The providers retry; now the effect is durable and acknowledged.
+    let retried = eventually(Duration::from_secs(10), || async {
+        post_wechat(&app, &headers, body.clone()).await.status == StatusCode::NO_CONTENT
+    })
+    .await;
+    assert!(retried);
+    assert_eq!(post_alipay(&app, alipay_body).await.text(), "success");
+    assert_eq!(paid_events(&app, &wechat_no).await, 1);
+    assert_eq!(paid_events(&app, &alipay_no).await, 1);
+}

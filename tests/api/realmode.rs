@@ -186,3 +186,18 @@ async fn without_sandbox_mode_the_sandbox_routes_do_not_exist() {
         .await;
     assert_eq!(emulator.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_missing_merchant_key_stops_start_up_with_the_key_named() {
+    let db = fresh_database().await;
+    let mut settings = crate::helpers::test_settings();
+    settings.payments.sandbox = false;
+    settings.payments.alipay.enabled = false;
+    settings.payments.wechat.mchid = "1900000109".into();
+    settings.payments.wechat.merchant_private_key_path = "/nonexistent/apiclient_key.pem".into();
+    let config = crate::helpers::test_config(settings);
+    let store = zhifu::store::Store::connect(db, 2, Duration::from_secs(2), None).unwrap();
+    let err = zhifu::app::Application::build(config, store).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("payments.wechat."), "{text}");
+}
