@@ -38,3 +38,30 @@ impl Faults {
             .and_then(|mut queue| (!queue.is_empty()).then(|| queue.remove(0)))
     }
 }
+
+/// For the provider modules' tests: serves every connection on a fresh loopback port with
+/// `handler`, until the test's runtime ends.
+#[cfg(test)]
+pub(crate) async fn serve_loopback<F, Fut>(handler: F) -> std::net::SocketAddr
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handler(request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}

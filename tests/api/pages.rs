@@ -117,3 +117,17 @@ async fn unknown_or_hidden_static_names_are_404() {
     assert_eq!(app.get("/static/..%2FCargo.toml").await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get("/static/.hidden").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_home_page_has_each_section_once_and_all_of_them_in_the_body() {
+    let app = spawn_app().await;
+    let html = app.get("/").await.text();
+    for id in ["donate-form", "categories", "ranking", "recent", "chart"] {
+        assert_eq!(html.matches(&format!("id=\"{id}\"")).count(), 1, "#{id}");
+    }
+    let body = html.find("<body>").expect("a body");
+    assert!(
+        html.find("<section").expect("sections") > body,
+        "a section sits in the head"
+    );
+}

@@ -3,9 +3,6 @@
 //! notification endpoint. Also the client against canned gateway answers the emulator never
 //! sends (unsigned refusals, HTML, nothing listening).
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,10 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -26,33 +19,9 @@ use super::{AlipayClient, AlipayEmulator, sign};
 use crate::pay::outbound::{HttpClient, OutboundError};
 use crate::pay::provider::{CreateOrder, Created, Notification, ProviderError, RefundOrder, RefundState, TradeState};
 use crate::pay::sandbox::Fault;
+use crate::pay::sandbox::serve_loopback as serve;
 
 const ORDER: &str = "0123456789abcdef0123456789abcdef";
-
-/// Serves every connection on a fresh loopback port with `handler`.
-async fn serve<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = http::Response<Full<Bytes>>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// An emulator behind a loopback gateway, a client of it, and a notification endpoint
 /// that answers `success` after refusing `refusals` deliveries.

@@ -2,9 +2,6 @@
 //! `WechatEmulator::handle`, another one plays the merchant's notify_url. Every exchange is
 //! signed, verified and (for notifications) encrypted exactly as on the wire.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,12 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::emulator::WechatEmulatorConfig;
@@ -30,31 +23,7 @@ use crate::pay::provider::{
     CreateOrder, Notification, NotifyError, ProviderError, RefundOrder, RefundState, TradeState,
 };
 use crate::pay::sandbox::Fault;
-
-/// Serves `handler` on 127.0.0.1:0 until the test's runtime ends.
-async fn serve<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(request).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
+use crate::pay::sandbox::serve_loopback as serve;
 
 /// Where a sandbox may mount the emulator; stripped before `handle`.
 const SANDBOX_PREFIX: &str = "/sandbox/wechat";
