@@ -31,16 +31,21 @@ impl Engine {
         {
             let mut client = self.store.client().await?;
             let tx = client.transaction().await?;
+            // Lock first, then read what is left in a statement of its own: under READ
+            // COMMITTED a statement sees the refunds committed before it began, so a refund
+            // queued by the transaction we waited for is counted.
+            tx.query_opt("SELECT 1 FROM payments WHERE order_no = $1 FOR UPDATE", &[&order_no])
+                .await?
+                .ok_or(EngineError::UnknownOrder)?;
             let row = tx
-                .query_opt(
+                .query_one(
                     "SELECT p.status, p.amount_fen - p.refunded_fen
                           - COALESCE((SELECT sum(amount_fen) FROM refunds r
                                        WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint
-                       FROM payments p WHERE p.order_no = $1 FOR UPDATE",
+                       FROM payments p WHERE p.order_no = $1",
                     &[&order_no],
                 )
-                .await?
-                .ok_or(EngineError::UnknownOrder)?;
+                .await?;
             let status: String = row.get(0);
             let refundable: i64 = row.get(1);
             if status != "paid" && status != "refunded" {

@@ -533,3 +533,26 @@ async fn with_the_database_down_callbacks_get_the_provider_failure_and_succeed_w
     assert_eq!(paid_events(&app, &wechat_no).await, 1);
     assert_eq!(paid_events(&app, &alipay_no).await, 1);
 }
+
+#[tokio::test]
+async fn ten_concurrent_refunds_never_exceed_the_payment() {
+    for channel in ["wechat", "alipay"] {
+        let app = spawn_app().await;
+        let no = order_no(&app.donate("100.00", channel).await);
+        app.sandbox_pay(&no).await;
+        let engine = &app.state.engine;
+        let tries = (0..10).map(|i| engine.request_refund(&no, 2000, "race", if i % 2 == 0 { "a" } else { "b" }));
+        let accepted = futures_util::future::join_all(tries)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count();
+        assert_eq!(accepted, 5, "{channel}: five 20.00 refunds fit in 100.00");
+        let queued = app
+            .count(&format!(
+                "SELECT COALESCE(sum(amount_fen), 0)::bigint FROM refunds WHERE order_no = '{no}'"
+            ))
+            .await;
+        assert_eq!(queued, 10000, "{channel}");
+    }
+}
