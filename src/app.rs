@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
 use crate::donate::{Catalog, PageContext, Rankings};
+use crate::http::limit::Limits;
 use crate::http::metrics::HttpMetrics;
 use crate::pay::alipay::{AlipayClient, AlipayCredentials, AlipayEmulator};
 use crate::pay::engine::{Engine, EngineSettings, Providers};
@@ -35,6 +36,8 @@ pub struct State {
     pub metrics: HttpMetrics,
     pub catalog: Catalog,
     pub rankings: Rankings,
+    /// Per-client-IP rate limits.
+    pub limits: Limits,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
@@ -105,6 +108,7 @@ impl Application {
         let (engine, sandbox) = payment_engine(&config, &store, local)?;
         let catalog = Catalog::new(page_context(&config, &engine));
         let rankings = Rankings::new(&config.settings.rankings.timezone);
+        let limits = Limits::new(&config.settings.limits);
         let state = Arc::new(State {
             config,
             store,
@@ -112,6 +116,7 @@ impl Application {
             metrics: HttpMetrics::default(),
             catalog,
             rankings,
+            limits,
             engine,
             sandbox,
             shutdown: shutdown_rx,
@@ -119,6 +124,7 @@ impl Application {
             sequence: AtomicU64::new(0),
         });
         tokio::spawn(route_events(Arc::clone(&state)));
+        tokio::spawn(forget_idle_clients(Arc::clone(&state)));
         tokio::spawn(reconcile::run(
             Arc::clone(&state.engine),
             Duration::from_secs(state.config.settings.payments.reconcile_interval_secs),
@@ -368,6 +374,17 @@ async fn route_events(state: Arc<State>) {
                 state.engine.status.changed_all();
             }
             Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Keeps the rate limiters' memory to the clients seen lately.
+async fn forget_idle_clients(state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => state.limits.retain_recent(),
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct Settings {
     pub database: Database,
     pub payments: Payments,
     pub rankings: Rankings,
+    pub limits: Limits,
     pub log: Log,
 }
 
@@ -252,6 +253,31 @@ impl Default for Rankings {
     fn default() -> Self {
         Rankings {
             timezone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// `limits.*`: per-client-IP rate limits; a rate of 0 turns that limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Orders a client may create per minute, on average.
+    pub create_per_minute: u32,
+    /// Orders a client may create at once before the average applies.
+    pub create_burst: u32,
+    /// Status reads (polls) a client may make per minute, on average.
+    pub status_per_minute: u32,
+    /// Status reads a client may make at once.
+    pub status_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            create_per_minute: 20,
+            create_burst: 10,
+            status_per_minute: 300,
+            status_burst: 60,
         }
     }
 }

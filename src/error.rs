@@ -39,6 +39,9 @@ pub enum AppError {
     /// 415
     #[error("content type must be {expected}")]
     UnsupportedMediaType { expected: &'static str },
+    /// 429: this client sent too many requests of a kind; retry after the given seconds.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// 503: a dependency (the database) is down; the cause is logged.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] StoreError),
@@ -80,6 +83,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +100,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Provider(_) => "provider_unavailable",
             AppError::Internal(_) => "internal_error",

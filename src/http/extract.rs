@@ -118,7 +118,10 @@ mod tests {
         assert!(pairs(b"\xff=1").is_err());
         assert_eq!(query_param(Some("wait=5&wait=9"), "wait").unwrap(), Some("5".into()));
         assert_eq!(query_param(None, "wait").unwrap(), None);
-        assert_eq!(query_param(Some("a=1&range=%77eek"), "range").unwrap(), Some("week".into()));
+        assert_eq!(
+            query_param(Some("a=1&range=%77eek"), "range").unwrap(),
+            Some("week".into())
+        );
         assert!(query_param(Some("range=%FF"), "range").is_err());
     }
 }

@@ -5,13 +5,14 @@
 pub mod assets;
 pub mod client_ip;
 pub mod extract;
+pub mod limit;
 pub mod metrics;
 pub mod respond;
 pub mod route;
 pub mod server;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
     let request_id = state.request_id(&parts.headers);
     let route = route::parse(&parts.method, parts.uri.path());
     let limit = state.config.settings.server.max_body_bytes;
+    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
 
     let mut response = if content_length(&parts) > limit as u64 {
         let mut r = respond::error(&AppError::TooLarge { limit }, &request_id);
@@ -44,7 +46,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
     } else {
-        match AssertUnwindSafe(dispatch(&state, route, &parts, body))
+        match AssertUnwindSafe(dispatch(&state, route, &parts, body, ip))
             .catch_unwind()
             .await
         {
@@ -71,7 +73,6 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
     let status = response.status().as_u16();
     state.metrics.observe(route.index(), status, elapsed);
     if state.config.settings.log.access {
-        let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
         tracing::info!(
             target: "zhifu::access",
             request_id = %request_id,
@@ -86,8 +87,19 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
 }
 
 /// The one exhaustive match from route to handler.
-async fn dispatch(state: &State, route: Route<'_>, parts: &Parts, body: Incoming) -> Result<Response, AppError> {
+async fn dispatch(
+    state: &State,
+    route: Route<'_>,
+    parts: &Parts,
+    body: Incoming,
+    ip: IpAddr,
+) -> Result<Response, AppError> {
     let engine = &state.engine;
+    match route {
+        Route::CreateDonation => state.limits.check(limit::Kind::Create, ip)?,
+        Route::PaymentStatus(_) => state.limits.check(limit::Kind::Status, ip)?,
+        _ => {}
+    }
     match route {
         Route::Index => donate::index_page(&state.catalog, &state.store).await,
         Route::Healthz => Ok(ops::healthz()),

@@ -46,13 +46,21 @@ pub fn html(status: StatusCode, body: impl Into<Bytes>) -> Response {
     response
 }
 
-/// The contract's JSON error for `err`, with `Allow` on a 405.
+/// The contract's JSON error for `err`, with `Allow` on a 405 and `Retry-After` on a 429.
 pub fn error(err: &AppError, request_id: &str) -> Response {
     let mut response = json(err.status(), err.to_json(request_id));
-    if let AppError::MethodNotAllowed { allow } = err {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    match err {
+        AppError::MethodNotAllowed { allow } => {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        AppError::RateLimited { retry_after_secs } => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
     }
     response
 }

@@ -11,6 +11,7 @@ mod config;
 mod donations;
 mod events;
 mod http_edge;
+mod limits;
 mod migrations;
 mod ops;
 mod pages;
