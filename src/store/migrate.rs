@@ -46,6 +46,8 @@ pub async fn run(client: &mut Client) -> Result<Vec<&'static str>, MigrateError>
     for &(version, name, sql) in MIGRATIONS {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+        // `IF NOT EXISTS` would otherwise send a NOTICE (logged) on every start.
+        tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer PRIMARY KEY,
