@@ -121,3 +121,47 @@ async fn shutdown_closes_idle_keep_alive_connections_and_stops_accepting() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_never_finishes_is_answered_408() {
+    let app = spawn_app_with(|s| s.server.body_read_timeout_secs = 1).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"POST /api/donations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"amount\":")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("answered within 5 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"body_timeout\""), "{text}");
+    assert_eq!(app.count("SELECT count(*) FROM payments").await, 0);
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_client_waits_until_a_connection_closes() {
+    let app = spawn_app_with(|s| s.server.max_connections = 1).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut first = TcpStream::connect(app.addr).await.unwrap();
+    first.write_all(request).await.unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(first.read(&mut buf).await.unwrap() > 0);
+
+    let mut second = TcpStream::connect(app.addr).await.unwrap(); // queued in the backlog
+    second.write_all(request).await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
+    assert!(
+        waiting.is_err(),
+        "the second connection was served while the first was open"
+    );
+
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .expect("served once the first closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
