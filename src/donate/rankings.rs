@@ -313,12 +313,6 @@ impl Rankings {
         self.cache.invalidate_all();
     }
 
-    /// How many answers are cached (for tests and metrics).
-    pub fn cached(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
-    }
-
     async fn cached_or<F, Fut>(&self, key: CacheKey, load: F) -> Result<Bytes, AppError>
     where
         F: FnOnce() -> Fut,

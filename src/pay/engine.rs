@@ -298,34 +298,28 @@ impl Engine {
         source: &str,
     ) -> Result<Applied, EngineError> {
         let outcome = self.apply_payment_tx(channel, paid, inbox, source).await;
-        if matches!(outcome, Ok(Applied::Credited { .. })) {
-            // This instance sees its own write at once; others hear it from the event bus.
-            self.status.changed(&paid.order_no).await;
-        }
         match &outcome {
-            Err(EngineError::UnknownOrder) | Err(EngineError::Mismatch(_)) => {
+            Err(e @ (EngineError::UnknownOrder | EngineError::Mismatch(_))) => {
                 if let Some(inbox) = inbox {
-                    let why = outcome.as_ref().err().map(ToString::to_string).unwrap_or_default();
-                    self.record_refused(channel, inbox, Some(&paid.order_no), &why).await;
+                    self.record_refused(channel, inbox, Some(&paid.order_no), &e.to_string())
+                        .await;
                 }
             }
-            Ok(Applied::Credited { late, .. }) => {
+            Ok(Applied::Credited { late, refund_no }) => {
+                // This instance sees its own write at once; others hear it from the event bus.
+                self.status.changed(&paid.order_no).await;
                 self.metrics.paid.fetch_add(1, Ordering::Relaxed);
                 if *late {
                     self.metrics.paid_late.fetch_add(1, Ordering::Relaxed);
                 }
+                // The late-payment refund goes out now; the reconcile job retries it if this fails.
+                if let Some(refund_no) = refund_no
+                    && let Err(e) = self.submit_refund(refund_no).await
+                {
+                    tracing::warn!(order_no = %paid.order_no, error = %e, "late-payment refund not submitted yet; reconcile will retry");
+                }
             }
             _ => {}
-        }
-        if let Ok(Applied::Credited {
-            refund_no: Some(refund_no),
-            ..
-        }) = &outcome
-        {
-            // The late-payment refund goes out now; the reconcile job retries it if this fails.
-            if let Err(e) = self.submit_refund(refund_no).await {
-                tracing::warn!(order_no = %paid.order_no, error = %e, "late-payment refund not submitted yet; reconcile will retry");
-            }
         }
         outcome
     }

@@ -63,11 +63,6 @@ impl HttpClient {
         HttpClient { client, timeout }
     }
 
-    /// The deadline of every request.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Sends `request` and reads the whole response within the deadline.
     pub async fn send(&self, request: Request<Bytes>) -> Result<HttpResponse, OutboundError> {
         let request = request.map(Full::new);

@@ -122,16 +122,6 @@ impl EmbeddedCluster {
         config
     }
 
-    /// The folder holding the socket.
-    pub fn socket_dir(&self) -> &Path {
-        &self.socket_dir
-    }
-
-    /// The server's log file (its stdout and stderr).
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
-    }
-
     /// True while the `postgres` process lives.
     pub fn is_running(&self) -> bool {
         self.exit.0.lock().map(|e| e.is_none()).unwrap_or(false)
