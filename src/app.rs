@@ -13,14 +13,16 @@ use http::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
+use crate::account::Sessions;
+use crate::account::wechat::{LoginClient, LoginEmulator};
 use crate::config::Config;
-use crate::donate::{Catalog, PageContext, Rankings};
+use crate::donate::{Catalog, Rankings};
 use crate::http::limit::Limits;
 use crate::http::metrics::HttpMetrics;
 use crate::pay::alipay::{AlipayClient, AlipayCredentials, AlipayEmulator};
 use crate::pay::engine::{Engine, EngineSettings, Providers};
-use crate::pay::money::format_yuan;
 use crate::pay::outbound::HttpClient;
+use crate::pay::policy::{PaymentPolicy, Policy};
 use crate::pay::reconcile;
 use crate::pay::wechat::{WechatClient, WechatCredentials, WechatEmulator};
 use crate::payments::Sandbox;
@@ -38,6 +40,10 @@ pub struct State {
     pub rankings: Rankings,
     /// Per-client-IP rate limits.
     pub limits: Limits,
+    /// Signed-in sessions, cached.
+    pub sessions: Sessions,
+    /// WeChat sign-in, when configured (or emulated in the sandbox).
+    pub wechat_login: Option<LoginClient>,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
@@ -106,7 +112,9 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
         let local = listener.local_addr()?;
         let (engine, sandbox) = payment_engine(&config, &store, local)?;
-        let catalog = Catalog::new(page_context(&config, &engine));
+        let wechat_login = wechat_login_client(&config, sandbox.as_ref(), local);
+        engine.policy.reload(&store).await?;
+        let catalog = Catalog::new(Arc::clone(&engine.policy));
         let rankings = Rankings::new(&config.settings.rankings.timezone);
         let limits = Limits::new(&config.settings.limits);
         let state = Arc::new(State {
@@ -117,6 +125,8 @@ impl Application {
             catalog,
             rankings,
             limits,
+            sessions: Sessions::new(),
+            wechat_login,
             engine,
             sandbox,
             shutdown: shutdown_rx,
@@ -167,11 +177,7 @@ impl Application {
 fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
     let payments = &config.settings.payments;
     let http = HttpClient::new(Duration::from_secs(payments.request_timeout_secs));
-    let loopback = match local {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
-        other => other,
-    };
+    let loopback = loopback(local);
     let mut providers = Providers::default();
     let (sandbox, notify_base) = if payments.sandbox {
         let base = format!("http://{loopback}");
@@ -180,6 +186,7 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
         let sandbox = Sandbox {
             wechat: WechatEmulator::new(wechat_emulator, http.clone()),
             alipay: AlipayEmulator::new(alipay_emulator, http.clone()),
+            wechat_login: Arc::new(LoginEmulator::new()),
         };
         if payments.wechat.enabled {
             let api = format!("{base}/sandbox/wechat");
@@ -213,27 +220,43 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
         )
     };
     let settings = EngineSettings {
-        order_ttl: Duration::from_secs(payments.order_ttl_secs),
-        refund_late_payments: payments.late_payment == "refund",
         notify_base,
         hooks: vec![crate::donate::rankings::hook(&config.settings.rankings.timezone)],
     };
-    Ok((Engine::new(store.clone(), providers, settings), sandbox))
+    let policy = Policy::new(PaymentPolicy {
+        wechat: providers.wechat.is_some(),
+        alipay: providers.alipay.is_some(),
+        min_amount_fen: config.min_amount_fen,
+        max_amount_fen: config.max_amount_fen,
+        order_ttl: Duration::from_secs(payments.order_ttl_secs),
+        refund_late_payments: payments.late_payment == "refund",
+    });
+    Ok((
+        Engine::new(store.clone(), providers, settings, Arc::new(policy)),
+        sandbox,
+    ))
 }
 
-fn page_context(config: &Config, engine: &Engine) -> PageContext {
-    use crate::pay::provider::Channel;
-    let mut channels = Vec::new();
-    if engine.is_enabled(Channel::Wechat) {
-        channels.push(("wechat", "微信支付"));
+/// WeChat sign-in: the configured apps, else the sandbox's emulator (over loopback, so the
+/// real client runs).
+fn wechat_login_client(config: &Config, sandbox: Option<&Sandbox>, local: SocketAddr) -> Option<LoginClient> {
+    let http = HttpClient::new(Duration::from_secs(config.settings.payments.request_timeout_secs));
+    if let Some(client) = LoginClient::from_settings(&config.settings.accounts.wechat, http.clone()) {
+        return Some(client);
     }
-    if engine.is_enabled(Channel::Alipay) {
-        channels.push(("alipay", "支付宝"));
-    }
-    PageContext {
-        channels,
-        min_amount: format_yuan(config.min_amount_fen),
-        max_amount: format_yuan(config.max_amount_fen),
+    let sandbox = sandbox?;
+    Some(LoginClient::sandbox(
+        &sandbox.wechat_login,
+        &format!("http://{}", loopback(local)),
+        http,
+    ))
+}
+
+fn loopback(local: SocketAddr) -> SocketAddr {
+    match local {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
+        other => other,
     }
 }
 
@@ -357,6 +380,9 @@ async fn route_events(state: Arc<State>) {
                 };
                 match message.get("kind").and_then(|k| k.as_str()) {
                     Some("categories") => state.catalog.invalidate(),
+                    Some("sessions") => state.sessions.invalidate_all(),
+                    Some("rankings") => state.rankings.invalidate(),
+                    Some("payment_settings") => reload_policy(&state).await,
                     Some("payment") => {
                         if message.get("purpose").and_then(|p| p.as_str()) == Some("donation") {
                             state.rankings.invalidate();
@@ -369,12 +395,27 @@ async fn route_events(state: Arc<State>) {
                 }
             }
             Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                state.sessions.invalidate_all();
+                reload_policy(&state).await;
                 state.catalog.invalidate();
                 state.rankings.invalidate();
                 state.engine.status.changed_all();
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// Puts the payment settings in the database in force; the home page shows them.
+pub async fn reload_policy(state: &State) {
+    match state.engine.policy.reload(&state.store).await {
+        Ok(true) => {
+            tracing::info!("payment settings changed; now in force");
+            state.catalog.invalidate();
+        }
+        Ok(false) => {}
+        // The previous policy stays; the next event or resync retries.
+        Err(e) => tracing::warn!(error = %e, "cannot reload the payment settings; keeping the previous ones"),
     }
 }
 

@@ -42,6 +42,7 @@ pub struct Settings {
     pub database: Database,
     pub payments: Payments,
     pub rankings: Rankings,
+    pub accounts: Accounts,
     pub limits: Limits,
     pub log: Log,
 }
@@ -257,6 +258,62 @@ impl Default for Rankings {
     }
 }
 
+/// `accounts.*`: sessions, password lockout and WeChat sign-in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Accounts {
+    /// How long a session lasts after sign-in.
+    pub session_ttl_secs: u64,
+    /// Failed password attempts on one account before it is locked.
+    pub lockout_after: u32,
+    /// How long a locked account stays locked.
+    pub lockout_secs: u64,
+    pub wechat: WechatLogin,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts {
+            session_ttl_secs: 7 * 24 * 3600,
+            lockout_after: 5,
+            lockout_secs: 900,
+            wechat: WechatLogin::default(),
+        }
+    }
+}
+
+/// `accounts.wechat.*`: WeChat sign-in. The mini program exchanges `wx.login()` codes through
+/// `jscode2session`; the web flow (official account or website QR) through OAuth. A flow is
+/// on when its appid is set; in sandbox mode with neither set, the built-in emulator serves both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatLogin {
+    /// `https://api.weixin.qq.com` unless testing.
+    pub api_base: String,
+    /// Where browsers are sent to approve a web sign-in.
+    pub authorize_url: String,
+    pub mini_appid: String,
+    pub mini_secret: Secret,
+    pub web_appid: String,
+    pub web_secret: Secret,
+    /// `snsapi_base` (silent, in WeChat's browser) or `snsapi_login` (website QR).
+    pub web_scope: String,
+}
+
+impl Default for WechatLogin {
+    fn default() -> Self {
+        WechatLogin {
+            api_base: "https://api.weixin.qq.com".into(),
+            authorize_url: "https://open.weixin.qq.com/connect/qrconnect".into(),
+            mini_appid: String::new(),
+            mini_secret: Secret::default(),
+            web_appid: String::new(),
+            web_secret: Secret::default(),
+            web_scope: "snsapi_login".into(),
+        }
+    }
+}
+
 /// `limits.*`: per-client-IP rate limits; a rate of 0 turns that limit off.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -269,6 +326,10 @@ pub struct Limits {
     pub status_per_minute: u32,
     /// Status reads a client may make at once.
     pub status_burst: u32,
+    /// Sign-in attempts (password or WeChat) a client may make per minute, on average.
+    pub login_per_minute: u32,
+    /// Sign-in attempts a client may make at once.
+    pub login_burst: u32,
 }
 
 impl Default for Limits {
@@ -278,6 +339,8 @@ impl Default for Limits {
             create_burst: 10,
             status_per_minute: 300,
             status_burst: 60,
+            login_per_minute: 10,
+            login_burst: 5,
         }
     }
 }
@@ -574,14 +637,84 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
         ("payments.wechat.api_base", &p.wechat.api_base),
         ("payments.alipay.gateway", &p.alipay.gateway),
     ] {
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|prefix| base_url.starts_with(prefix));
-        if !(base_url.starts_with("https://") || loopback) {
+        if !is_https_or_loopback(base_url) {
             bad(
                 key,
                 format!("{base_url:?} is not an https URL"),
                 "leave the default to use the real gateway (plain http is allowed only on loopback)",
+            );
+        }
+    }
+
+    let a = &settings.accounts;
+    if !(300..=90 * 24 * 3600).contains(&a.session_ttl_secs) {
+        bad(
+            "accounts.session_ttl_secs",
+            format!("{} is outside 300..=7776000", a.session_ttl_secs),
+            "set e.g. 604800 (7 days)",
+        );
+    }
+    if !(1..=100).contains(&a.lockout_after) {
+        bad(
+            "accounts.lockout_after",
+            format!("{} is outside 1..=100", a.lockout_after),
+            "set e.g. 5",
+        );
+    }
+    if !(1..=86400).contains(&a.lockout_secs) {
+        bad(
+            "accounts.lockout_secs",
+            format!("{} is outside 1..=86400", a.lockout_secs),
+            "set e.g. 900 (15 minutes)",
+        );
+    }
+    let w = &a.wechat;
+    for (appid_key, appid, secret_key, secret) in [
+        (
+            "accounts.wechat.mini_appid",
+            &w.mini_appid,
+            "accounts.wechat.mini_secret",
+            &w.mini_secret,
+        ),
+        (
+            "accounts.wechat.web_appid",
+            &w.web_appid,
+            "accounts.wechat.web_secret",
+            &w.web_secret,
+        ),
+    ] {
+        if appid.is_empty() != secret.is_empty() {
+            let (key, missing) = if appid.is_empty() {
+                (appid_key, "appid")
+            } else {
+                (secret_key, "secret")
+            };
+            bad(
+                key,
+                format!(
+                    "is empty while its {} is set",
+                    if missing == "appid" { "secret" } else { "appid" }
+                ),
+                "set both the appid and its AppSecret from the WeChat console, or neither",
+            );
+        }
+    }
+    if w.web_scope != "snsapi_base" && w.web_scope != "snsapi_login" && w.web_scope != "snsapi_userinfo" {
+        bad(
+            "accounts.wechat.web_scope",
+            format!("{:?} is not a WeChat OAuth scope", w.web_scope),
+            "write snsapi_login (website QR sign-in) or snsapi_base (inside WeChat)",
+        );
+    }
+    for (key, url) in [
+        ("accounts.wechat.api_base", &w.api_base),
+        ("accounts.wechat.authorize_url", &w.authorize_url),
+    ] {
+        if !is_https_or_loopback(url) {
+            bad(
+                key,
+                format!("{url:?} is not an https URL"),
+                "leave the default (plain http is allowed only on loopback)",
             );
         }
     }
@@ -620,6 +753,14 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
         min_amount_fen,
         max_amount_fen,
     })
+}
+
+/// Outbound URLs must be https; plain http is for emulators on loopback only.
+fn is_https_or_loopback(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|prefix| url.starts_with(prefix))
 }
 
 #[cfg(test)]

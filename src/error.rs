@@ -21,6 +21,18 @@ pub enum AppError {
         code: &'static str,
         message: Cow<'static, str>,
     },
+    /// 401: no valid session; sign in first.
+    #[error("sign in first: no valid session was sent")]
+    Unauthorized,
+    /// 401: the username or password is wrong (which one is not said).
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// 429: too many failed sign-ins; the account is locked for a while.
+    #[error("too many failed sign-ins; this account is locked, retry in {retry_after_secs} s")]
+    Locked { retry_after_secs: u64 },
+    /// 403: signed in, but the account's role does not allow this.
+    #[error("your account is not allowed to do this")]
+    Forbidden,
     /// 404
     #[error("not found")]
     NotFound,
@@ -77,6 +89,9 @@ impl AppError {
         match self {
             AppError::Malformed(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
+            AppError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -94,6 +109,10 @@ impl AppError {
         match self {
             AppError::Malformed(_) => "malformed_request",
             AppError::Invalid { code, .. } => code,
+            AppError::Unauthorized => "unauthorized",
+            AppError::BadCredentials => "invalid_credentials",
+            AppError::Locked { .. } => "account_locked",
+            AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::BodyTimeout => "body_timeout",

@@ -14,6 +14,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+pub mod account;
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod donate;

@@ -28,6 +28,32 @@ enum Command {
     Migrate,
     /// Validate the configuration and exit (status 2 when it is invalid).
     CheckConfig,
+    /// Manage accounts from the command line (the first admin is made here).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a password account; the password is asked for (never an argument).
+    Create {
+        /// 3 to 32 letters, digits, '_', '.' or '-'.
+        #[arg(long)]
+        username: String,
+        /// admin, reviewer, merchant or user.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password for an account and end all its sessions.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +71,9 @@ fn main() -> ExitCode {
         println!("{}", zhifu::app::describe(&config));
         return ExitCode::SUCCESS;
     }
+    if let Command::Admin(admin) = command {
+        return run_admin(config, admin);
+    }
     let _log = zhifu::telemetry::init(&config.settings.log);
     let result = match command {
         Command::Migrate => zhifu::app::migrate(config),
@@ -54,6 +83,39 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_admin(config: zhifu::config::Config, command: AdminCommand) -> ExitCode {
+    use zhifu::account::Role;
+    use zhifu::account::cli::{self, AdminCommand as Cmd};
+    let (command, from_stdin) = match command {
+        AdminCommand::Create {
+            username,
+            role,
+            password_stdin,
+        } => {
+            let Some(role) = Role::parse(&role) else {
+                eprintln!("zhifu: --role must be admin, reviewer, merchant or user");
+                return ExitCode::from(2);
+            };
+            (Cmd::Create { username, role }, password_stdin)
+        }
+        AdminCommand::ResetPassword {
+            username,
+            password_stdin,
+        } => (Cmd::ResetPassword { username }, password_stdin),
+    };
+    let result = cli::read_password(from_stdin).and_then(|password| cli::run(config, command, password));
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zhifu: {e:#}");
             ExitCode::FAILURE
         }
     }

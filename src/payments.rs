@@ -30,6 +30,8 @@ use crate::pay::wechat::WechatEmulator;
 pub struct Sandbox {
     pub wechat: Arc<WechatEmulator>,
     pub alipay: Arc<AlipayEmulator>,
+    /// WeChat sign-in (`jscode2session`, OAuth) for the sandbox's accounts.
+    pub wechat_login: Arc<crate::account::wechat::LoginEmulator>,
 }
 
 /// Longest long-poll, seconds (contract: `?wait=1..=30`).

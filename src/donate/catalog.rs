@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use crate::error::AppError;
 use crate::http::assets;
+use crate::pay::money::format_yuan;
+use crate::pay::policy::{PaymentPolicy, Policy};
 use crate::store::{Store, StoreError};
 
 /// A donation category as donors see it.
@@ -41,27 +43,46 @@ pub struct PageContext {
     pub max_amount: String,
 }
 
-/// The cache of [`Snapshot`]; concurrent misses share one load.
+impl PageContext {
+    /// The donate form as `policy` has it now.
+    pub fn from_policy(policy: &PaymentPolicy) -> PageContext {
+        let mut channels = Vec::new();
+        if policy.wechat {
+            channels.push(("wechat", "微信支付"));
+        }
+        if policy.alipay {
+            channels.push(("alipay", "支付宝"));
+        }
+        PageContext {
+            channels,
+            min_amount: format_yuan(policy.min_amount_fen),
+            max_amount: format_yuan(policy.max_amount_fen),
+        }
+    }
+}
+
+/// The cache of [`Snapshot`]; concurrent misses share one load. The home page shows the
+/// payment policy too, so a policy change drops the snapshot as well.
 pub struct Catalog {
     cache: moka::future::Cache<(), Arc<Snapshot>>,
-    context: PageContext,
+    policy: Arc<Policy>,
 }
 
 impl Catalog {
-    pub fn new(context: PageContext) -> Catalog {
+    pub fn new(policy: Arc<Policy>) -> Catalog {
         Catalog {
             cache: moka::future::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
-            context,
+            policy,
         }
     }
 
     /// The current snapshot, loading it if needed.
     pub async fn snapshot(&self, store: &Store) -> Result<Arc<Snapshot>, AppError> {
         self.cache
-            .try_get_with((), load(store, &self.context))
+            .try_get_with((), load(store, PageContext::from_policy(&self.policy.current())))
             .await
             .map_err(|e| match &*e {
                 LoadError::Store(s) if s.is_unavailable() => {
@@ -88,7 +109,7 @@ enum LoadError {
     Render(#[from] askama::Error),
 }
 
-async fn load(store: &Store, context: &PageContext) -> Result<Arc<Snapshot>, LoadError> {
+async fn load(store: &Store, context: PageContext) -> Result<Arc<Snapshot>, LoadError> {
     let client = store.client().await?;
     let statement = client
         .prepare_cached(SELECT_CATEGORIES)
@@ -110,7 +131,7 @@ async fn load(store: &Store, context: &PageContext) -> Result<Arc<Snapshot>, Loa
         categories: &categories,
         stylesheet: assets::url("app.css"),
         script: assets::url("home.js"),
-        context,
+        context: &context,
     };
     let html = page.render()?;
     Ok(Arc::new(Snapshot {

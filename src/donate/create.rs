@@ -201,18 +201,20 @@ const INSERT_DONATION: &str = "WITH p AS (
      e AS (
         INSERT INTO payment_events (order_no, kind, to_status, amount_fen, source)
         SELECT order_no, 'created', 'pending', $3, 'api' FROM p)
-     INSERT INTO donations (order_no, category_id, donor_name, message, anonymous)
-     SELECT order_no, $8, $9, $10, $11 FROM p";
+     INSERT INTO donations (order_no, category_id, donor_name, message, anonymous, user_id)
+     SELECT order_no, $8, $9, $10, $11, $12 FROM p";
 
-/// Handles `POST /api/donations` with its already-read `body`.
+/// Handles `POST /api/donations` with its already-read `body`; `user_id` is the signed-in
+/// donor, if any.
 pub async fn create(
     engine: &Engine,
     catalog: &Catalog,
     parts: &Parts,
     body: &[u8],
-    min_fen: i64,
-    max_fen: i64,
+    user_id: Option<i64>,
 ) -> Result<Response, AppError> {
+    let policy = engine.policy.current();
+    let (min_fen, max_fen) = (policy.min_amount_fen, policy.max_amount_fen);
     let kind = extract::body_kind(&parts.headers, &[BodyKind::Json, BodyKind::Form])?;
     let fields = match kind {
         BodyKind::Json => from_json(body)?,
@@ -239,7 +241,7 @@ pub async fn create(
             EngineError::Store(s) => AppError::from(s),
             other => AppError::Provider(other.to_string()),
         })?;
-    store(engine, &order, &donation).await?;
+    store(engine, &order, &donation, user_id).await?;
     engine.remember(&order).await;
     if kind == BodyKind::Form {
         return Ok(crate::payments::see_other(&format!("/pay/{}", order.order_no)));
@@ -258,7 +260,12 @@ pub async fn create(
     Ok(respond::json(StatusCode::CREATED, answer.to_string()))
 }
 
-async fn store(engine: &Engine, order: &PreparedOrder, donation: &Donation) -> Result<(), AppError> {
+async fn store(
+    engine: &Engine,
+    order: &PreparedOrder,
+    donation: &Donation,
+    user_id: Option<i64>,
+) -> Result<(), AppError> {
     let client = engine.store.client().await?;
     let statement = client
         .prepare_cached(INSERT_DONATION)
@@ -279,6 +286,7 @@ async fn store(engine: &Engine, order: &PreparedOrder, donation: &Donation) -> R
                 &donation.donor_name,
                 &donation.message,
                 &donation.anonymous,
+                &user_id,
             ],
         )
         .await

@@ -42,17 +42,6 @@ fn category_param(query: Option<&str>) -> Result<Option<i64>, AppError> {
     }
 }
 
-fn number_param(query: Option<&str>, name: &str, default: u32, max: u32, code: &'static str) -> Result<u32, AppError> {
-    match extract::query_param(query, name)? {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| AppError::invalid(code, format!("{name} must be a whole number from 1 to {max}"))),
-    }
-}
-
 /// `GET /api/rankings?category_id=&range=&page=&size=` (contract: "Ranking JSON").
 pub async fn rankings(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
     let range = match extract::query_param(query, "range")? {
@@ -63,8 +52,8 @@ pub async fn rankings(rankings: &Rankings, store: &Store, query: Option<&str>) -
     let key = rankings::RankingKey {
         category_id: category_param(query)?,
         range,
-        page: number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
-        size: number_param(query, "size", 20, 100, "invalid_size")?,
+        page: extract::number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
+        size: extract::number_param(query, "size", 20, 100, "invalid_size")?,
     };
     Ok(respond::json(StatusCode::OK, rankings.ranking(store, key).await?))
 }
@@ -72,7 +61,7 @@ pub async fn rankings(rankings: &Rankings, store: &Store, query: Option<&str>) -
 /// `GET /api/donations/recent?category_id=&limit=`
 pub async fn recent(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
     let category_id = category_param(query)?;
-    let limit = number_param(query, "limit", 20, 100, "invalid_limit")?;
+    let limit = extract::number_param(query, "limit", 20, 100, "invalid_limit")?;
     Ok(respond::json(
         StatusCode::OK,
         rankings.recent(store, category_id, limit).await?,

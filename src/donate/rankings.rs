@@ -25,8 +25,10 @@ const DONOR_KEY: &str =
             WHEN d.user_id IS NOT NULL THEN 'u:' || d.user_id
             ELSE 'n:' || btrim(d.donor_name) END";
 
-/// What the donor is shown as.
-const DONOR_NAME: &str = "CASE WHEN d.anonymous OR btrim(d.donor_name) = '' THEN '匿名' ELSE btrim(d.donor_name) END";
+/// What the donor is shown as: a signed-in donor by their display name.
+const DONOR_NAME: &str = "CASE WHEN d.anonymous THEN '匿名'
+            WHEN d.user_id IS NOT NULL THEN (SELECT u.display_name FROM users u WHERE u.id = d.user_id)
+            WHEN btrim(d.donor_name) = '' THEN '匿名' ELSE btrim(d.donor_name) END";
 
 /// The hook that keeps `donation_totals` in step: `$1` order_no, `$2` (or `$3`) time zone.
 pub fn hook(timezone: &str) -> PurposeHook {

@@ -92,6 +92,24 @@ pub fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Ap
         .map(|(_, v)| v))
 }
 
+/// A whole-number query parameter in `1..=max`, `default` when absent; else a 422 `code`.
+pub fn number_param(
+    query: Option<&str>,
+    name: &str,
+    default: u32,
+    max: u32,
+    code: &'static str,
+) -> Result<u32, AppError> {
+    match query_param(query, name)? {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| AppError::invalid(code, format!("{name} must be a whole number from 1 to {max}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! Per-client-IP rate limits (GCRA token buckets, governor) on creating orders and on status
-//! polls: over the limit answers 429 with `Retry-After`. The address is the one
+//! Per-client-IP rate limits (GCRA token buckets, governor) on creating orders, on status
+//! polls and on sign-in attempts: over the limit answers 429 with `Retry-After`. The address is the one
 //! `client_ip` trusts, so a forged `X-Forwarded-For` cannot dodge or frame anyone.
 
 use std::net::IpAddr;
@@ -21,12 +21,15 @@ pub enum Kind {
     Create,
     /// Reading a payment's status (including long-polls).
     Status,
+    /// A sign-in attempt (password or WeChat code).
+    Login,
 }
 
 /// The limiters; `None` where the configured rate is 0 (unlimited).
 pub struct Limits {
     create: Option<Limiter>,
     status: Option<Limiter>,
+    login: Option<Limiter>,
     clock: DefaultClock,
 }
 
@@ -35,6 +38,7 @@ impl std::fmt::Debug for Limits {
         f.debug_struct("Limits")
             .field("create", &self.create.is_some())
             .field("status", &self.status.is_some())
+            .field("login", &self.login.is_some())
             .finish()
     }
 }
@@ -50,6 +54,7 @@ impl Limits {
         Limits {
             create: limiter(settings.create_per_minute, settings.create_burst),
             status: limiter(settings.status_per_minute, settings.status_burst),
+            login: limiter(settings.login_per_minute, settings.login_burst),
             clock: DefaultClock::default(),
         }
     }
@@ -59,6 +64,7 @@ impl Limits {
         let limiter = match kind {
             Kind::Create => &self.create,
             Kind::Status => &self.status,
+            Kind::Login => &self.login,
         };
         let Some(limiter) = limiter else { return Ok(()) };
         limiter.check_key(&ip).map_err(|not_until| {
@@ -71,7 +77,7 @@ impl Limits {
 
     /// Forgets addresses whose buckets are full again (call periodically).
     pub fn retain_recent(&self) {
-        for limiter in [&self.create, &self.status].into_iter().flatten() {
+        for limiter in [&self.create, &self.status, &self.login].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{donate, ops, payments};
+use crate::{account, admin, donate, ops, payments};
 use respond::Response;
 use route::Route;
 
@@ -97,6 +97,7 @@ async fn dispatch(
     let engine = &state.engine;
     match route {
         Route::CreateDonation => state.limits.check(limit::Kind::Create, ip)?,
+        Route::Login | Route::WechatLogin | Route::WechatCallback => state.limits.check(limit::Kind::Login, ip)?,
         Route::PaymentStatus(_) => state.limits.check(limit::Kind::Status, ip)?,
         _ => {}
     }
@@ -112,8 +113,9 @@ async fn dispatch(
         }
         Route::CreateDonation => {
             let body = read_body(state, body).await?;
-            let (min, max) = (state.config.min_amount_fen, state.config.max_amount_fen);
-            donate::create::create(engine, &state.catalog, parts, &body, min, max).await
+            // A stale or broken session must not stop a donation: it is then made unsigned.
+            let user = state.sessions.principal(&state.store, parts).await.ok().flatten();
+            donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id)).await
         }
         Route::Rankings => donate::rankings(&state.rankings, &state.store, parts.uri.query()).await,
         Route::RecentDonations => donate::recent(&state.rankings, &state.store, parts.uri.query()).await,
@@ -141,6 +143,41 @@ async fn dispatch(
             let inner = path_and_query.strip_prefix(prefix).unwrap_or(path_and_query);
             let body = read_body(state, body).await?;
             Ok(payments::sandbox_provider(sandbox, channel, &parts.method, inner, &parts.headers, body).await)
+        }
+        Route::Login => {
+            let body = read_body(state, body).await?;
+            account::handlers::login(state, parts, &body, ip).await
+        }
+        Route::WechatLogin => {
+            let body = read_body(state, body).await?;
+            account::handlers::wechat_login(state, parts, &body, ip).await
+        }
+        Route::Logout => {
+            read_body(state, body).await?;
+            account::handlers::logout(state, parts).await
+        }
+        Route::LoginPage => account::handlers::login_page(state, parts).await,
+        Route::WechatAuthorize => account::handlers::wechat_authorize(state, parts).await,
+        Route::WechatCallback => account::handlers::wechat_callback(state, parts, ip).await,
+        Route::Me => {
+            let body = read_body(state, body).await?;
+            account::handlers::me(state, parts, &body).await
+        }
+        Route::MePassword => {
+            let body = read_body(state, body).await?;
+            account::handlers::change_password(state, parts, &body, ip).await
+        }
+        Route::MyDonations => account::handlers::my_donations(state, parts).await,
+        Route::MyDonation(no) => account::handlers::my_donation(state, parts, no).await,
+        Route::AdminApi(path) => {
+            let body = read_body(state, body).await?;
+            admin::api(state, path, parts, body, ip).await
+        }
+        Route::AdminPage(path) => admin::page(state, path, parts).await,
+        Route::SandboxWechatLogin(path) => {
+            let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
+            let body = read_body(state, body).await?;
+            account::wechat::sandbox(sandbox, path, parts, &body).await
         }
         Route::NotFound => Err(AppError::NotFound),
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),

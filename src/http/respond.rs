@@ -55,7 +55,12 @@ pub fn error(err: &AppError, request_id: &str) -> Response {
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        AppError::RateLimited { retry_after_secs } => {
+        AppError::Unauthorized => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        AppError::RateLimited { retry_after_secs } | AppError::Locked { retry_after_secs } => {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));

@@ -41,6 +41,32 @@ pub enum Route<'a> {
     SandboxWechat(&'a str),
     /// The Alipay emulator's gateway, `/sandbox/alipay/gateway.do`.
     SandboxAlipay,
+    /// `POST /api/auth/login`: password sign-in.
+    Login,
+    /// `POST /api/auth/wechat`: sign-in with a WeChat code (mini program or web).
+    WechatLogin,
+    /// `POST /api/auth/logout`
+    Logout,
+    /// `GET /login`: the sign-in page.
+    LoginPage,
+    /// `GET /auth/wechat`: starts the web OAuth sign-in (redirects to WeChat).
+    WechatAuthorize,
+    /// `GET /auth/wechat/callback`: where WeChat sends the browser back with a code.
+    WechatCallback,
+    /// `GET` / `PATCH /api/me`: the signed-in user's profile.
+    Me,
+    /// `POST /api/me/password`
+    MePassword,
+    /// `GET /api/me/donations`
+    MyDonations,
+    /// `GET /api/me/donations/{order_no}`
+    MyDonation(&'a str),
+    /// `/api/admin/…`: the path after that prefix, routed by the admin module.
+    AdminApi(&'a str),
+    /// `/admin` and `/admin/…`: the admin pages; the path after `/admin`.
+    AdminPage(&'a str),
+    /// The WeChat sign-in emulator under `/sandbox/wxlogin/…`: the path after that prefix.
+    SandboxWechatLogin(&'a str),
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -69,10 +95,24 @@ pub const ROUTE_NAMES: &[&str] = &[
     "recent_donations",
     "stats",
     "stats_chart",
+    "login",
+    "wechat_login",
+    "logout",
+    "login_page",
+    "wechat_authorize",
+    "wechat_callback",
+    "me",
+    "me_password",
+    "my_donations",
+    "my_donation",
+    "admin_api",
+    "admin_page",
+    "sandbox_wechat_login",
 ];
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
+const GET_PATCH: &str = "GET, HEAD, PATCH";
 
 impl Route<'_> {
     /// A small dense number per variant, for metrics arrays.
@@ -97,6 +137,19 @@ impl Route<'_> {
             Route::RecentDonations => 16,
             Route::Stats => 17,
             Route::StatsChart => 18,
+            Route::Login => 19,
+            Route::WechatLogin => 20,
+            Route::Logout => 21,
+            Route::LoginPage => 22,
+            Route::WechatAuthorize => 23,
+            Route::WechatCallback => 24,
+            Route::Me => 25,
+            Route::MePassword => 26,
+            Route::MyDonations => 27,
+            Route::MyDonation(_) => 28,
+            Route::AdminApi(_) => 29,
+            Route::AdminPage(_) => 30,
+            Route::SandboxWechatLogin(_) => 31,
         }
     }
 }
@@ -119,6 +172,18 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     };
     if let Some(api) = rest.strip_prefix("sandbox/wechat/") {
         return Route::SandboxWechat(api);
+    }
+    if let Some(api) = rest.strip_prefix("api/admin/") {
+        return Route::AdminApi(api);
+    }
+    if rest == "admin" {
+        return Route::AdminPage("");
+    }
+    if let Some(page) = rest.strip_prefix("admin/") {
+        return Route::AdminPage(page);
+    }
+    if let Some(api) = rest.strip_prefix("sandbox/wxlogin/") {
+        return Route::SandboxWechatLogin(api);
     }
     let mut segments = [""; MAX_SEGMENTS];
     let mut count = 0;
@@ -165,6 +230,22 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["notify", "alipay"] => post(Route::Notify(Channel::Alipay)),
         ["sandbox", "pay", no] if is_order_no(no) => post(Route::SandboxPay(no)),
         ["sandbox", "alipay", "gateway.do"] => post(Route::SandboxAlipay),
+        ["api", "auth", "login"] => post(Route::Login),
+        ["api", "auth", "wechat"] => post(Route::WechatLogin),
+        ["api", "auth", "logout"] => post(Route::Logout),
+        ["login"] => get(Route::LoginPage),
+        ["auth", "wechat"] => get(Route::WechatAuthorize),
+        ["auth", "wechat", "callback"] => get(Route::WechatCallback),
+        ["api", "me"] => {
+            if is_get || *method == Method::PATCH {
+                Route::Me
+            } else {
+                Route::MethodNotAllowed { allow: GET_PATCH }
+            }
+        }
+        ["api", "me", "password"] => post(Route::MePassword),
+        ["api", "me", "donations"] => get(Route::MyDonations),
+        ["api", "me", "donations", no] if is_order_no(no) => get(Route::MyDonation(no)),
         _ => Route::NotFound,
     }
 }
@@ -214,6 +295,16 @@ mod tests {
             parse(&Method::POST, "/sandbox/wechat/v3/pay/transactions/native"),
             Route::SandboxWechat("v3/pay/transactions/native")
         );
+        assert_eq!(parse(&Method::POST, "/api/auth/login"), Route::Login);
+        assert_eq!(parse(&Method::PATCH, "/api/me"), Route::Me);
+        assert_eq!(
+            parse(&Method::GET, &format!("/api/me/donations/{no}")),
+            Route::MyDonation(no)
+        );
+        assert_eq!(parse(&Method::GET, "/api/admin/payments"), Route::AdminApi("payments"));
+        assert_eq!(parse(&Method::GET, "/admin"), Route::AdminPage(""));
+        assert_eq!(parse(&Method::GET, "/admin/categories"), Route::AdminPage("categories"));
+        assert_eq!(parse(&Method::GET, "/administrator"), Route::NotFound);
     }
 
     #[test]
@@ -279,6 +370,19 @@ mod tests {
             Route::RecentDonations,
             Route::Stats,
             Route::StatsChart,
+            Route::Login,
+            Route::WechatLogin,
+            Route::Logout,
+            Route::LoginPage,
+            Route::WechatAuthorize,
+            Route::WechatCallback,
+            Route::Me,
+            Route::MePassword,
+            Route::MyDonations,
+            Route::MyDonation("x"),
+            Route::AdminApi("x"),
+            Route::AdminPage("x"),
+            Route::SandboxWechatLogin("x"),
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);

@@ -13,6 +13,7 @@ use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
 
 use super::alipay::AlipayClient;
+use super::policy::Policy;
 use super::provider::{Channel, CreateOrder, Created, Paid, ProviderError, RefundOrder, RefundState, TradeState};
 use super::qr::QrCache;
 use super::refunds::queue_refund;
@@ -79,10 +80,6 @@ impl Provider<'_> {
 /// Settings the engine applies.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    /// How long an unpaid order stays payable.
-    pub order_ttl: Duration,
-    /// Refund a payment that lands on a closed order (`payments.late_payment: refund`).
-    pub refund_late_payments: bool,
     /// Base of the notify URLs: `{base}/notify/wechat`, `{base}/notify/alipay`.
     pub notify_base: String,
     /// What each purpose keeps in step with its payments, inside the same transactions.
@@ -192,6 +189,8 @@ pub struct Engine {
     pub status: StatusBoard,
     pub qr: QrCache,
     pub settings: EngineSettings,
+    /// Channels on/off, bounds, TTL and late-payment policy, changeable at run time.
+    pub policy: Arc<Policy>,
     pub metrics: PayMetrics,
 }
 
@@ -215,19 +214,20 @@ pub(super) fn new_order_no() -> String {
 }
 
 impl Engine {
-    pub fn new(store: Store, providers: Providers, settings: EngineSettings) -> Arc<Engine> {
+    pub fn new(store: Store, providers: Providers, settings: EngineSettings, policy: Arc<Policy>) -> Arc<Engine> {
         Arc::new(Engine {
             store,
             providers,
             status: StatusBoard::default(),
             qr: QrCache::default(),
             settings,
+            policy,
             metrics: PayMetrics::default(),
         })
     }
 
-    /// True when `channel` can take payments.
-    pub fn is_enabled(&self, channel: Channel) -> bool {
+    /// True when `channel` has a configured provider (whether or not it takes new orders now).
+    pub fn is_configured(&self, channel: Channel) -> bool {
         self.providers.get(channel).is_ok()
     }
 
@@ -247,7 +247,11 @@ impl Engine {
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let expires_at = now + self.settings.order_ttl;
+        let policy = self.policy.current();
+        if !policy.accepts(channel) {
+            return Err(EngineError::ChannelDisabled(channel));
+        }
+        let expires_at = now + policy.order_ttl;
         let notify_url = self.notify_url(channel);
         let order = CreateOrder {
             order_no: &order_no,
@@ -411,7 +415,7 @@ impl Engine {
             let statement = tx.prepare_cached(hook.on_paid).await?;
             tx.execute(&statement, &[&paid.order_no, &hook.param]).await?;
         }
-        let refund_no = if late && self.settings.refund_late_payments {
+        let refund_no = if late && self.policy.current().refund_late_payments {
             let refund_no = new_order_no();
             queue_refund(
                 &tx,

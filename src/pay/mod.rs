@@ -17,6 +17,7 @@ pub mod engine;
 pub mod keys;
 pub mod money;
 pub mod outbound;
+pub mod policy;
 pub mod provider;
 pub mod qr;
 pub mod reconcile;

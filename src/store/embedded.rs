@@ -72,6 +72,28 @@ struct RunAs {
     switch: bool,
 }
 
+/// Connection settings for a cluster in `data_dir` that another process (a running zhifu)
+/// already runs, read from its `postmaster.pid`; `None` when none runs there.
+pub fn running_cluster(data_dir: &Path, dbname: &str) -> Option<tokio_postgres::Config> {
+    let pid_file = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = pid_file.lines().collect();
+    let pid: i32 = lines.first()?.trim().parse().ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+    let socket_dir = lines.get(4)?.trim();
+    if !alive || socket_dir.is_empty() {
+        return None;
+    }
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(socket_dir)
+        .port(PORT)
+        .user(SUPERUSER)
+        .dbname(dbname)
+        .application_name("zhifu");
+    Some(config)
+}
+
 impl EmbeddedCluster {
     /// Finds the binaries, creates the cluster if `data_dir` holds none, starts `postgres`
     /// and waits until it accepts connections. Blocking; takes well under a second on a

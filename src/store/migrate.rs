@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_init", include_str!("migrations/0001_init.sql")),
     (2, "0002_payments", include_str!("migrations/0002_payments.sql")),
     (3, "0003_rankings", include_str!("migrations/0003_rankings.sql")),
+    (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

@@ -89,6 +89,19 @@ impl Store {
         Store::connect(pg_config, db.pool_size, timeout, Some(Arc::new(cluster)))
     }
 
+    /// For one-off commands (`zhifu admin …`): the embedded cluster a running server already
+    /// runs when there is one (two processes cannot run one cluster), else [`Store::open`].
+    pub async fn open_beside_server(config: &Config) -> anyhow::Result<Store> {
+        let db = &config.settings.database;
+        if db.url.is_empty()
+            && let Some(pg_config) = embedded::running_cluster(&config.data_dir, EMBEDDED_DBNAME)
+        {
+            let timeout = Duration::from_secs(db.connect_timeout_secs);
+            return Store::connect(pg_config, 2, timeout, None);
+        }
+        Store::open(config).await
+    }
+
     /// A pool over `pg_config` (no connection is made until first use).
     pub fn connect(
         mut pg_config: tokio_postgres::Config,

@@ -1,0 +1,538 @@
+//! The account endpoints (contract: "Accounts and admin"): password and WeChat sign-in,
+//! logout, the profile, password change and the signed-in user's donations. Sign-in answers
+//! the token once in JSON and, for pages, as an `HttpOnly` `SameSite=Strict` cookie.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use askama::Template;
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use serde::Deserialize;
+
+use super::users::{self, Issued, Lockout, Method};
+use super::wechat::{Flow, LoginClient};
+use super::{Principal, Role};
+use crate::app::State;
+use crate::error::AppError;
+use crate::http::assets;
+use crate::http::extract::{self, BodyKind};
+use crate::http::respond::{self, Response};
+use crate::pay::money::format_yuan;
+use crate::pay::rfc3339;
+use crate::store::StoreError;
+
+/// Where the web sign-in returns, and the cookie that carries its `state` meanwhile.
+const CALLBACK_PATH: &str = "/auth/wechat/callback";
+const STATE_COOKIE: &str = "zhifu_oauth_state";
+
+fn session_ttl(state: &State) -> Duration {
+    Duration::from_secs(state.config.settings.accounts.session_ttl_secs)
+}
+
+fn secure_cookies(state: &State) -> bool {
+    state.config.settings.server.public_url.starts_with("https://")
+}
+
+fn user_json(id: i64, username: Option<&str>, display_name: &str, role: Role) -> serde_json::Value {
+    serde_json::json!({"id": id, "username": username, "display_name": display_name, "role": role.as_str()})
+}
+
+/// The answer to a sign-in: the token in JSON plus the cookie.
+async fn signed_in(state: &State, issued: Issued) -> Result<Response, AppError> {
+    let principal = principal_of(state, &issued).await?;
+    let body = serde_json::json!({
+        "token": issued.token,
+        "expires_at": rfc3339(issued.expires_at),
+        "user": user_json(principal.0, principal.1.as_deref(), &principal.2, principal.3),
+    });
+    let mut response = respond::json(StatusCode::OK, body.to_string());
+    set_cookie(
+        &mut response,
+        &super::session_cookie(&issued.token, session_ttl(state), secure_cookies(state)),
+    );
+    Ok(response)
+}
+
+async fn principal_of(state: &State, issued: &Issued) -> Result<(i64, Option<String>, String, Role), AppError> {
+    let row = state
+        .store
+        .client()
+        .await?
+        .query_one(
+            "SELECT id, username, display_name, role FROM users WHERE id = $1",
+            &[&issued.user_id],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    Ok((
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        Role::parse(row.get(3)).unwrap_or(Role::User),
+    ))
+}
+
+fn set_cookie(response: &mut Response, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+/// A local path to return to after sign-in (never another site).
+fn local_next(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() <= 512)
+        .unwrap_or_else(|| "/".to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /api/auth/login`: JSON answers the token; the sign-in page's form post answers
+/// `303` to `next` with the cookie, or the page again with the error.
+pub async fn login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Result<Response, AppError> {
+    let kind = extract::body_kind(&parts.headers, &[BodyKind::Json, BodyKind::Form])?;
+    let input: LoginBody = match kind {
+        BodyKind::Json => extract::json(body)?,
+        BodyKind::Form => {
+            let mut form = extract::pairs(body)?
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>();
+            LoginBody {
+                username: form.remove("username").unwrap_or_default(),
+                password: form.remove("password").unwrap_or_default(),
+                next: form.remove("next"),
+            }
+        }
+    };
+    if input.username.len() > 64 || input.password.len() > 1024 {
+        return Err(AppError::BadCredentials);
+    }
+    let accounts = &state.config.settings.accounts;
+    let lockout = Lockout {
+        after: accounts.lockout_after,
+        duration: Duration::from_secs(accounts.lockout_secs),
+    };
+    let result = users::password_login(
+        &state.store,
+        input.username.trim(),
+        &input.password,
+        lockout,
+        session_ttl(state),
+        &ip.to_string(),
+    )
+    .await;
+    if kind == BodyKind::Json {
+        return signed_in(state, result?).await;
+    }
+    match result {
+        Ok(issued) => {
+            let mut response = crate::payments::see_other(&local_next(input.next));
+            set_cookie(
+                &mut response,
+                &super::session_cookie(&issued.token, session_ttl(state), secure_cookies(state)),
+            );
+            Ok(response)
+        }
+        Err(err @ (AppError::BadCredentials | AppError::Locked { .. } | AppError::Forbidden)) => {
+            let page = login_html(state, &local_next(input.next), Some(&err.to_string()))?;
+            let mut response = respond::html(err.status(), page);
+            if let AppError::Locked { retry_after_secs } = err {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Ok(response)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WechatBody {
+    code: String,
+    /// `mini_program` (default) or `web`.
+    #[serde(default)]
+    flow: Option<String>,
+}
+
+fn login_client(state: &State) -> Result<&LoginClient, AppError> {
+    state
+        .wechat_login
+        .as_ref()
+        .ok_or_else(|| AppError::invalid("wechat_login_unavailable", "WeChat sign-in is not configured"))
+}
+
+fn is_code(code: &str) -> bool {
+    (1..=128).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `POST /api/auth/wechat` `{"code": "…", "flow": "mini_program" | "web"}`.
+pub async fn wechat_login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Result<Response, AppError> {
+    extract::body_kind(&parts.headers, &[BodyKind::Json])?;
+    let input: WechatBody = extract::json(body)?;
+    let flow = match input.flow.as_deref() {
+        None | Some("mini_program") => Flow::MiniProgram,
+        Some("web") => Flow::Web,
+        Some(_) => return Err(AppError::invalid("invalid_flow", "flow must be mini_program or web")),
+    };
+    if !is_code(&input.code) {
+        return Err(AppError::invalid(
+            "invalid_code",
+            "code must be the code WeChat gave the client",
+        ));
+    }
+    let identity = login_client(state)?.exchange(flow, &input.code).await?;
+    let method = if flow == Flow::Web {
+        Method::WechatWeb
+    } else {
+        Method::WechatMini
+    };
+    let issued = users::wechat_login(
+        &state.store,
+        &identity.openid,
+        identity.unionid.as_deref(),
+        method,
+        session_ttl(state),
+        &ip.to_string(),
+    )
+    .await?;
+    signed_in(state, issued).await
+}
+
+/// `GET /auth/wechat?next=/…`: sends the browser to WeChat to approve the sign-in.
+pub async fn wechat_authorize(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let client = login_client(state)?;
+    let next = local_next(extract::query_param(parts.uri.query(), "next")?);
+    let (nonce, _) = super::new_token().map_err(AppError::Internal)?;
+    let nonce = &nonce[3..];
+    let base = state.config.settings.server.public_url.trim_end_matches('/');
+    let redirect_uri = if state.sandbox.is_some() {
+        CALLBACK_PATH.to_string()
+    } else {
+        format!("{base}{CALLBACK_PATH}")
+    };
+    let url = client.authorize_url(&redirect_uri, nonce)?;
+    let mut response = crate::payments::see_other(&url);
+    // Lax: the cookie must come back on WeChat's top-level redirect to the callback.
+    let cookie = format!(
+        "{STATE_COOKIE}={nonce}|{}; Path={CALLBACK_PATH}; Max-Age=600; HttpOnly; SameSite=Lax{}",
+        form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>(),
+        if secure_cookies(state) { "; Secure" } else { "" }
+    );
+    set_cookie(&mut response, &cookie);
+    Ok(response)
+}
+
+fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// `GET /auth/wechat/callback?code&state`: checks `state` against the cookie set when the
+/// sign-in began, exchanges the code, sets the session cookie and continues to `next`.
+pub async fn wechat_callback(state: &State, parts: &Parts, ip: IpAddr) -> Result<Response, AppError> {
+    let query = parts.uri.query();
+    let code = extract::query_param(query, "code")?.unwrap_or_default();
+    let given_state = extract::query_param(query, "state")?.unwrap_or_default();
+    let (expected, next) = cookie_value(parts, STATE_COOKIE)
+        .and_then(|v| v.split_once('|'))
+        .ok_or_else(|| AppError::invalid("invalid_state", "the sign-in expired or began elsewhere; start again"))?;
+    if given_state.is_empty() || given_state != expected || !is_code(&code) {
+        return Err(AppError::invalid(
+            "invalid_state",
+            "the sign-in expired or began elsewhere; start again",
+        ));
+    }
+    let next = local_next(
+        form_urlencoded::parse(format!("n={next}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned()),
+    );
+    let identity = login_client(state)?.exchange(Flow::Web, &code).await?;
+    let issued = users::wechat_login(
+        &state.store,
+        &identity.openid,
+        identity.unionid.as_deref(),
+        Method::WechatWeb,
+        session_ttl(state),
+        &ip.to_string(),
+    )
+    .await?;
+    // A page that moves on by itself: the navigation it starts is same-site, so the
+    // SameSite=Strict session cookie goes with it (it would not on a redirect from WeChat).
+    let page = ContinuePage {
+        stylesheet: assets::url("app.css"),
+        next: &next,
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    let mut response = respond::html(StatusCode::OK, page);
+    set_cookie(
+        &mut response,
+        &super::session_cookie(&issued.token, session_ttl(state), secure_cookies(state)),
+    );
+    set_cookie(
+        &mut response,
+        &format!("{STATE_COOKIE}=; Path={CALLBACK_PATH}; Max-Age=0; HttpOnly; SameSite=Lax"),
+    );
+    Ok(response)
+}
+
+/// `POST /api/auth/logout`: revokes this session everywhere and clears the cookie.
+pub async fn logout(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let principal = state
+        .sessions
+        .principal(&state.store, parts)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    let client = state.store.client().await?;
+    users::revoke(&client, &principal.token_sha256)
+        .await
+        .map_err(StoreError::from)?;
+    state.sessions.invalidate_all();
+    let mut response = respond::with_body(
+        StatusCode::NO_CONTENT,
+        HeaderValue::from_static("text/plain"),
+        Bytes::new(),
+    );
+    set_cookie(&mut response, &super::clear_cookie(secure_cookies(state)));
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    stylesheet: String,
+    next: &'a str,
+    error: Option<&'a str>,
+    wechat: bool,
+}
+
+#[derive(Template)]
+#[template(path = "continue.html")]
+struct ContinuePage<'a> {
+    stylesheet: String,
+    next: &'a str,
+}
+
+fn login_html(state: &State, next: &str, error: Option<&str>) -> Result<String, AppError> {
+    LoginPage {
+        stylesheet: assets::url("app.css"),
+        next,
+        error,
+        wechat: state.wechat_login.as_ref().is_some_and(|c| c.supports(Flow::Web)),
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// `GET /login?next=/…`: the sign-in page (works without JavaScript).
+pub async fn login_page(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let next = local_next(extract::query_param(parts.uri.query(), "next")?);
+    Ok(respond::html(StatusCode::OK, login_html(state, &next, None)?))
+}
+
+async fn me_json(state: &State, user_id: i64) -> Result<serde_json::Value, AppError> {
+    let row = state
+        .store
+        .client()
+        .await?
+        .query_opt(
+            "SELECT id, username, display_name, role, wechat_openid IS NOT NULL, created_at FROM users WHERE id = $1",
+            &[&user_id],
+        )
+        .await
+        .map_err(StoreError::from)?
+        .ok_or(AppError::Unauthorized)?;
+    let mut json = user_json(
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        Role::parse(row.get(3)).unwrap_or(Role::User),
+    );
+    json["wechat"] = row.get::<_, bool>(4).into();
+    json["created_at"] = rfc3339(row.get(5)).into();
+    Ok(json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    display_name: String,
+}
+
+/// `GET /api/me` (the profile) and `PATCH /api/me` `{"display_name": "…"}`.
+pub async fn me(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
+    if parts.method == http::Method::PATCH {
+        extract::body_kind(&parts.headers, &[BodyKind::Json])?;
+        let input: ProfileBody = extract::json(body)?;
+        let name = users::clean_display_name(&input.display_name).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_display_name",
+                "display_name must be 1 to 32 characters, no control characters",
+            )
+        })?;
+        rename(state, &principal, &name).await?;
+    }
+    Ok(respond::json(
+        StatusCode::OK,
+        me_json(state, principal.user_id).await?.to_string(),
+    ))
+}
+
+/// Renames the user, and their rows in the rankings with them, in one transaction.
+async fn rename(state: &State, principal: &Principal, name: &str) -> Result<(), AppError> {
+    let mut client = state.store.client().await?;
+    let tx = client.transaction().await.map_err(StoreError::from)?;
+    tx.execute(
+        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1",
+        &[&principal.user_id, &name],
+    )
+    .await
+    .map_err(StoreError::from)?;
+    tx.execute(
+        "UPDATE donation_totals SET donor = $2 WHERE donor_key = 'u:' || $1::bigint",
+        &[&principal.user_id, &name],
+    )
+    .await
+    .map_err(StoreError::from)?;
+    crate::store::events::publish(&tx, r#"{"kind":"rankings"}"#)
+        .await
+        .map_err(StoreError::from)?;
+    crate::store::events::publish(&tx, r#"{"kind":"sessions"}"#)
+        .await
+        .map_err(StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.rankings.invalidate();
+    state.sessions.invalidate_all();
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/me/password`: every session of the user ends; the answer carries a new one.
+pub async fn change_password(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
+    extract::body_kind(&parts.headers, &[BodyKind::Json])?;
+    let input: PasswordBody = extract::json(body)?;
+    if input.current_password.len() > 1024 {
+        return Err(AppError::BadCredentials);
+    }
+    let issued = users::change_password(
+        &state.store,
+        principal.user_id,
+        &input.current_password,
+        &input.new_password,
+        session_ttl(state),
+        &ip.to_string(),
+    )
+    .await?;
+    state.sessions.invalidate_all();
+    signed_in(state, issued).await
+}
+
+const MY_DONATION_COLUMNS: &str = "p.order_no, p.status, p.amount_fen, p.refunded_fen, p.channel, d.category_id,
+        d.donor_name, d.message, d.anonymous, p.created_at, p.paid_at, p.late";
+
+fn donation_json(row: &tokio_postgres::Row) -> serde_json::Value {
+    let amount: i64 = row.get(2);
+    let refunded: i64 = row.get(3);
+    serde_json::json!({
+        "order_no": row.get::<_, String>(0),
+        "status": row.get::<_, String>(1),
+        "amount": format_yuan(amount),
+        "amount_fen": amount,
+        "refunded_fen": refunded,
+        "channel": row.get::<_, String>(4),
+        "category_id": row.get::<_, i64>(5),
+        "donor_name": row.get::<_, String>(6),
+        "message": row.get::<_, String>(7),
+        "anonymous": row.get::<_, bool>(8),
+        "created_at": rfc3339(row.get(9)),
+        "paid_at": row.get::<_, Option<time::OffsetDateTime>>(10).map(rfc3339),
+        "late": row.get::<_, bool>(11),
+    })
+}
+
+/// `GET /api/me/donations?page=&size=`: the user's donations, newest first.
+pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
+    let query = parts.uri.query();
+    let page = extract::number_param(query, "page", 1, 100_000, "invalid_page")?;
+    let size = extract::number_param(query, "size", 20, 100, "invalid_size")?;
+    let client = state.store.client().await?;
+    let sql = format!(
+        "SELECT {MY_DONATION_COLUMNS}, count(*) OVER ()
+           FROM donations d JOIN payments p USING (order_no)
+          WHERE d.user_id = $1 ORDER BY p.created_at DESC, p.order_no DESC LIMIT $2 OFFSET $3"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &principal.user_id,
+                &i64::from(size),
+                &(i64::from(page - 1) * i64::from(size)),
+            ],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    let total: i64 = match rows.first() {
+        Some(row) => row.get(12),
+        None => client
+            .query_one(
+                "SELECT count(*) FROM donations WHERE user_id = $1",
+                &[&principal.user_id],
+            )
+            .await
+            .map_err(StoreError::from)?
+            .get(0),
+    };
+    let items: Vec<_> = rows.iter().map(donation_json).collect();
+    let body = serde_json::json!({"page": page, "size": size, "total": total, "items": items});
+    Ok(respond::json(StatusCode::OK, body.to_string()))
+}
+
+/// `GET /api/me/donations/{order_no}`: one of the user's donations; someone else's is 404.
+pub async fn my_donation(state: &State, parts: &Parts, order_no: &str) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
+    let sql = format!(
+        "SELECT {MY_DONATION_COLUMNS} FROM donations d JOIN payments p USING (order_no)
+          WHERE d.order_no = $1 AND d.user_id = $2"
+    );
+    let row = state
+        .store
+        .client()
+        .await?
+        .query_opt(&sql, &[&order_no, &principal.user_id])
+        .await
+        .map_err(StoreError::from)?
+        .ok_or(AppError::NotFound)?;
+    Ok(respond::json(StatusCode::OK, donation_json(&row).to_string()))
+}
