@@ -130,6 +130,7 @@ pub fn test_settings() -> Settings {
     // Tests share 127.0.0.1; the limit tests turn limits on themselves.
     settings.limits.create_per_minute = 0;
     settings.limits.status_per_minute = 0;
+    settings.limits.login_per_minute = 0;
     settings
 }
 
