@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod accounts;
 mod binary;
 mod browser;
 mod callbacks;
