@@ -119,3 +119,92 @@ fn the_binary_serves_from_its_own_cluster_and_leaves_no_process_behind() {
     eprintln!("start-up to ready: first (creating the cluster) {first:?}, second {second:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `zhifu admin create …` with `password` on standard input; (success, stdout + stderr).
+fn admin_create(data_dir: &Path, username: &str, password: &str) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhifu"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU")) {
+        cmd.env_remove(key);
+    }
+    let mut child = cmd
+        .arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .args(["admin", "create", "--username", username, "--password-stdin"])
+        .env("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A blocking JSON POST; the whole answer.
+fn post_json(port: u16, path: &str, body: &str) -> String {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn the_first_admin_comes_from_the_command_line_with_or_without_a_running_server() {
+    let dir = scratch_dir("admin-cli");
+    let data_dir = dir.join("pg");
+    let data_dir_text = data_dir.to_string_lossy().into_owned();
+    let password = "a long admin password";
+
+    // No server: the command starts the cluster, migrates, creates the account, stops it.
+    let (ok, out) = admin_create(&data_dir, "root-admin", password);
+    assert!(ok, "{out}");
+    assert!(out.contains("created admin account"), "{out}");
+    assert!(!out.contains(password), "the password is never echoed: {out}");
+    assert_eq!(wait_gone(&data_dir_text, Duration::from_secs(10)), Vec::<String>::new());
+
+    // Refusals name the problem and change nothing.
+    let (ok, out) = admin_create(&data_dir, "root-admin", "another long password");
+    assert!(!ok && out.contains("taken"), "{out}");
+    let (ok, out) = admin_create(&data_dir, "weak-admin", "short");
+    assert!(!ok && out.contains("at least 10 characters"), "{out}");
+
+    // With the server running on that cluster, the command uses the server's cluster.
+    let port = free_port();
+    let mut child = start(&data_dir, port);
+    wait_ready(port, &mut child);
+    let (ok, out) = admin_create(&data_dir, "second-admin", password);
+    assert!(ok, "{out}");
+    for name in ["root-admin", "second-admin"] {
+        let answer = post_json(
+            port,
+            "/api/auth/login",
+            &format!(r#"{{"username":"{name}","password":"{password}"}}"#),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{name}: {answer}");
+        assert!(answer.contains(r#""role":"admin""#), "{answer}");
+    }
+    let refused = post_json(
+        port,
+        "/api/auth/login",
+        r#"{"username":"weak-admin","password":"short"}"#,
+    );
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(wait_gone(&data_dir_text, Duration::from_secs(10)), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
