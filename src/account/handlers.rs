@@ -310,11 +310,16 @@ pub async fn logout(state: &State, parts: &Parts) -> Result<Response, AppError> 
         .await
         .map_err(StoreError::from)?;
     state.sessions.invalidate_all();
-    let mut response = respond::with_body(
-        StatusCode::NO_CONTENT,
-        HeaderValue::from_static("text/plain"),
-        Bytes::new(),
-    );
+    // The pages' "sign out" button posts a form; it goes back home.
+    let mut response = if extract::body_kind(&parts.headers, &[BodyKind::Form]).is_ok() {
+        crate::payments::see_other("/")
+    } else {
+        respond::with_body(
+            StatusCode::NO_CONTENT,
+            HeaderValue::from_static("text/plain"),
+            Bytes::new(),
+        )
+    };
     set_cookie(&mut response, &super::clear_cookie(secure_cookies(state)));
     Ok(response)
 }
@@ -480,12 +485,13 @@ fn donation_json(row: &tokio_postgres::Row) -> serde_json::Value {
     })
 }
 
-/// `GET /api/me/donations?page=&size=`: the user's donations, newest first.
-pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppError> {
-    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
-    let query = parts.uri.query();
-    let page = extract::number_param(query, "page", 1, 100_000, "invalid_page")?;
-    let size = extract::number_param(query, "size", 20, 100, "invalid_size")?;
+/// One page of the user's donations, newest first, and how many there are in all.
+async fn donations_page(
+    state: &State,
+    user_id: i64,
+    page: u32,
+    size: u32,
+) -> Result<(Vec<serde_json::Value>, i64), AppError> {
     let client = state.store.client().await?;
     let sql = format!(
         "SELECT {MY_DONATION_COLUMNS}, count(*) OVER ()
@@ -495,28 +501,68 @@ pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppE
     let rows = client
         .query(
             &sql,
-            &[
-                &principal.user_id,
-                &i64::from(size),
-                &(i64::from(page - 1) * i64::from(size)),
-            ],
+            &[&user_id, &i64::from(size), &(i64::from(page - 1) * i64::from(size))],
         )
         .await
         .map_err(StoreError::from)?;
     let total: i64 = match rows.first() {
         Some(row) => row.get(12),
         None => client
-            .query_one(
-                "SELECT count(*) FROM donations WHERE user_id = $1",
-                &[&principal.user_id],
-            )
+            .query_one("SELECT count(*) FROM donations WHERE user_id = $1", &[&user_id])
             .await
             .map_err(StoreError::from)?
             .get(0),
     };
-    let items: Vec<_> = rows.iter().map(donation_json).collect();
+    Ok((rows.iter().map(donation_json).collect(), total))
+}
+
+/// `GET /api/me/donations?page=&size=`: the user's donations, newest first.
+pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
+    let query = parts.uri.query();
+    let page = extract::number_param(query, "page", 1, 100_000, "invalid_page")?;
+    let size = extract::number_param(query, "size", 20, 100, "invalid_size")?;
+    let (items, total) = donations_page(state, principal.user_id, page, size).await?;
     let body = serde_json::json!({"page": page, "size": size, "total": total, "items": items});
     Ok(respond::json(StatusCode::OK, body.to_string()))
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct MePage<'a> {
+    stylesheet: String,
+    name: &'a str,
+    username: Option<&'a str>,
+    role: &'a str,
+    items: &'a [serde_json::Value],
+    total: i64,
+    page: u32,
+    pages: i64,
+}
+
+/// `GET /me?page=`: the user's page; without a session, the sign-in page first.
+pub async fn me_page(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let principal = match state.sessions.principal(&state.store, parts).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) | Err(AppError::Unauthorized) => return Ok(crate::payments::see_other("/login?next=/me")),
+        Err(other) => return Err(other),
+    };
+    const SIZE: u32 = 20;
+    let page = extract::number_param(parts.uri.query(), "page", 1, 100_000, "invalid_page")?;
+    let (items, total) = donations_page(state, principal.user_id, page, SIZE).await?;
+    let html = MePage {
+        stylesheet: assets::url("app.css"),
+        name: &principal.display_name,
+        username: principal.username.as_deref(),
+        role: principal.role.as_str(),
+        items: &items,
+        total,
+        page,
+        pages: (total + i64::from(SIZE) - 1) / i64::from(SIZE),
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(respond::html(StatusCode::OK, html))
 }
 
 /// `GET /api/me/donations/{order_no}`: one of the user's donations; someone else's is 404.

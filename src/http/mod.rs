@@ -156,6 +156,7 @@ async fn dispatch(
             read_body(state, body).await?;
             account::handlers::logout(state, parts).await
         }
+        Route::MePage => account::handlers::me_page(state, parts).await,
         Route::LoginPage => account::handlers::login_page(state, parts).await,
         Route::WechatAuthorize => account::handlers::wechat_authorize(state, parts).await,
         Route::WechatCallback => account::handlers::wechat_callback(state, parts, ip).await,

@@ -67,6 +67,8 @@ pub enum Route<'a> {
     AdminPage(&'a str),
     /// The WeChat sign-in emulator under `/sandbox/wxlogin/…`: the path after that prefix.
     SandboxWechatLogin(&'a str),
+    /// `GET /me`: the signed-in user's page (profile and donations).
+    MePage,
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -108,6 +110,7 @@ pub const ROUTE_NAMES: &[&str] = &[
     "admin_api",
     "admin_page",
     "sandbox_wechat_login",
+    "me_page",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -150,6 +153,7 @@ impl Route<'_> {
             Route::AdminApi(_) => 29,
             Route::AdminPage(_) => 30,
             Route::SandboxWechatLogin(_) => 31,
+            Route::MePage => 32,
         }
     }
 }
@@ -234,6 +238,7 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["api", "auth", "wechat"] => post(Route::WechatLogin),
         ["api", "auth", "logout"] => post(Route::Logout),
         ["login"] => get(Route::LoginPage),
+        ["me"] => get(Route::MePage),
         ["auth", "wechat"] => get(Route::WechatAuthorize),
         ["auth", "wechat", "callback"] => get(Route::WechatCallback),
         ["api", "me"] => {
@@ -383,6 +388,7 @@ mod tests {
             Route::AdminApi("x"),
             Route::AdminPage("x"),
             Route::SandboxWechatLogin("x"),
+            Route::MePage,
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);

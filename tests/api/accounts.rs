@@ -571,3 +571,52 @@ async fn the_sign_in_page_works_without_javascript() {
     assert!(ok.header("set-cookie").unwrap().starts_with("zhifu_session=zf_"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_me_page_shows_the_users_donations_and_signs_out() {
+    let app = spawn_app().await;
+    let anonymous = app.get("/me").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.header("location"), Some("/login?next=/me"));
+    let token = signed_in(&app, "ivy", Role::User).await;
+    let cookie = format!("zhifu_session={token}");
+    let created = with_token(
+        &app,
+        Method::POST,
+        "/api/donations",
+        &token,
+        Some(serde_json::json!({"amount": "6.60", "channel": "alipay", "category_id": 1, "message": "<script>x</script>"})),
+    )
+    .await;
+    let no = created.json()["order_no"].as_str().unwrap().to_string();
+    let page = app
+        .request(Method::GET, "/me", &[("cookie", cookie.as_str())], Bytes::new())
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains(&format!("data-order-no=\"{no}\"")), "{html}");
+    assert!(html.contains("¥6.60") && html.contains("data-status=\"pending\""));
+    assert!(
+        (html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;")) && !html.contains("<script>x"),
+        "escaped"
+    );
+    assert!(page.header("content-security-policy").is_some());
+    let out = app
+        .request(
+            Method::POST,
+            "/api/auth/logout",
+            &[
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.header("location"), Some("/"));
+    let after = app
+        .request(Method::GET, "/me", &[("cookie", cookie.as_str())], Bytes::new())
+        .await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
+    app.shutdown().await;
+}
