@@ -419,13 +419,23 @@ pub async fn reload_policy(state: &State) {
     }
 }
 
-/// Keeps the rate limiters' memory to the clients seen lately.
+/// Keeps the rate limiters' memory to the clients seen lately, and the sessions table to
+/// sessions that may still be used (hourly).
 async fn forget_idle_clients(state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
+    let mut minutes = 0u32;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(60)) => state.limits.retain_recent(),
             _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        minutes += 1;
+        if minutes % 60 == 0 {
+            match crate::account::users::purge_sessions(&state.store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "removed ended sessions"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove ended sessions; retrying in an hour"),
+            }
         }
     }
 }

@@ -394,3 +394,14 @@ pub async fn change_password(
     tx.commit().await.map_err(StoreError::from)?;
     Ok(issued)
 }
+
+/// Deletes sessions that ended (expired or revoked) more than a day ago; returns how many.
+pub async fn purge_sessions(store: &Store) -> Result<u64, StoreError> {
+    let client = store.client().await?;
+    Ok(client
+        .execute(
+            "DELETE FROM sessions WHERE least(expires_at, coalesce(revoked_at, expires_at)) < now() - interval '1 day'",
+            &[],
+        )
+        .await?)
+}

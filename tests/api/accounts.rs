@@ -620,3 +620,30 @@ async fn the_me_page_shows_the_users_donations_and_signs_out() {
     assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn ended_sessions_are_purged_and_live_ones_kept() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "jack", Role::User).await;
+    let _second = login(&app, "jack", PASSWORD).await;
+    let _third = login(&app, "jack", PASSWORD).await;
+    app.sql(
+        "UPDATE sessions SET expires_at = now() - interval '2 days'
+          WHERE token_sha256 = (SELECT token_sha256 FROM sessions ORDER BY created_at DESC LIMIT 1)",
+    )
+    .await;
+    app.sql(
+        "UPDATE sessions SET revoked_at = now() - interval '3 days'
+          WHERE token_sha256 = (SELECT token_sha256 FROM sessions WHERE revoked_at IS NULL AND expires_at > now()
+                                 ORDER BY created_at DESC LIMIT 1)",
+    )
+    .await;
+    let purged = zhifu::account::users::purge_sessions(&app.state.store).await.unwrap();
+    assert_eq!(purged, 2);
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    assert_eq!(
+        with_token(&app, Method::GET, "/api/me", &token, None).await.status,
+        StatusCode::OK
+    );
+    app.shutdown().await;
+}
