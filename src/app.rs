@@ -102,7 +102,7 @@ impl Application {
             tracing::info!(timezone = %config.settings.rankings.timezone, "donation totals rebuilt for this time zone");
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let events = EventBus::start(store.pg_config.clone(), shutdown_rx.clone());
+        let events = EventBus::start(store.pg_config.clone(), store.tls.clone(), shutdown_rx.clone());
         // Serve only once changes from other instances reach us (caches rely on it).
         anyhow::ensure!(
             events.wait_connected(Duration::from_secs(10)).await,
@@ -430,7 +430,7 @@ async fn forget_idle_clients(state: Arc<State>) {
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         minutes += 1;
-        if minutes % 60 == 0 {
+        if minutes.is_multiple_of(60) {
             match crate::account::users::purge_sessions(&state.store).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "removed ended sessions"),

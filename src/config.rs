@@ -98,6 +98,9 @@ pub struct Database {
     pub pool_size: usize,
     /// Seconds to wait for a connection (or a new one to be made) before answering 503.
     pub connect_timeout_secs: u64,
+    /// PEM certificates of the CA that signed the database server's certificate, trusted
+    /// besides the public roots when `database.url` says `sslmode=require`.
+    pub tls_ca_file: PathBuf,
 }
 
 impl Default for Database {
@@ -107,6 +110,7 @@ impl Default for Database {
             embedded: Embedded::default(),
             pool_size: 16,
             connect_timeout_secs: 2,
+            tls_ca_file: PathBuf::new(),
         }
     }
 }

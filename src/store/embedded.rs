@@ -223,7 +223,7 @@ impl Drop for EmbeddedCluster {
 
 /// `bin_dir` if given, else `postgres` on PATH, else `pg_config --bindir`, else the newest
 /// `/usr/lib/postgresql/<major>/bin`.
-fn find_binaries(bin_dir: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
+pub fn find_binaries(bin_dir: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
     if let Some(dir) = bin_dir {
         return if has_both(dir) {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The PostgreSQL channel every instance listens on.
 pub const CHANNEL: &str = "zhifu_events";
@@ -34,13 +36,17 @@ pub struct EventBus {
 
 impl EventBus {
     /// Starts listening with `pg_config` until `shutdown` turns true.
-    pub fn start(pg_config: tokio_postgres::Config, shutdown: watch::Receiver<bool>) -> Arc<EventBus> {
+    pub fn start(
+        pg_config: tokio_postgres::Config,
+        tls: Option<MakeRustlsConnect>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<EventBus> {
         let (tx, _) = broadcast::channel(4096);
         let bus = Arc::new(EventBus {
             tx,
             connected: AtomicBool::new(false),
         });
-        tokio::spawn(listen_forever(Arc::clone(&bus), pg_config, shutdown));
+        tokio::spawn(listen_forever(Arc::clone(&bus), pg_config, tls, shutdown));
         bus
     }
 
@@ -77,10 +83,20 @@ pub async fn publish(client: &impl GenericClient, payload: &str) -> Result<(), t
         .map(drop)
 }
 
-async fn listen_forever(bus: Arc<EventBus>, pg_config: tokio_postgres::Config, mut shutdown: watch::Receiver<bool>) {
+async fn listen_forever(
+    bus: Arc<EventBus>,
+    pg_config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let session = listen_once(&bus, &pg_config);
+        let session = async {
+            match &tls {
+                Some(tls) => listen_once(&bus, &pg_config, tls.clone()).await,
+                None => listen_once(&bus, &pg_config, NoTls).await,
+            }
+        };
         let outcome = tokio::select! {
             outcome = session => outcome,
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -104,8 +120,12 @@ async fn listen_forever(bus: Arc<EventBus>, pg_config: tokio_postgres::Config, m
 }
 
 /// One connection's life: LISTEN, announce `Resync`, forward notifications until it drops.
-async fn listen_once(bus: &EventBus, pg_config: &tokio_postgres::Config) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = pg_config.connect(NoTls).await?;
+async fn listen_once<T>(bus: &EventBus, pg_config: &tokio_postgres::Config, tls: T) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = pg_config.connect(tls).await?;
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
     let driver = async move {
         while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {

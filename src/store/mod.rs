@@ -9,8 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::path::Path;
+
+use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::Config;
 use embedded::{EmbeddedCluster, Options};
@@ -45,12 +50,46 @@ impl From<PoolError> for StoreError {
     }
 }
 
+/// A rustls connector trusting the public roots and the certificates in `ca_file`.
+fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<MakeRustlsConnect> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let fix = || {
+            format!(
+                "database.tls_ca_file: cannot read PEM certificates from {}",
+                path.display()
+            )
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).with_context(fix)? {
+            roots.add(cert.with_context(fix)?).with_context(fix)?;
+            added += 1;
+        }
+        anyhow::ensure!(
+            added > 0,
+            "database.tls_ca_file: {} holds no certificate",
+            path.display()
+        );
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS for the database")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 /// The pool, the settings its connections use, and the embedded cluster when there is one.
 #[derive(Clone)]
 pub struct Store {
     pub pool: Pool,
     /// Settings for dedicated connections (the event listener).
     pub pg_config: tokio_postgres::Config,
+    /// TLS for connections, when `sslmode=require` asks for it.
+    pub tls: Option<MakeRustlsConnect>,
     /// Kept alive here so the cluster outlives every user of the pool.
     cluster: Option<Arc<EmbeddedCluster>>,
     /// Connections handed out by [`Store::client`]: every database use goes through it, so
@@ -76,7 +115,8 @@ impl Store {
                 .expose()
                 .parse()
                 .map_err(|_| anyhow::anyhow!("database.url is not a PostgreSQL connection string"))?;
-            return Store::connect(pg_config, db.pool_size, timeout, None);
+            let ca_file = (!db.tls_ca_file.as_os_str().is_empty()).then_some(db.tls_ca_file.as_path());
+            return Store::connect_with(pg_config, db.pool_size, timeout, None, ca_file);
         }
         let options = Options {
             data_dir: config.data_dir.clone(),
@@ -104,22 +144,40 @@ impl Store {
 
     /// A pool over `pg_config` (no connection is made until first use).
     pub fn connect(
+        pg_config: tokio_postgres::Config,
+        pool_size: usize,
+        timeout: Duration,
+        cluster: Option<Arc<EmbeddedCluster>>,
+    ) -> anyhow::Result<Store> {
+        Store::connect_with(pg_config, pool_size, timeout, cluster, None)
+    }
+
+    /// [`Store::connect`], trusting the CA certificates in `ca_file` too when the settings
+    /// say `sslmode=require`. With `require` the server's certificate is verified (public
+    /// roots and `ca_file`) and its name checked; `prefer` and `disable` connect without
+    /// TLS, as before.
+    pub fn connect_with(
         mut pg_config: tokio_postgres::Config,
         pool_size: usize,
         timeout: Duration,
         cluster: Option<Arc<EmbeddedCluster>>,
+        ca_file: Option<&Path>,
     ) -> anyhow::Result<Store> {
         pg_config.connect_timeout(timeout);
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("zhifu");
         }
-        let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = match pg_config.get_ssl_mode() {
+            SslMode::Require => Some(tls_connector(ca_file)?),
+            _ => None,
+        };
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(pg_config.clone(), tls.clone(), manager_config()),
+            None => Manager::from_config(pg_config.clone(), NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .wait_timeout(Some(timeout))
@@ -130,6 +188,7 @@ impl Store {
         Ok(Store {
             pool,
             pg_config,
+            tls,
             cluster,
             checkouts: Arc::new(AtomicU64::new(0)),
         })

@@ -9,6 +9,7 @@ mod browser;
 mod callbacks;
 mod categories;
 mod config;
+mod dbtls;
 mod donations;
 mod events;
 mod http_edge;
