@@ -67,6 +67,12 @@ pub enum CreateError {
     Other(#[from] anyhow::Error),
 }
 
+/// The hash of a new password that is strong enough.
+async fn checked_hash(password_text: &str) -> Result<String, CreateError> {
+    password::check_strength(password_text).map_err(CreateError::WeakPassword)?;
+    Ok(password::hash(password_text.to_string()).await?)
+}
+
 /// Creates a password account with `role`; returns its id. `actor` is recorded in the audit
 /// log with the new account (never the password or its hash).
 pub async fn create_password_user(
@@ -79,8 +85,7 @@ pub async fn create_password_user(
     if !is_username(username) {
         return Err(CreateError::BadUsername);
     }
-    password::check_strength(password_text).map_err(CreateError::WeakPassword)?;
-    let phc = password::hash(password_text.to_string()).await?;
+    let phc = checked_hash(password_text).await?;
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let row = tx
@@ -117,8 +122,7 @@ pub async fn reset_password(
     password_text: &str,
     actor: &str,
 ) -> Result<i64, CreateError> {
-    password::check_strength(password_text).map_err(CreateError::WeakPassword)?;
-    let phc = password::hash(password_text.to_string()).await?;
+    let phc = checked_hash(password_text).await?;
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let row = tx

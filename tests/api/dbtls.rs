@@ -26,44 +26,26 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A self-signed CA: `{name}.key` and `{name}.pem`.
+fn self_signed_ca(dir: &Path, name: &str, common_name: &str) {
+    let (key, pem, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN={common_name}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-days", "2", "-subj",
+            &subject,
+        ],
+    );
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it (and a second, unrelated CA).
 fn make_certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=zhifu test database CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=unrelated CA",
-        ],
-    );
+    self_signed_ca(dir, "ca", "zhifu test database CA");
+    self_signed_ca(dir, "other", "unrelated CA");
     openssl(
         dir,
         &[
