@@ -4,6 +4,9 @@
 mod helpers;
 
 mod admin;
+mod admin_pages;
+mod admin_scenario;
+mod admin_security;
 mod binary;
 mod browser;
 mod callbacks;
