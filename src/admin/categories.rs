@@ -142,7 +142,13 @@ pub async fn create(state: &State, actor: &Actor, input: NewCategory) -> Result<
         .get(0);
     let created = one(&tx, id, false).await?.ok_or(AppError::NotFound)?;
     actor
-        .audit(&tx, "category.create", &format!("category:{id}"), None, Some(&json(&created)))
+        .audit(
+            &tx,
+            "category.create",
+            &format!("category:{id}"),
+            None,
+            Some(&json(&created)),
+        )
         .await
         .map_err(StoreError::from)?;
     announce(&tx).await?;
@@ -269,7 +275,13 @@ pub async fn delete(state: &State, actor: &Actor, id: i64) -> Result<Response, A
             }
         })?;
     actor
-        .audit(&tx, "category.delete", &format!("category:{id}"), Some(&json(&before)), None)
+        .audit(
+            &tx,
+            "category.delete",
+            &format!("category:{id}"),
+            Some(&json(&before)),
+            None,
+        )
         .await
         .map_err(StoreError::from)?;
     announce(&tx).await?;

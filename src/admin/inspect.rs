@@ -118,8 +118,7 @@ pub struct Report {
     pub refunds: Vec<RefundRow>,
 }
 
-const ORDER_COLUMNS: &str =
-    "order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count";
+const ORDER_COLUMNS: &str = "order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count";
 
 fn order_line(row: &tokio_postgres::Row) -> OrderLine {
     let amount_fen: i64 = row.get(3);

@@ -122,9 +122,10 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
         (["reconcile"], Get) => inspect::reconcile(state, query).await,
         (["audit"], Get) => inspect::audit_log(state, query).await,
         (["users"], Get) => users::list(state, query).await,
-        (["payments"] | ["payments.csv"] | ["payments", _] | ["callbacks"] | ["reconcile"] | ["audit"] | ["users"], _) => {
-            not_allowed("GET, HEAD")
-        }
+        (
+            ["payments"] | ["payments.csv"] | ["payments", _] | ["callbacks"] | ["reconcile"] | ["audit"] | ["users"],
+            _,
+        ) => not_allowed("GET, HEAD"),
         (["users", id], Patch) => users::update(state, &actor, path_id(id)?, json_body(parts, &body)?).await,
         (["users", _], _) => not_allowed("PATCH"),
         _ => Err(AppError::NotFound),
@@ -181,10 +182,7 @@ fn not_allowed(allow: &'static str) -> Result<Response, AppError> {
 
 /// A record id in the path: a positive whole number, else 404 (no such record).
 fn path_id(text: &str) -> Result<i64, AppError> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
+    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
 }
 
 /// A JSON body (415 for another content type, 400 when it does not parse into `T`).

@@ -173,11 +173,7 @@ pub async fn render(state: &State, path: &str, query: Option<&str>) -> Result<Re
         ["categories"] => {
             let client = state.store.client().await?;
             let items = categories::all(&client).await?;
-            let ids = items
-                .iter()
-                .map(|c| c.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let ids = items.iter().map(|c| c.id.to_string()).collect::<Vec<_>>().join(", ");
             html(&CategoriesPage {
                 stylesheet: assets::url("app.css"),
                 chrome,
@@ -204,7 +200,7 @@ pub async fn render(state: &State, path: &str, query: Option<&str>) -> Result<Re
             let (prev_url, next_url) = neighbours("/admin/payments", query, &listing)?;
             html(&PaymentsPage {
                 stylesheet: assets::url("app.css"),
-            chrome,
+                chrome,
                 form: SearchForm {
                     order_no: param(query, "order_no")?,
                     status: param(query, "status")?,
@@ -224,7 +220,7 @@ pub async fn render(state: &State, path: &str, query: Option<&str>) -> Result<Re
             let event_details = detail.events.iter().map(|e| e.detail.to_string()).collect();
             html(&PaymentPage {
                 stylesheet: assets::url("app.css"),
-            chrome,
+                chrome,
                 detail,
                 event_details,
             })
@@ -234,7 +230,7 @@ pub async fn render(state: &State, path: &str, query: Option<&str>) -> Result<Re
             let (prev_url, next_url) = neighbours("/admin/callbacks", query, &listing)?;
             html(&CallbacksPage {
                 stylesheet: assets::url("app.css"),
-            chrome,
+                chrome,
                 listing,
                 order_no: param(query, "order_no")?,
                 accepted: param(query, "accepted")?,
@@ -257,7 +253,7 @@ pub async fn render(state: &State, path: &str, query: Option<&str>) -> Result<Re
             let (prev_url, next_url) = neighbours("/admin/audit", query, &listing)?;
             html(&AuditPage {
                 stylesheet: assets::url("app.css"),
-            chrome,
+                chrome,
                 listing,
                 changes,
                 prev_url,

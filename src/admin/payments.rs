@@ -2,7 +2,6 @@
 //! payment with its donation, events and refunds, the CSV export of a search, and refunds
 //! through the engine (which never lets refunds exceed the payment).
 
-
 use deadpool_postgres::GenericClient;
 use http::StatusCode;
 use http::header::{self, HeaderValue};
@@ -63,10 +62,7 @@ impl Filters {
     pub fn parse(query: Option<&str>) -> Result<Filters, AppError> {
         let order_no = filter_param(query, "order_no")?;
         if let Some(no) = &order_no
-            && (no.len() > 32
-                || !no
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            && (no.len() > 32 || !no.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
         {
             return Err(AppError::invalid(
                 "invalid_order_no",
@@ -96,9 +92,9 @@ impl Filters {
             .map(|t| parse_time("to", &t, true))
             .transpose()?;
         if let (Some(from), Some(to)) = (from, to)
-            && from > to
+            && from >= to
         {
-            return Err(AppError::invalid("invalid_date", "from must not be after to"));
+            return Err(AppError::invalid("invalid_date", "from must be before to"));
         }
         Ok(Filters {
             order_no,
@@ -312,11 +308,7 @@ pub async fn csv(state: &State, query: Option<&str>) -> Result<Response, AppErro
             ],
         );
     }
-    let mut response = respond::with_body(
-        StatusCode::OK,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-        out,
-    );
+    let mut response = respond::with_body(StatusCode::OK, HeaderValue::from_static("text/csv; charset=utf-8"), out);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_DISPOSITION,
@@ -462,10 +454,12 @@ pub struct RefundRequest {
 /// (contract: "Accounts and admin"): 201 with the refund (`processing` until the provider
 /// confirms, `succeeded`, or `failed`) and the payment as it stands.
 pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundRequest) -> Result<Response, AppError> {
-    let amount_fen = parse_yuan(&input.amount)
-        .ok()
-        .filter(|fen| *fen > 0)
-        .ok_or_else(|| AppError::invalid("invalid_amount", "amount must be a yuan string above 0, such as \"12.34\""))?;
+    let amount_fen = parse_yuan(&input.amount).ok().filter(|fen| *fen > 0).ok_or_else(|| {
+        AppError::invalid(
+            "invalid_amount",
+            "amount must be a yuan string above 0, such as \"12.34\"",
+        )
+    })?;
     let reason = input.reason.trim();
     let reason_chars = reason.chars().count();
     if !(1..=80).contains(&reason_chars) || reason.chars().any(char::is_control) {
@@ -481,7 +475,11 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
     // The engine decides under the order's row lock; these checks only name the reason.
     if !matches!(before.payment.status.as_str(), "paid" | "refunded") {
         return Err(AppError::Conflict(
-            format!("the payment is {}; only a paid payment can be refunded", before.payment.status).into(),
+            format!(
+                "the payment is {}; only a paid payment can be refunded",
+                before.payment.status
+            )
+            .into(),
         ));
     }
     if amount_fen > before.refundable_fen {
@@ -553,7 +551,10 @@ mod tests {
     fn csv_cells_are_quoted_and_formulas_defused() {
         assert_eq!(line(&["a", "b c", "12.34"]), "a,b c,12.34\r\n");
         assert_eq!(line(&["x,y", "say \"hi\""]), "\"x,y\",\"say \"\"hi\"\"\"\r\n");
-        assert_eq!(line(&["=1+1", "+SUM(A1)", "-2", "@cmd"]), "\"'=1+1\",\"'+SUM(A1)\",\"'-2\",\"'@cmd\"\r\n");
+        assert_eq!(
+            line(&["=1+1", "+SUM(A1)", "-2", "@cmd"]),
+            "\"'=1+1\",\"'+SUM(A1)\",\"'-2\",\"'@cmd\"\r\n"
+        );
         assert_eq!(line(&["two\nlines"]), "\"two\nlines\"\r\n");
         assert_eq!(line(&["张三"]), "张三\r\n");
     }
@@ -566,7 +567,10 @@ mod tests {
         assert_eq!(rfc3339(end), "2026-11-22T00:00:00+08:00");
         let exact = parse_time("from", "2026-11-21T10:00:00Z", false).unwrap();
         assert_eq!(rfc3339(exact), "2026-11-21T18:00:00+08:00");
-        assert_eq!(parse_time("from", "21/11/2026", false).unwrap_err().code(), "invalid_date");
+        assert_eq!(
+            parse_time("from", "21/11/2026", false).unwrap_err().code(),
+            "invalid_date"
+        );
         for (query, code) in [
             ("status=lost", "invalid_status"),
             ("channel=paypal", "invalid_channel"),

@@ -103,7 +103,12 @@ pub async fn show(state: &State) -> Result<Response, AppError> {
 const MAX_AMOUNT_FEN: i64 = 10_000_000_000;
 
 fn amount(key: &'static str, value: &Value) -> Result<Option<i64>, AppError> {
-    let bad = || AppError::invalid("invalid_amount", format!("{key} must be a yuan string such as \"12.34\", or null"));
+    let bad = || {
+        AppError::invalid(
+            "invalid_amount",
+            format!("{key} must be a yuan string such as \"12.34\", or null"),
+        )
+    };
     match value {
         Value::Null => Ok(None),
         Value::String(text) => {
@@ -124,7 +129,10 @@ fn flag(key: &'static str, value: &Value) -> Result<Option<bool>, AppError> {
     match value {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
-        _ => Err(AppError::invalid("invalid_setting", format!("{key} must be true, false or null"))),
+        _ => Err(AppError::invalid(
+            "invalid_setting",
+            format!("{key} must be true, false or null"),
+        )),
     }
 }
 
@@ -300,7 +308,9 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(
-            check(&base(), &crossed, &policy.effective(&crossed)).unwrap_err().code(),
+            check(&base(), &crossed, &policy.effective(&crossed))
+                .unwrap_err()
+                .code(),
             "invalid_amount_range"
         );
         let fine = Overrides {

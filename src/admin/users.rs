@@ -90,7 +90,8 @@ pub async fn update(state: &State, actor: &Actor, id: i64, input: UserChange) ->
         .role
         .as_deref()
         .map(|r| {
-            Role::parse(r).ok_or_else(|| AppError::invalid("invalid_role", "role must be user, merchant, reviewer or admin"))
+            Role::parse(r)
+                .ok_or_else(|| AppError::invalid("invalid_role", "role must be user, merchant, reviewer or admin"))
         })
         .transpose()?;
     if id == actor.principal.user_id && (role.is_some_and(|r| r != Role::Admin) || input.disabled == Some(true)) {

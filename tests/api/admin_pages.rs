@@ -12,13 +12,22 @@ use crate::admin::{call, sign_in};
 use crate::helpers::{TestApp, eventually, spawn_app};
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let answer = app.request(Method::GET, path, &[("cookie", cookie)], Bytes::new()).await;
+    let answer = app
+        .request(Method::GET, path, &[("cookie", cookie)], Bytes::new())
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
-    assert_eq!(answer.header("content-type"), Some("text/html; charset=utf-8"), "{path}");
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/html; charset=utf-8"),
+        "{path}"
+    );
     assert!(answer.header("content-security-policy").is_some(), "{path}: no CSP");
     let html = answer.text();
     assert!(!html.contains("<script>"), "{path}: inline script");
-    assert!(html.contains("/static/admin.js?v="), "{path}: the form script is not linked");
+    assert!(
+        html.contains("/static/admin.js?v="),
+        "{path}: the form script is not linked"
+    );
     html
 }
 
@@ -27,9 +36,23 @@ async fn every_admin_page_renders_its_data_for_a_signed_in_admin() {
     let app = spawn_app().await;
     let admin = sign_in(&app, "admin1", Role::Admin).await;
     let cookie = format!("zhifu_session={admin}");
-    let created = call(&app, &admin, Method::POST, "/api/admin/categories", Some(json!({"name": "<b>助学</b>"}))).await;
+    let created = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/admin/categories",
+        Some(json!({"name": "<b>助学</b>"})),
+    )
+    .await;
     assert_eq!(created.status, StatusCode::CREATED);
-    call(&app, &admin, Method::PATCH, "/api/admin/settings", Some(json!({"min_amount": "0.50"}))).await;
+    call(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"min_amount": "0.50"})),
+    )
+    .await;
     let order = app
         .post_json(
             "/api/donations",
@@ -45,9 +68,14 @@ async fn every_admin_page_renders_its_data_for_a_signed_in_admin() {
         })
         .await
     );
-    let pending = app.donate("3.00", "alipay").await["order_no"].as_str().unwrap().to_string();
-    app.sql(&format!("UPDATE payments SET created_at = now() - interval '1 hour' WHERE order_no = '{pending}'"))
-        .await;
+    let pending = app.donate("3.00", "alipay").await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.sql(&format!(
+        "UPDATE payments SET created_at = now() - interval '1 hour' WHERE order_no = '{pending}'"
+    ))
+    .await;
 
     let dashboard = page(&app, &cookie, "/admin").await;
     assert!(dashboard.contains("id=\"stat-pending\">1<"), "{dashboard}");
@@ -61,12 +89,23 @@ async fn every_admin_page_renders_its_data_for_a_signed_in_admin() {
     assert!(settings.contains("id=\"effective-min\">0.50<"), "{settings}");
 
     let payments = page(&app, &cookie, "/admin/payments?status=paid").await;
-    assert!(payments.contains(&format!("href=\"/admin/payments/{no}\"")), "{payments}");
+    assert!(
+        payments.contains(&format!("href=\"/admin/payments/{no}\"")),
+        "{payments}"
+    );
     assert!(!payments.contains(&pending), "the filter was not applied");
     assert!(payments.contains("&#60;i&#62;赵六&#60;/i&#62;"));
-    assert!(payments.contains("href=\"/api/admin/payments.csv?status=paid\""), "{payments}");
+    assert!(
+        payments.contains("href=\"/api/admin/payments.csv?status=paid\""),
+        "{payments}"
+    );
     let bad = app
-        .request(Method::GET, "/admin/payments?status=lost", &[("cookie", &cookie)], Bytes::new())
+        .request(
+            Method::GET,
+            "/admin/payments?status=lost",
+            &[("cookie", &cookie)],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -75,7 +114,12 @@ async fn every_admin_page_renders_its_data_for_a_signed_in_admin() {
     assert!(detail.contains("id=\"refundable\">12.00<"), "{detail}");
     assert!(detail.contains(&format!("data-api=\"/api/admin/payments/{no}/refund\"")));
     let missing = app
-        .request(Method::GET, "/admin/payments/NO_SUCH_ORDER", &[("cookie", &cookie)], Bytes::new())
+        .request(
+            Method::GET,
+            "/admin/payments/NO_SUCH_ORDER",
+            &[("cookie", &cookie)],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
@@ -87,7 +131,10 @@ async fn every_admin_page_renders_its_data_for_a_signed_in_admin() {
     assert!(reconcile.contains(&pending), "{reconcile}");
 
     let audit = page(&app, &cookie, "/admin/audit").await;
-    assert!(audit.contains("category.create") && audit.contains("settings.update"), "{audit}");
+    assert!(
+        audit.contains("category.create") && audit.contains("settings.update"),
+        "{audit}"
+    );
     assert!(audit.contains("admin1"));
 
     let unknown = app

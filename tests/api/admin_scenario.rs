@@ -85,7 +85,14 @@ async fn an_operator_creates_the_first_admin_signs_in_and_runs_the_payments() {
     assert_eq!(me["role"], "admin", "{me}");
 
     // Adds a category: donors see it on both instances.
-    let category = call(&a, &token, Method::POST, "/api/admin/categories", Some(json!({"name": "灾害救助"}))).await;
+    let category = call(
+        &a,
+        &token,
+        Method::POST,
+        "/api/admin/categories",
+        Some(json!({"name": "灾害救助"})),
+    )
+    .await;
     assert_eq!(category.status, StatusCode::CREATED, "{}", category.text());
     let on_b = eventually(Duration::from_secs(1), || async {
         b.get("/api/categories").await.text().contains("灾害救助")
@@ -94,7 +101,14 @@ async fn an_operator_creates_the_first_admin_signs_in_and_runs_the_payments() {
     assert!(on_b, "the second instance does not list the new category");
 
     // Switches Alipay off: refused at once here, within a second on the other instance.
-    let off = call(&a, &token, Method::PATCH, "/api/admin/settings", Some(json!({"alipay_enabled": false}))).await;
+    let off = call(
+        &a,
+        &token,
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"alipay_enabled": false})),
+    )
+    .await;
     assert_eq!(off.status, StatusCode::OK, "{}", off.text());
     let alipay = json!({"amount": "1.00", "channel": "alipay", "category_id": 1});
     let here = a.post_json("/api/donations", alipay.clone()).await;
@@ -113,10 +127,23 @@ async fn an_operator_creates_the_first_admin_signs_in_and_runs_the_payments() {
     let no = order["order_no"].as_str().unwrap().to_string();
     let paid = a.sandbox_pay(&no).await;
     assert!(paid.status.is_success(), "{}", paid.text());
-    assert!(eventually(Duration::from_secs(2), || async { ranked_fen(&a, "测试").await == before + 8800 }).await);
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            ranked_fen(&a, "测试").await == before + 8800
+        })
+        .await
+    );
 
     // Finds it in the payment search.
-    let found = call(&a, &token, Method::GET, "/api/admin/payments?status=paid&channel=wechat", None).await.json();
+    let found = call(
+        &a,
+        &token,
+        Method::GET,
+        "/api/admin/payments?status=paid&channel=wechat",
+        None,
+    )
+    .await
+    .json();
     let item: &Value = found["items"]
         .as_array()
         .unwrap()
@@ -137,10 +164,20 @@ async fn an_operator_creates_the_first_admin_signs_in_and_runs_the_payments() {
     assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.text());
     assert_ne!(refund.json()["refund"]["status"], "failed", "{}", refund.text());
     for app in [&a, &b] {
-        let dropped = eventually(Duration::from_secs(5), || async { ranked_fen(app, "测试").await == before + 4400 }).await;
-        assert!(dropped, "ranking shows {} fen, expected {}", ranked_fen(app, "测试").await, before + 4400);
+        let dropped = eventually(Duration::from_secs(5), || async {
+            ranked_fen(app, "测试").await == before + 4400
+        })
+        .await;
+        assert!(
+            dropped,
+            "ranking shows {} fen, expected {}",
+            ranked_fen(app, "测试").await,
+            before + 4400
+        );
     }
-    let detail = call(&a, &token, Method::GET, &format!("/api/admin/payments/{no}"), None).await.json();
+    let detail = call(&a, &token, Method::GET, &format!("/api/admin/payments/{no}"), None)
+        .await
+        .json();
     assert_eq!(detail["payment"]["refunded"], "44.00");
     assert_eq!(detail["refunds"][0]["status"], "succeeded");
 

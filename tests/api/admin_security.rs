@@ -16,14 +16,26 @@ fn api_routes() -> Vec<(Method, &'static str, Option<serde_json::Value>)> {
         (Method::GET, "/api/admin/categories", None),
         (Method::POST, "/api/admin/categories", Some(json!({"name": "偷偷加的"}))),
         (Method::POST, "/api/admin/categories/reorder", Some(json!({"ids": [1]}))),
-        (Method::PATCH, "/api/admin/categories/1", Some(json!({"enabled": false}))),
+        (
+            Method::PATCH,
+            "/api/admin/categories/1",
+            Some(json!({"enabled": false})),
+        ),
         (Method::DELETE, "/api/admin/categories/1", None),
         (Method::GET, "/api/admin/settings", None),
-        (Method::PATCH, "/api/admin/settings", Some(json!({"wechat_enabled": false}))),
+        (
+            Method::PATCH,
+            "/api/admin/settings",
+            Some(json!({"wechat_enabled": false})),
+        ),
         (Method::GET, "/api/admin/payments", None),
         (Method::GET, "/api/admin/payments.csv", None),
         (Method::GET, "/api/admin/payments/ORDER_1", None),
-        (Method::POST, "/api/admin/payments/ORDER_1/refund", Some(json!({"amount": "1.00", "reason": "x"}))),
+        (
+            Method::POST,
+            "/api/admin/payments/ORDER_1/refund",
+            Some(json!({"amount": "1.00", "reason": "x"})),
+        ),
         (Method::GET, "/api/admin/callbacks", None),
         (Method::GET, "/api/admin/reconcile", None),
         (Method::GET, "/api/admin/audit", None),
@@ -44,7 +56,12 @@ const PAGES: [&str; 8] = [
     "/admin/audit",
 ];
 
-async fn anonymous(app: &TestApp, method: Method, path: &str, body: Option<&serde_json::Value>) -> crate::helpers::Answer {
+async fn anonymous(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> crate::helpers::Answer {
     let headers: &[(&str, &str)] = if body.is_some() {
         &[("content-type", "application/json")]
     } else {
@@ -58,7 +75,8 @@ async fn anonymous(app: &TestApp, method: Method, path: &str, body: Option<&serd
 async fn fingerprint(app: &TestApp) -> (i64, i64, i64, i64) {
     (
         app.count("SELECT count(*) FROM categories WHERE enabled").await,
-        app.count("SELECT count(*) FROM payment_settings WHERE wechat_enabled IS NULL").await,
+        app.count("SELECT count(*) FROM payment_settings WHERE wechat_enabled IS NULL")
+            .await,
         app.count("SELECT count(*) FROM admin_audit").await,
         app.count("SELECT count(*) FROM users WHERE role = 'admin'").await,
     )
@@ -78,13 +96,23 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_changes_n
         assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
 
         let broken = app
-            .request(method.clone(), path, &[("authorization", "Bearer zf_not-a-real-token")], Bytes::new())
+            .request(
+                method.clone(),
+                path,
+                &[("authorization", "Bearer zf_not-a-real-token")],
+                Bytes::new(),
+            )
             .await;
         assert_eq!(broken.status, StatusCode::UNAUTHORIZED, "bad token {method} {path}");
 
         for (who, token) in [("user", &user), ("reviewer", &reviewer)] {
             let answer = call(&app, token, method.clone(), path, body.clone()).await;
-            assert_eq!(answer.status, StatusCode::FORBIDDEN, "{who} {method} {path}: {}", answer.text());
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{who} {method} {path}: {}",
+                answer.text()
+            );
             assert_eq!(answer.error_code(), "forbidden");
         }
     }
@@ -94,10 +122,16 @@ async fn every_admin_route_refuses_anonymous_and_non_admin_callers_and_changes_n
         let answer = app.get(page).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "anonymous {page}");
         let next: String = form_urlencoded::byte_serialize(page.as_bytes()).collect();
-        assert_eq!(answer.header("location"), Some(format!("/login?next={next}").as_str()), "{page}");
+        assert_eq!(
+            answer.header("location"),
+            Some(format!("/login?next={next}").as_str()),
+            "{page}"
+        );
 
         let cookie = format!("zhifu_session={user}");
-        let answer = app.request(Method::GET, page, &[("cookie", &cookie)], Bytes::new()).await;
+        let answer = app
+            .request(Method::GET, page, &[("cookie", &cookie)], Bytes::new())
+            .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "user {page}");
     }
     app.shutdown().await;
@@ -135,6 +169,9 @@ async fn an_admin_cookie_is_not_believed_on_a_change_sent_from_another_site() {
         )
         .await;
     assert_eq!(same.status, StatusCode::CREATED, "{}", same.text());
-    assert_eq!(app.count("SELECT count(*) FROM categories WHERE name = '跨站'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM categories WHERE name = '跨站'").await,
+        1
+    );
     app.shutdown().await;
 }
