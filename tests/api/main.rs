@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod admin_browser;
 mod admin_pages;
 mod admin_scenario;
 mod admin_security;
