@@ -123,9 +123,23 @@ async fn every_admin_page_renders_its_data_for_a_signed_in_admin() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
+    app.sql(
+        "INSERT INTO callback_inbox (channel, kind, subject_id, accepted, outcome, body)
+         VALUES ('alipay', 'other', 'forged-1', false, 'refused', convert_to('<script>alert(1)</script>', 'UTF8'))",
+    )
+    .await;
     let callbacks = page(&app, &cookie, "/admin/callbacks").await;
     assert!(callbacks.contains(&format!(">{no}</a>")), "{callbacks}");
-    assert!(callbacks.contains("<pre class=\"raw\">"));
+    assert!(
+        callbacks.contains("<pre class=\"raw\">&#60;script&#62;alert(1)&#60;/script&#62;</pre>"),
+        "{callbacks}"
+    );
+    let refused = page(&app, &cookie, "/admin/callbacks?accepted=false").await;
+    assert!(refused.contains("alert(1)"), "{refused}");
+    assert!(
+        !refused.contains(&format!(">{no}</a>")),
+        "the accepted filter was not applied"
+    );
 
     let reconcile = page(&app, &cookie, "/admin/reconcile?pending_minutes=30").await;
     assert!(reconcile.contains(&pending), "{reconcile}");
