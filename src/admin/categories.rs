@@ -186,6 +186,13 @@ pub async fn update(state: &State, actor: &Actor, id: i64, input: CategoryChange
     .await
     .map_err(name_taken)?;
     let after = one(&tx, id, false).await?.ok_or(AppError::NotFound)?;
+    let unchanged = (&before.name, &before.description, before.enabled, before.sort_order)
+        == (&after.name, &after.description, after.enabled, after.sort_order);
+    if unchanged {
+        // Nothing to record or announce; the touched updated_at is rolled back.
+        tx.rollback().await.map_err(StoreError::from)?;
+        return ok_json(&before);
+    }
     actor
         .audit(
             &tx,

@@ -188,6 +188,13 @@ async fn categories_are_created_renamed_reordered_disabled_and_deleted_only_when
     call(&app, &admin, Method::PATCH, &path, Some(json!({"enabled": true}))).await;
     assert_eq!(public_category_names(&app).await, ["助学金", "通用捐赠"]);
 
+    let same = call(&app, &admin, Method::PATCH, &path, Some(json!({"name": "助学金"}))).await;
+    assert_eq!(
+        same.status,
+        StatusCode::OK,
+        "a change to the same value is fine (and not audited)"
+    );
+
     // Delete: never one a donation refers to; an unused one goes.
     app.donate("1.00", "wechat").await;
     let used = call(&app, &admin, Method::DELETE, "/api/admin/categories/1", None).await;
