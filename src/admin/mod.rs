@@ -7,6 +7,7 @@
 //! - `pages`: the server-rendered pages over the same queries.
 
 mod categories;
+mod export;
 mod inspect;
 mod pages;
 mod payments;
@@ -114,7 +115,7 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
         (["settings"], Patch) => settings::update(state, &actor, json_body(parts, &body)?).await,
         (["settings"], _) => not_allowed("GET, HEAD, PATCH"),
         (["payments"], Get) => payments::search(state, query).await,
-        (["payments.csv"], Get) => payments::csv(state, query).await,
+        (["payments.csv"], Get) => export::csv(state, query).await,
         (["payments", no], Get) => payments::detail(state, no).await,
         (["payments", no, "refund"], Post) => payments::refund(state, &actor, no, json_body(parts, &body)?).await,
         (["payments", _, "refund"], _) => not_allowed("POST"),

@@ -4,7 +4,6 @@
 
 use deadpool_postgres::GenericClient;
 use http::StatusCode;
-use http::header::{self, HeaderValue};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
@@ -14,14 +13,11 @@ use tokio_postgres::types::ToSql;
 use super::{Actor, Listing, Paging, filter_param, ok_json, with_status};
 use crate::app::State;
 use crate::error::AppError;
-use crate::http::respond::{self, Response};
+use crate::http::respond::Response;
 use crate::pay::engine::EngineError;
 use crate::pay::money::{format_yuan, parse_yuan};
 use crate::pay::{CST, rfc3339};
 use crate::store::StoreError;
-
-/// Rows a CSV export may hold; a larger search must be narrowed.
-const CSV_MAX_ROWS: i64 = 100_000;
 
 /// The search filters, parsed.
 #[derive(Debug, Clone, Default)]
@@ -105,18 +101,18 @@ impl Filters {
         })
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 5] {
         [&self.order_no, &self.status, &self.channel, &self.from, &self.to]
     }
 }
 
-const WHERE: &str = "($1::text IS NULL OR left(p.order_no, length($1)) = $1)
+pub(super) const WHERE: &str = "($1::text IS NULL OR left(p.order_no, length($1)) = $1)
     AND ($2::text IS NULL OR p.status = $2)
     AND ($3::text IS NULL OR p.channel = $3)
     AND ($4::timestamptz IS NULL OR p.created_at >= $4)
     AND ($5::timestamptz IS NULL OR p.created_at < $5)";
 
-const COLUMNS: &str = "p.order_no, p.purpose, p.channel, p.status, p.amount_fen, p.refunded_fen, p.late,
+pub(super) const COLUMNS: &str = "p.order_no, p.purpose, p.channel, p.status, p.amount_fen, p.refunded_fen, p.late,
     p.created_at, p.paid_at, p.closed_at, p.expires_at, p.transaction_id,
     d.category_id, d.donor_name, d.message, d.anonymous, d.user_id";
 
@@ -150,7 +146,7 @@ pub struct DonationRow {
     pub user_id: Option<i64>,
 }
 
-fn payment_from_row(row: &Row) -> PaymentRow {
+pub(super) fn payment_from_row(row: &Row) -> PaymentRow {
     let amount_fen: i64 = row.get(4);
     let refunded_fen: i64 = row.get(5);
     let donation = row.get::<_, Option<i64>>(12).map(|category_id| DonationRow {
@@ -210,112 +206,6 @@ pub async fn search(state: &State, query: Option<&str>) -> Result<Response, AppE
     let filters = Filters::parse(query)?;
     let paging = Paging::parse(query, 50, 200)?;
     ok_json(&find(state, &filters, paging).await?)
-}
-
-/// A CSV cell: quoted when needed, and a leading `=`, `+`, `-`, `@` (or tab, carriage
-/// return) defused with `'` so a spreadsheet never reads it as a formula.
-fn cell(out: &mut String, text: &str) {
-    let defuse = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = defuse || text.contains([',', '"', '\n', '\r']);
-    if quote {
-        out.push('"');
-    }
-    if defuse {
-        out.push('\'');
-    }
-    for c in text.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    if quote {
-        out.push('"');
-    }
-}
-
-fn csv_line(out: &mut String, cells: &[&str]) {
-    for (i, text) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        cell(out, text);
-    }
-    out.push_str("\r\n");
-}
-
-const CSV_HEADER: [&str; 15] = [
-    "order_no",
-    "purpose",
-    "channel",
-    "status",
-    "amount",
-    "refunded",
-    "late",
-    "created_at",
-    "paid_at",
-    "closed_at",
-    "transaction_id",
-    "category_id",
-    "donor_name",
-    "anonymous",
-    "message",
-];
-
-/// `GET /api/admin/payments.csv?…`: every payment the same filters find (at most
-/// [`CSV_MAX_ROWS`]; more is a 422 asking to narrow them), newest first.
-pub async fn csv(state: &State, query: Option<&str>) -> Result<Response, AppError> {
-    let filters = Filters::parse(query)?;
-    let client = state.store.client().await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {WHERE}
-          ORDER BY p.created_at DESC, p.order_no DESC LIMIT $6"
-    );
-    let cap = CSV_MAX_ROWS + 1;
-    let mut params: Vec<&(dyn ToSql + Sync)> = filters.params().to_vec();
-    params.push(&cap);
-    let rows = client.query(&sql, &params).await.map_err(StoreError::from)?;
-    if rows.len() as i64 > CSV_MAX_ROWS {
-        return Err(AppError::invalid(
-            "too_many_rows",
-            format!("the export holds at most {CSV_MAX_ROWS} payments; narrow the filters"),
-        ));
-    }
-    let mut out = String::with_capacity(64 + rows.len() * 160);
-    csv_line(&mut out, &CSV_HEADER);
-    for row in &rows {
-        let p = payment_from_row(row);
-        let donation = p.donation.as_ref();
-        let category = donation.map(|d| d.category_id.to_string()).unwrap_or_default();
-        csv_line(
-            &mut out,
-            &[
-                &p.order_no,
-                &p.purpose,
-                &p.channel,
-                &p.status,
-                &p.amount,
-                &p.refunded,
-                if p.late { "true" } else { "false" },
-                &p.created_at,
-                p.paid_at.as_deref().unwrap_or(""),
-                p.closed_at.as_deref().unwrap_or(""),
-                p.transaction_id.as_deref().unwrap_or(""),
-                &category,
-                donation.map_or("", |d| &d.donor_name),
-                donation.map_or("", |d| if d.anonymous { "true" } else { "false" }),
-                donation.map_or("", |d| &d.message),
-            ],
-        );
-    }
-    let mut response = respond::with_body(StatusCode::OK, HeaderValue::from_static("text/csv; charset=utf-8"), out);
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"payments.csv\""),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
 }
 
 /// One state change of a payment.
@@ -450,24 +340,32 @@ pub struct RefundRequest {
     reason: String,
 }
 
+impl RefundRequest {
+    /// The amount in fen (above 0) and the trimmed reason (1..=80 characters, as WeChat
+    /// takes at most 80).
+    fn checked(&self) -> Result<(i64, &str), AppError> {
+        let amount_fen = parse_yuan(&self.amount).ok().filter(|fen| *fen > 0).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_amount",
+                "amount must be a yuan string above 0, such as \"12.34\"",
+            )
+        })?;
+        let reason = self.reason.trim();
+        if !(1..=80).contains(&reason.chars().count()) || reason.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "invalid_reason",
+                "reason must be 1 to 80 characters without control characters",
+            ));
+        }
+        Ok((amount_fen, reason))
+    }
+}
+
 /// `POST /api/admin/payments/{order_no}/refund` `{"amount": "12.34", "reason": "…"}`
 /// (contract: "Accounts and admin"): 201 with the refund (`processing` until the provider
 /// confirms, `succeeded`, or `failed`) and the payment as it stands.
 pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundRequest) -> Result<Response, AppError> {
-    let amount_fen = parse_yuan(&input.amount).ok().filter(|fen| *fen > 0).ok_or_else(|| {
-        AppError::invalid(
-            "invalid_amount",
-            "amount must be a yuan string above 0, such as \"12.34\"",
-        )
-    })?;
-    let reason = input.reason.trim();
-    let reason_chars = reason.chars().count();
-    if !(1..=80).contains(&reason_chars) || reason.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "invalid_reason",
-            "reason must be 1 to 80 characters without control characters",
-        ));
-    }
+    let (amount_fen, reason) = input.checked()?;
     let before = {
         let client = state.store.client().await?;
         load(&client, order_no).await?.ok_or(AppError::NotFound)?
@@ -540,24 +438,6 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn line(cells: &[&str]) -> String {
-        let mut out = String::new();
-        csv_line(&mut out, cells);
-        out
-    }
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(line(&["a", "b c", "12.34"]), "a,b c,12.34\r\n");
-        assert_eq!(line(&["x,y", "say \"hi\""]), "\"x,y\",\"say \"\"hi\"\"\"\r\n");
-        assert_eq!(
-            line(&["=1+1", "+SUM(A1)", "-2", "@cmd"]),
-            "\"'=1+1\",\"'+SUM(A1)\",\"'-2\",\"'@cmd\"\r\n"
-        );
-        assert_eq!(line(&["two\nlines"]), "\"two\nlines\"\r\n");
-        assert_eq!(line(&["张三"]), "张三\r\n");
-    }
 
     #[test]
     fn dates_and_times_parse_and_bad_filters_are_named() {
