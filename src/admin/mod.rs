@@ -1,17 +1,34 @@
 //! The admin API (`/api/admin/…`) and the admin pages (`/admin/…`). Every route checks the
 //! session first: 401 without one, 403 without the admin role. Every change is written with
 //! its audit row (who, what, on which record, before and after) in one transaction.
+//!
+//! - `categories`, `settings`, `payments`, `inspect` (callbacks, reconcile, audit), `users`:
+//!   the API, each a module of queries returning typed rows plus its handlers.
+//! - `pages`: the server-rendered pages over the same queries.
+
+mod categories;
+mod export;
+mod inspect;
+mod pages;
+mod payments;
+mod settings;
+mod users;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use http::request::Parts;
+use http::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::account::Role;
+use crate::account::{Principal, Role};
 use crate::app::State;
 use crate::error::AppError;
-use crate::http::respond::Response;
+use crate::http::extract::{self, BodyKind};
+use crate::http::respond::{self, Response};
 
 /// Writes one audit row in the caller's transaction. `before`/`after` are the record's
 /// state around the change (never secrets: no password hashes, no tokens).
@@ -36,16 +53,192 @@ pub async fn audit(
         .map(drop)
 }
 
-/// `/api/admin/{path}`.
-pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAddr) -> Result<Response, AppError> {
-    let _admin = state.sessions.require(&state.store, parts, Role::Admin).await?;
-    let _ = (path, body, ip);
-    Err(AppError::NotFound)
+/// The admin behind a request and where it came from, for the audit log.
+struct Actor {
+    principal: Arc<Principal>,
+    ip: String,
 }
 
-/// `/admin/{path}`: the pages.
+impl Actor {
+    /// The name recorded in the audit log: the username, else the display name.
+    fn name(&self) -> &str {
+        self.principal
+            .username
+            .as_deref()
+            .unwrap_or(&self.principal.display_name)
+    }
+
+    /// Writes this actor's audit row for `action` on `target`.
+    async fn audit(
+        &self,
+        client: &impl GenericClient,
+        action: &str,
+        target: &str,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> Result<(), tokio_postgres::Error> {
+        audit(
+            client,
+            Some(self.principal.user_id),
+            self.name(),
+            action,
+            target,
+            before,
+            after,
+            &self.ip,
+        )
+        .await
+    }
+}
+
+/// `/api/admin/{path}`.
+pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAddr) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::Admin).await?;
+    let actor = Actor {
+        principal,
+        ip: ip.to_string(),
+    };
+    let query = parts.uri.query();
+    let segments: Vec<&str> = path.split('/').collect();
+    use Verb::{Delete, Get, Patch, Post};
+    let verb = Verb::of(&parts.method);
+    match (segments.as_slice(), verb) {
+        (["categories"], Get) => categories::list(state).await,
+        (["categories"], Post) => categories::create(state, &actor, json_body(parts, &body)?).await,
+        (["categories"], _) => not_allowed("GET, HEAD, POST"),
+        (["categories", "reorder"], Post) => categories::reorder(state, &actor, json_body(parts, &body)?).await,
+        (["categories", "reorder"], _) => not_allowed("POST"),
+        (["categories", id], Patch) => categories::update(state, &actor, path_id(id)?, json_body(parts, &body)?).await,
+        (["categories", id], Delete) => categories::delete(state, &actor, path_id(id)?).await,
+        (["categories", _], _) => not_allowed("PATCH, DELETE"),
+        (["settings"], Get) => settings::show(state).await,
+        (["settings"], Patch) => settings::update(state, &actor, json_body(parts, &body)?).await,
+        (["settings"], _) => not_allowed("GET, HEAD, PATCH"),
+        (["payments"], Get) => payments::search(state, query).await,
+        (["payments.csv"], Get) => export::csv(state, query).await,
+        (["payments", no], Get) => payments::detail(state, no).await,
+        (["payments", no, "refund"], Post) => payments::refund(state, &actor, no, json_body(parts, &body)?).await,
+        (["payments", _, "refund"], _) => not_allowed("POST"),
+        (["callbacks"], Get) => inspect::callbacks(state, query).await,
+        (["reconcile"], Get) => inspect::reconcile(state, query).await,
+        (["audit"], Get) => inspect::audit_log(state, query).await,
+        (["users"], Get) => users::list(state, query).await,
+        (
+            ["payments"] | ["payments.csv"] | ["payments", _] | ["callbacks"] | ["reconcile"] | ["audit"] | ["users"],
+            _,
+        ) => not_allowed("GET, HEAD"),
+        (["users", id], Patch) => users::update(state, &actor, path_id(id)?, json_body(parts, &body)?).await,
+        (["users", _], _) => not_allowed("PATCH"),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// The request methods the admin API tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    /// GET or HEAD.
+    Get,
+    Post,
+    Patch,
+    Delete,
+    Other,
+}
+
+impl Verb {
+    fn of(method: &Method) -> Verb {
+        if *method == Method::GET || *method == Method::HEAD {
+            Verb::Get
+        } else if *method == Method::POST {
+            Verb::Post
+        } else if *method == Method::PATCH {
+            Verb::Patch
+        } else if *method == Method::DELETE {
+            Verb::Delete
+        } else {
+            Verb::Other
+        }
+    }
+}
+
+/// `/admin/{path}`: the pages. Without a session the browser is sent to sign in first.
 pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, AppError> {
-    let _admin = state.sessions.require(&state.store, parts, Role::Admin).await?;
-    let _ = path;
-    Err(AppError::NotFound)
+    match state.sessions.require(&state.store, parts, Role::Admin).await {
+        Ok(_) => {}
+        Err(AppError::Unauthorized) => {
+            let next = format!("/admin{}{path}", if path.is_empty() { "" } else { "/" });
+            let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            return Ok(crate::payments::see_other(&format!("/login?next={encoded}")));
+        }
+        Err(other) => return Err(other),
+    }
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return not_allowed("GET, HEAD");
+    }
+    pages::render(state, path, parts.uri.query()).await
+}
+
+fn not_allowed(allow: &'static str) -> Result<Response, AppError> {
+    Err(AppError::MethodNotAllowed { allow })
+}
+
+/// A record id in the path: a positive whole number, else 404 (no such record).
+fn path_id(text: &str) -> Result<i64, AppError> {
+    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+}
+
+/// A JSON body (415 for another content type, 400 when it does not parse into `T`).
+fn json_body<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, AppError> {
+    extract::body_kind(&parts.headers, &[BodyKind::Json])?;
+    extract::json(body)
+}
+
+/// `value` as a 200 JSON answer.
+fn ok_json(value: &impl Serialize) -> Result<Response, AppError> {
+    with_status(StatusCode::OK, value)
+}
+
+fn with_status(status: StatusCode, value: &impl Serialize) -> Result<Response, AppError> {
+    let body = serde_json::to_vec(value).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(respond::json(status, body))
+}
+
+/// Paging from `page` (from 1) and `size` (1..=`max`, default `default`).
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Paging {
+    page: u32,
+    size: u32,
+}
+
+/// Largest page number accepted (keeps OFFSET bounded).
+const MAX_PAGE: u32 = 100_000;
+
+impl Paging {
+    fn parse(query: Option<&str>, default: u32, max: u32) -> Result<Paging, AppError> {
+        Ok(Paging {
+            page: extract::number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
+            size: extract::number_param(query, "size", default, max, "invalid_size")?,
+        })
+    }
+
+    fn limit(self) -> i64 {
+        i64::from(self.size)
+    }
+
+    fn offset(self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.size)
+    }
+}
+
+/// A page of `items` with its paging and the total count.
+#[derive(Debug, Serialize)]
+struct Listing<T> {
+    page: u32,
+    size: u32,
+    total: i64,
+    items: Vec<T>,
+}
+
+/// A query parameter that is absent or empty counts as not given.
+fn filter_param(query: Option<&str>, name: &str) -> Result<Option<String>, AppError> {
+    Ok(extract::query_param(query, name)?.filter(|v| !v.is_empty()))
 }

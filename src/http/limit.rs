@@ -95,8 +95,7 @@ mod tests {
             create_burst: 2,
             status_per_minute: 0,
             status_burst: 0,
-            login_per_minute: 0,
-            login_burst: 0,
+            ..config::Limits::default()
         });
         let a: IpAddr = "198.51.100.1".parse().unwrap();
         let b: IpAddr = "198.51.100.2".parse().unwrap();

@@ -4,6 +4,11 @@
 mod helpers;
 
 mod accounts;
+mod admin;
+mod admin_browser;
+mod admin_pages;
+mod admin_scenario;
+mod admin_security;
 mod binary;
 mod browser;
 mod callbacks;

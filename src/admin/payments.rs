@@ -1,0 +1,467 @@
+//! Payments: search (order number prefix, status, channel, creation date range), one
+//! payment with its donation, events and refunds, the CSV export of a search, and refunds
+//! through the engine (which never lets refunds exceed the payment).
+
+use deadpool_postgres::GenericClient;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::{Actor, Listing, Paging, filter_param, ok_json, with_status};
+use crate::app::State;
+use crate::error::AppError;
+use crate::http::respond::Response;
+use crate::pay::engine::EngineError;
+use crate::pay::money::{format_yuan, parse_yuan};
+use crate::pay::{CST, rfc3339};
+use crate::store::StoreError;
+
+/// The search filters, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub order_no: Option<String>,
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    /// Created at or after.
+    pub from: Option<OffsetDateTime>,
+    /// Created before.
+    pub to: Option<OffsetDateTime>,
+}
+
+/// `text` as an instant: RFC 3339, or a date `YYYY-MM-DD` meaning that day's start at +08:00
+/// (`end_of_day`: the next day's start, so the date is included).
+fn parse_time(name: &str, text: &str, end_of_day: bool) -> Result<OffsetDateTime, AppError> {
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = Date::parse(text, &format).map_err(|_| {
+        AppError::invalid(
+            "invalid_date",
+            format!("{name} must be an RFC 3339 time or a date YYYY-MM-DD"),
+        )
+    })?;
+    let date = if end_of_day {
+        date.next_day()
+            .ok_or_else(|| AppError::invalid("invalid_date", format!("{name} is out of range")))?
+    } else {
+        date
+    };
+    Ok(PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_offset(CST))
+}
+
+impl Filters {
+    /// Parses the filters of a query string; a bad one is a 422 naming it.
+    pub fn parse(query: Option<&str>) -> Result<Filters, AppError> {
+        let order_no = filter_param(query, "order_no")?;
+        if let Some(no) = &order_no
+            && (no.len() > 32 || !no.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        {
+            return Err(AppError::invalid(
+                "invalid_order_no",
+                "order_no must be up to 32 of 0-9, A-Z, a-z, '_' and '-'",
+            ));
+        }
+        let status = filter_param(query, "status")?;
+        if let Some(s) = &status
+            && !matches!(s.as_str(), "pending" | "paid" | "closed" | "refunded")
+        {
+            return Err(AppError::invalid(
+                "invalid_status",
+                "status must be pending, paid, closed or refunded",
+            ));
+        }
+        let channel = filter_param(query, "channel")?;
+        if let Some(c) = &channel
+            && c != "wechat"
+            && c != "alipay"
+        {
+            return Err(AppError::invalid("invalid_channel", "channel must be wechat or alipay"));
+        }
+        let from = filter_param(query, "from")?
+            .map(|t| parse_time("from", &t, false))
+            .transpose()?;
+        let to = filter_param(query, "to")?
+            .map(|t| parse_time("to", &t, true))
+            .transpose()?;
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            return Err(AppError::invalid("invalid_date", "from must be before to"));
+        }
+        Ok(Filters {
+            order_no,
+            status,
+            channel,
+            from,
+            to,
+        })
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [&self.order_no, &self.status, &self.channel, &self.from, &self.to]
+    }
+}
+
+pub(super) const WHERE: &str = "($1::text IS NULL OR left(p.order_no, length($1)) = $1)
+    AND ($2::text IS NULL OR p.status = $2)
+    AND ($3::text IS NULL OR p.channel = $3)
+    AND ($4::timestamptz IS NULL OR p.created_at >= $4)
+    AND ($5::timestamptz IS NULL OR p.created_at < $5)";
+
+pub(super) const COLUMNS: &str = "p.order_no, p.purpose, p.channel, p.status, p.amount_fen, p.refunded_fen, p.late,
+    p.created_at, p.paid_at, p.closed_at, p.expires_at, p.transaction_id,
+    d.category_id, d.donor_name, d.message, d.anonymous, d.user_id";
+
+/// A payment as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentRow {
+    pub order_no: String,
+    pub purpose: String,
+    pub channel: String,
+    pub status: String,
+    pub amount: String,
+    pub amount_fen: i64,
+    pub refunded: String,
+    pub refunded_fen: i64,
+    pub late: bool,
+    pub created_at: String,
+    pub paid_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub expires_at: String,
+    pub transaction_id: Option<String>,
+    pub donation: Option<DonationRow>,
+}
+
+/// The donation a payment pays for, if it is one.
+#[derive(Debug, Clone, Serialize)]
+pub struct DonationRow {
+    pub category_id: i64,
+    pub donor_name: String,
+    pub message: String,
+    pub anonymous: bool,
+    pub user_id: Option<i64>,
+}
+
+pub(super) fn payment_from_row(row: &Row) -> PaymentRow {
+    let amount_fen: i64 = row.get(4);
+    let refunded_fen: i64 = row.get(5);
+    let donation = row.get::<_, Option<i64>>(12).map(|category_id| DonationRow {
+        category_id,
+        donor_name: row.get(13),
+        message: row.get(14),
+        anonymous: row.get(15),
+        user_id: row.get(16),
+    });
+    PaymentRow {
+        order_no: row.get(0),
+        purpose: row.get(1),
+        channel: row.get(2),
+        status: row.get(3),
+        amount: format_yuan(amount_fen),
+        amount_fen,
+        refunded: format_yuan(refunded_fen),
+        refunded_fen,
+        late: row.get(6),
+        created_at: rfc3339(row.get(7)),
+        paid_at: row.get::<_, Option<OffsetDateTime>>(8).map(rfc3339),
+        closed_at: row.get::<_, Option<OffsetDateTime>>(9).map(rfc3339),
+        expires_at: rfc3339(row.get(10)),
+        transaction_id: row.get(11),
+        donation,
+    }
+}
+
+/// One page of the payments matching `filters`, newest first.
+pub async fn find(state: &State, filters: &Filters, paging: Paging) -> Result<Listing<PaymentRow>, AppError> {
+    let client = state.store.client().await?;
+    let params = filters.params();
+    let total: i64 = client
+        .query_one(&format!("SELECT count(*) FROM payments p WHERE {WHERE}"), &params)
+        .await
+        .map_err(StoreError::from)?
+        .get(0);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {WHERE}
+          ORDER BY p.created_at DESC, p.order_no DESC LIMIT $6 OFFSET $7"
+    );
+    let (limit, offset) = (paging.limit(), paging.offset());
+    let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
+    all.push(&limit);
+    all.push(&offset);
+    let rows = client.query(&sql, &all).await.map_err(StoreError::from)?;
+    Ok(Listing {
+        page: paging.page,
+        size: paging.size,
+        total,
+        items: rows.iter().map(payment_from_row).collect(),
+    })
+}
+
+/// `GET /api/admin/payments?order_no=&status=&channel=&from=&to=&page=&size=`
+pub async fn search(state: &State, query: Option<&str>) -> Result<Response, AppError> {
+    let filters = Filters::parse(query)?;
+    let paging = Paging::parse(query, 50, 200)?;
+    ok_json(&find(state, &filters, paging).await?)
+}
+
+/// One state change of a payment.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub kind: String,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub amount: Option<String>,
+    pub amount_fen: Option<i64>,
+    pub source: String,
+    pub detail: serde_json::Value,
+    pub created_at: String,
+}
+
+/// One refund of a payment.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundRow {
+    pub refund_no: String,
+    pub order_no: String,
+    pub amount: String,
+    pub amount_fen: i64,
+    pub reason: String,
+    pub status: String,
+    pub failure: Option<String>,
+    pub requested_by: String,
+    pub attempts: i32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A payment with everything about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentDetail {
+    pub payment: PaymentRow,
+    /// What can still be refunded: the amount less refunds done or under way.
+    pub refundable: String,
+    pub refundable_fen: i64,
+    pub events: Vec<EventRow>,
+    pub refunds: Vec<RefundRow>,
+}
+
+const REFUND_COLUMNS: &str =
+    "refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts, created_at, updated_at";
+
+pub fn refund_from_row(row: &Row) -> RefundRow {
+    let amount_fen: i64 = row.get(2);
+    RefundRow {
+        refund_no: row.get(0),
+        order_no: row.get(1),
+        amount: format_yuan(amount_fen),
+        amount_fen,
+        reason: row.get(3),
+        status: row.get(4),
+        failure: row.get(5),
+        requested_by: row.get(6),
+        attempts: row.get(7),
+        created_at: rfc3339(row.get(8)),
+        updated_at: rfc3339(row.get(9)),
+    }
+}
+
+/// The payment `order_no` with its donation, events and refunds; `None` when unknown.
+pub async fn load(client: &impl GenericClient, order_no: &str) -> Result<Option<PaymentDetail>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE p.order_no = $1");
+    let Some(row) = client.query_opt(&sql, &[&order_no]).await? else {
+        return Ok(None);
+    };
+    let payment = payment_from_row(&row);
+    let events = client
+        .query(
+            "SELECT id, kind, from_status, to_status, amount_fen, source, detail, created_at
+               FROM payment_events WHERE order_no = $1 ORDER BY id",
+            &[&order_no],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let amount_fen: Option<i64> = row.get(4);
+            EventRow {
+                id: row.get(0),
+                kind: row.get(1),
+                from_status: row.get(2),
+                to_status: row.get(3),
+                amount: amount_fen.map(format_yuan),
+                amount_fen,
+                source: row.get(5),
+                detail: row.get(6),
+                created_at: rfc3339(row.get(7)),
+            }
+        })
+        .collect();
+    let refunds: Vec<RefundRow> = client
+        .query(
+            &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE order_no = $1 ORDER BY created_at, refund_no"),
+            &[&order_no],
+        )
+        .await?
+        .iter()
+        .map(refund_from_row)
+        .collect();
+    let under_way: i64 = refunds
+        .iter()
+        .filter(|r| r.status == "processing")
+        .map(|r| r.amount_fen)
+        .sum();
+    let refundable_fen = if matches!(payment.status.as_str(), "paid" | "refunded") {
+        (payment.amount_fen - payment.refunded_fen - under_way).max(0)
+    } else {
+        0
+    };
+    Ok(Some(PaymentDetail {
+        payment,
+        refundable: format_yuan(refundable_fen),
+        refundable_fen,
+        events,
+        refunds,
+    }))
+}
+
+/// `GET /api/admin/payments/{order_no}`
+pub async fn detail(state: &State, order_no: &str) -> Result<Response, AppError> {
+    let client = state.store.client().await?;
+    ok_json(&load(&client, order_no).await?.ok_or(AppError::NotFound)?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    amount: String,
+    reason: String,
+}
+
+impl RefundRequest {
+    /// The amount in fen (above 0) and the trimmed reason (1..=80 characters, as WeChat
+    /// takes at most 80).
+    fn checked(&self) -> Result<(i64, &str), AppError> {
+        let amount_fen = parse_yuan(&self.amount).ok().filter(|fen| *fen > 0).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_amount",
+                "amount must be a yuan string above 0, such as \"12.34\"",
+            )
+        })?;
+        let reason = self.reason.trim();
+        if !(1..=80).contains(&reason.chars().count()) || reason.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "invalid_reason",
+                "reason must be 1 to 80 characters without control characters",
+            ));
+        }
+        Ok((amount_fen, reason))
+    }
+}
+
+/// `POST /api/admin/payments/{order_no}/refund` `{"amount": "12.34", "reason": "…"}`
+/// (contract: "Accounts and admin"): 201 with the refund (`processing` until the provider
+/// confirms, `succeeded`, or `failed`) and the payment as it stands.
+pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundRequest) -> Result<Response, AppError> {
+    let (amount_fen, reason) = input.checked()?;
+    let before = {
+        let client = state.store.client().await?;
+        load(&client, order_no).await?.ok_or(AppError::NotFound)?
+    };
+    // The engine decides under the order's row lock; these checks only name the reason.
+    if !matches!(before.payment.status.as_str(), "paid" | "refunded") {
+        return Err(AppError::Conflict(
+            format!(
+                "the payment is {}; only a paid payment can be refunded",
+                before.payment.status
+            )
+            .into(),
+        ));
+    }
+    if amount_fen > before.refundable_fen {
+        return Err(AppError::invalid(
+            "refund_exceeds_remaining",
+            format!("only {} can still be refunded", before.refundable),
+        ));
+    }
+    let requested_by = format!("admin:{}", actor.name());
+    let refund_no = state
+        .engine
+        .request_refund(order_no, amount_fen, reason, &requested_by)
+        .await
+        .map_err(|e| match e {
+            EngineError::UnknownOrder => AppError::NotFound,
+            EngineError::RefundRefused(message) => AppError::invalid("refund_exceeds_remaining", message),
+            EngineError::Store(s) => s.into(),
+            other => AppError::Internal(other.into()),
+        })?;
+    let mut client = state.store.client().await?;
+    let tx = client.transaction().await.map_err(StoreError::from)?;
+    let refund = tx
+        .query_one(
+            &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_no = $1"),
+            &[&refund_no],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    let refund = refund_from_row(&refund);
+    let after = load(&tx, order_no).await?.ok_or(AppError::NotFound)?;
+    let summary = |d: &PaymentDetail| {
+        serde_json::json!({
+            "status": d.payment.status,
+            "refunded_fen": d.payment.refunded_fen,
+            "refundable_fen": d.refundable_fen,
+        })
+    };
+    let mut after_json = summary(&after);
+    after_json["refund"] = serde_json::to_value(&refund).unwrap_or_default();
+    actor
+        .audit(
+            &tx,
+            "payment.refund",
+            &format!("payment:{order_no}"),
+            Some(&summary(&before)),
+            Some(&after_json),
+        )
+        .await
+        .map_err(StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
+    with_status(
+        StatusCode::CREATED,
+        &serde_json::json!({ "refund": refund, "payment": after.payment, "refundable": after.refundable,
+                             "refundable_fen": after.refundable_fen }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times_parse_and_bad_filters_are_named() {
+        let day = parse_time("from", "2026-11-21", false).unwrap();
+        assert_eq!(rfc3339(day), "2026-11-21T00:00:00+08:00");
+        let end = parse_time("to", "2026-11-21", true).unwrap();
+        assert_eq!(rfc3339(end), "2026-11-22T00:00:00+08:00");
+        let exact = parse_time("from", "2026-11-21T10:00:00Z", false).unwrap();
+        assert_eq!(rfc3339(exact), "2026-11-21T18:00:00+08:00");
+        assert_eq!(
+            parse_time("from", "21/11/2026", false).unwrap_err().code(),
+            "invalid_date"
+        );
+        for (query, code) in [
+            ("status=lost", "invalid_status"),
+            ("channel=paypal", "invalid_channel"),
+            ("order_no=a%27b", "invalid_order_no"),
+            ("from=2026-11-22&to=2026-11-21", "invalid_date"),
+            ("to=yesterday", "invalid_date"),
+        ] {
+            assert_eq!(Filters::parse(Some(query)).unwrap_err().code(), code, "{query}");
+        }
+        let f = Filters::parse(Some("status=&channel=wechat&order_no=ab_1")).unwrap();
+        assert_eq!(f.status, None, "empty means not given");
+        assert_eq!(f.channel.as_deref(), Some("wechat"));
+    }
+}
