@@ -36,9 +36,7 @@ pub struct Sandbox {
 const MAX_WAIT: u64 = 30;
 
 async fn snapshot(engine: &Engine, order_no: &str) -> Result<Arc<Snapshot>, AppError> {
-    engine
-        .status
-        .get(&engine.store, order_no)
+    crate::store::bounded(engine.status.get(&engine.store, order_no))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -173,51 +171,54 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
         }
     };
     let kept_headers = kept_headers(headers);
-    let outcome = match &notification {
-        Notification::Payment { paid, .. } => {
-            let inbox = Inbox {
-                kind: "payment",
-                subject_id: paid.transaction_id.clone(),
-                headers: kept_headers,
-                body,
-            };
-            engine
-                .apply_payment(channel, paid, Some(&inbox), "callback")
-                .await
-                .map(|applied| {
-                    tracing::info!(order_no = %paid.order_no, ?applied, "payment callback applied");
-                    let counter = match applied {
-                        Applied::Credited { .. } => &engine.metrics.callbacks_applied,
-                        Applied::Duplicate | Applied::AlreadyPaid => &engine.metrics.callbacks_duplicate,
-                    };
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                })
+    let outcome = crate::store::bounded(async {
+        match &notification {
+            Notification::Payment { paid, .. } => {
+                let inbox = Inbox {
+                    kind: "payment",
+                    subject_id: paid.transaction_id.clone(),
+                    headers: kept_headers,
+                    body,
+                };
+                engine
+                    .apply_payment(channel, paid, Some(&inbox), "callback")
+                    .await
+                    .map(|applied| {
+                        tracing::info!(order_no = %paid.order_no, ?applied, "payment callback applied");
+                        let counter = match applied {
+                            Applied::Credited { .. } => &engine.metrics.callbacks_applied,
+                            Applied::Duplicate | Applied::AlreadyPaid => &engine.metrics.callbacks_duplicate,
+                        };
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    })
+            }
+            Notification::Refund {
+                order_no,
+                refund_no,
+                state,
+            } => {
+                let state_name = match state {
+                    RefundState::Succeeded { .. } => "succeeded",
+                    RefundState::Processing => "processing",
+                    RefundState::Failed { .. } => "failed",
+                };
+                let inbox = Inbox {
+                    kind: "refund",
+                    subject_id: format!("{refund_no}:{state_name}"),
+                    headers: kept_headers,
+                    body,
+                };
+                engine
+                    .apply_refund_state(channel, order_no, refund_no, state, Some(&inbox), "callback")
+                    .await
+            }
+            Notification::Ignored { order_no, what } => {
+                tracing::info!(%order_no, %what, "callback verified; nothing to do");
+                Ok(())
+            }
         }
-        Notification::Refund {
-            order_no,
-            refund_no,
-            state,
-        } => {
-            let state_name = match state {
-                RefundState::Succeeded { .. } => "succeeded",
-                RefundState::Processing => "processing",
-                RefundState::Failed { .. } => "failed",
-            };
-            let inbox = Inbox {
-                kind: "refund",
-                subject_id: format!("{refund_no}:{state_name}"),
-                headers: kept_headers,
-                body,
-            };
-            engine
-                .apply_refund_state(channel, order_no, refund_no, state, Some(&inbox), "callback")
-                .await
-        }
-        Notification::Ignored { order_no, what } => {
-            tracing::info!(%order_no, %what, "callback verified; nothing to do");
-            Ok(())
-        }
-    };
+    })
+    .await;
     match outcome {
         Ok(()) => ack(channel, Ok(()), ""),
         Err(EngineError::UnknownOrder) => ack(channel, Err(StatusCode::NOT_FOUND), "unknown order"),

@@ -45,6 +45,20 @@ impl From<PoolError> for StoreError {
     }
 }
 
+/// How long a request waits on the database before it answers 503. A database that stops
+/// answering without closing its connections (a frozen server, a network partition) would
+/// otherwise hold requests forever: neither the pool's timeouts nor a server-side
+/// `statement_timeout` reach a query already sent.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(4);
+
+/// `work` (database work) bounded by [`ANSWER_WITHIN`]: `Unavailable` when it takes longer.
+/// Dropping the work mid-transaction rolls it back, so nothing half-done is committed.
+pub async fn bounded<T, E: From<StoreError>>(work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    tokio::time::timeout(ANSWER_WITHIN, work)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("the database did not answer in time".into()).into()))
+}
+
 /// The pool, the settings its connections use, and the embedded cluster when there is one.
 #[derive(Clone)]
 pub struct Store {

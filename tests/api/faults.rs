@@ -970,3 +970,155 @@ async fn with_two_instances_on_one_database_killing_one_mid_traffic_leaves_the_o
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The postmaster of the cluster in `data_dir` and its children (backends, background workers).
+fn postgres_processes(data_dir: &Path) -> Vec<i32> {
+    let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid")).unwrap();
+    let postmaster: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …: comm may hold spaces, so split after its closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(postmaster) {
+            pids.extend(entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()));
+        }
+    }
+    pids
+}
+
+/// Sends SIGCONT to the frozen processes when dropped, even when the test fails.
+struct Thaw(Vec<i32>);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        signal_all(&self.0, libc::SIGCONT);
+    }
+}
+
+fn signal_all(pids: &[i32], signal: i32) {
+    for pid in pids {
+        // SAFETY: kill(2) on processes of the test's own PostgreSQL cluster.
+        unsafe { libc::kill(*pid, signal) };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_frozen_requests_that_need_it_answer_503_within_5_s_and_never_hang() {
+    let wall = Instant::now();
+    let dir = scratch_dir(&format!("pg-frozen-{}", free_port()));
+    let options = Options {
+        data_dir: dir.join("pg"),
+        bin_dir: None,
+        ephemeral: true,
+    };
+    let cluster = tokio::task::spawn_blocking({
+        let options = options.clone();
+        move || EmbeddedCluster::start(&options)
+    })
+    .await
+    .unwrap()
+    .expect("cluster starts");
+    zhifu::store::ensure_database(&cluster.pg_config("postgres"), "zhifu")
+        .await
+        .unwrap();
+    let app = crate::helpers::spawn_app_on(cluster.pg_config("zhifu"), |_| {}).await;
+    let known = app.donate("1.00", "wechat").await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let unpaid = app.donate("2.00", "wechat").await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wechat = app.state.sandbox.clone().unwrap().wechat;
+    wechat.mark_paid(&unpaid, false).unwrap();
+    let (headers, body) = wechat.payment_notification(&unpaid).unwrap();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    // Every process of the cluster stopped (SIGSTOP): connections stay open, nothing answers.
+    let frozen = Thaw(postgres_processes(&options.data_dir));
+    signal_all(&frozen.0, libc::SIGSTOP);
+    let mut took = Vec::new();
+    let mut timed = Instant::now();
+    let mut bounded = |what: &'static str| {
+        let elapsed = timed.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "{what} took {elapsed:?} with the database frozen"
+        );
+        took.push((what, elapsed));
+        timed = Instant::now();
+    };
+    let ready = app.get("/readyz").await;
+    bounded("readyz");
+    let create = app
+        .post_json(
+            "/api/donations",
+            json!({"amount": "3.00", "channel": "wechat", "category_id": 1}),
+        )
+        .await;
+    bounded("create");
+    let callback = app
+        .request(Method::POST, "/notify/wechat", &headers, Bytes::from(body.clone()))
+        .await;
+    bounded("callback");
+    let uncached_status = app.get("/api/payments/0000000000000000000000000000beef").await;
+    bounded("uncached status");
+    let uncached_ranking = app.get("/api/rankings?range=day&size=7").await;
+    bounded("uncached ranking");
+    let status = app.get(&format!("/api/payments/{known}")).await;
+    bounded("cached status");
+    drop(frozen);
+
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(create.status, StatusCode::SERVICE_UNAVAILABLE, "{}", create.text());
+    assert_eq!(create.error_code(), "service_unavailable");
+    assert!(callback.status.is_server_error(), "{}", callback.status);
+    assert_eq!(callback.json()["code"], "FAIL");
+    assert_eq!(
+        status.status,
+        StatusCode::OK,
+        "a known order's status is served from memory"
+    );
+    for uncached in [&uncached_status, &uncached_ranking] {
+        assert_eq!(uncached.status, StatusCode::SERVICE_UNAVAILABLE, "{}", uncached.text());
+        assert_eq!(uncached.error_code(), "service_unavailable");
+    }
+
+    // Thawed: the retried callback goes through, exactly once.
+    let retried = eventually(Duration::from_secs(10), || async {
+        app.request(Method::POST, "/notify/wechat", &headers, Bytes::from(body.clone()))
+            .await
+            .status
+            .is_success()
+    })
+    .await;
+    assert!(retried, "the callback never went through after the thaw");
+    assert_eq!(
+        app.get(&format!("/api/payments/{unpaid}")).await.json()["status"],
+        "paid"
+    );
+    assert_eq!(doubled(&app.db).await, 0);
+    let recovered = eventually(Duration::from_secs(10), || async {
+        app.get("/readyz").await.status == StatusCode::OK
+    })
+    .await;
+    assert!(recovered);
+    eprintln!(
+        "postgres frozen: answered {took:?}; {:.1} s",
+        wall.elapsed().as_secs_f64()
+    );
+    app.shutdown().await;
+    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
