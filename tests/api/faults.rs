@@ -512,13 +512,13 @@ async fn with_postgres_stopped_under_load_the_server_answers_503_and_recovers_wi
     let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut load = Vec::new();
-    for k in 0..4 {
+    for (no, channel) in &unpaid {
         let (http, base, stop) = (http.clone(), base.clone(), Arc::clone(&stop));
         let (outcomes, created) = (Arc::clone(&outcomes), Arc::clone(&created));
-        let status_url = format!("{base}/api/payments/{}", unpaid[k].0);
+        let status_url = format!("{base}/api/payments/{no}");
+        let channel = *channel;
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let channel = if k % 2 == 0 { "wechat" } else { "alipay" };
                 let answer = http.create(&base, "1.00", channel, "负载").await;
                 let code = match &answer {
                     Ok((StatusCode::CREATED, body)) => {
