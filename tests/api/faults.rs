@@ -992,6 +992,21 @@ fn postgres_processes(data_dir: &Path) -> Vec<i32> {
     pids
 }
 
+/// `request`'s answer and how long it took, which must be under 5 s.
+async fn timed(
+    what: &'static str,
+    request: impl Future<Output = crate::helpers::Answer>,
+) -> (crate::helpers::Answer, (&'static str, Duration)) {
+    let started = Instant::now();
+    let answer = request.await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "{what} took {elapsed:?} with the database frozen"
+    );
+    (answer, (what, elapsed))
+}
+
 /// Sends SIGCONT to the frozen processes when dropped, even when the test fails.
 struct Thaw(Vec<i32>);
 
@@ -1048,36 +1063,24 @@ async fn with_postgres_frozen_requests_that_need_it_answer_503_within_5_s_and_ne
     // Every process of the cluster stopped (SIGSTOP): connections stay open, nothing answers.
     let frozen = Thaw(postgres_processes(&options.data_dir));
     signal_all(&frozen.0, libc::SIGSTOP);
-    let mut took = Vec::new();
-    let mut timed = Instant::now();
-    let mut bounded = |what: &'static str| {
-        let elapsed = timed.elapsed();
-        assert!(
-            elapsed < Duration::from_secs(5),
-            "{what} took {elapsed:?} with the database frozen"
-        );
-        took.push((what, elapsed));
-        timed = Instant::now();
-    };
-    let ready = app.get("/readyz").await;
-    bounded("readyz");
-    let create = app
-        .post_json(
-            "/api/donations",
-            json!({"amount": "3.00", "channel": "wechat", "category_id": 1}),
-        )
-        .await;
-    bounded("create");
-    let callback = app
-        .request(Method::POST, "/notify/wechat", &headers, Bytes::from(body.clone()))
-        .await;
-    bounded("callback");
-    let uncached_status = app.get("/api/payments/0000000000000000000000000000beef").await;
-    bounded("uncached status");
-    let uncached_ranking = app.get("/api/rankings?range=day&size=7").await;
-    bounded("uncached ranking");
-    let status = app.get(&format!("/api/payments/{known}")).await;
-    bounded("cached status");
+    // All at once, each timed on its own.
+    let create_body = json!({"amount": "3.00", "channel": "wechat", "category_id": 1});
+    let known_path = format!("/api/payments/{known}");
+    let ((ready, a), (create, b), (callback, c), (uncached_status, d), (uncached_ranking, e), (status, f)) = tokio::join!(
+        timed("readyz", app.get("/readyz")),
+        timed("create", app.post_json("/api/donations", create_body)),
+        timed(
+            "callback",
+            app.request(Method::POST, "/notify/wechat", &headers, Bytes::from(body.clone()))
+        ),
+        timed(
+            "uncached status",
+            app.get("/api/payments/0000000000000000000000000000beef")
+        ),
+        timed("uncached ranking", app.get("/api/rankings?range=day&size=7")),
+        timed("cached status", app.get(&known_path)),
+    );
+    let took = [a, b, c, d, e, f];
     drop(frozen);
 
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
