@@ -296,6 +296,7 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
     let http = Http::new();
     let mut server = Zhifu::start(port, &url, &providers, &log);
     server.wait_ready(&http).await;
+    let first_ready = wall.elapsed();
 
     // Donations from six named donors and some anonymous ones, both channels.
     let mut orders = Vec::new();
@@ -310,6 +311,7 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
 
     // The storm: every order paid at once, each notification re-sent until acknowledged, and
     // once more after that (providers do repeat acknowledged notifications).
+    let storm_started = wall.elapsed();
     let tally = Arc::new(Tally::default());
     let mut storm = Vec::new();
     for (no, channel) in orders.clone() {
@@ -335,6 +337,7 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
     .await;
     assert!(third, "a third of the storm was never acknowledged");
     server.kill9();
+    let killed = wall.elapsed();
     let acked_before_kill = tally.acked.lock().unwrap().clone();
     let sent_before_kill = tally.sent.load(Ordering::Relaxed);
 
@@ -370,9 +373,11 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut server = Zhifu::start(port, &url, &providers, &log);
     server.wait_ready(&http).await;
+    let restarted = wall.elapsed();
     let delivered = tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(storm))
         .await
         .expect("the storm ends within 60 s");
+    let storm_over = wall.elapsed();
     assert!(
         delivered.into_iter().all(|d| d.unwrap()),
         "a notification was never acknowledged"
@@ -455,7 +460,8 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
     eprintln!(
         "callback storm: {ORDERS} orders; callbacks sent {}, retried {}, acknowledged {} (+{} repeats \
          acknowledged); killed with {} acknowledged, {} paid in the database and {} sent; lost {lost}, \
-         doubled {doubled}; {:.1} s",
+         doubled {doubled}; phases: ready {first_ready:.1?}, storm {storm_started:.1?}, kill {killed:.1?}, \
+         ready again {restarted:.1?}, storm over {storm_over:.1?}; {:.1} s",
         tally.sent.load(Ordering::Relaxed),
         tally.retried.load(Ordering::Relaxed),
         tally.acknowledged.load(Ordering::Relaxed),
