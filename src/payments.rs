@@ -171,54 +171,57 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
         }
     };
     let kept_headers = kept_headers(headers);
-    let outcome = crate::store::bounded(async {
-        match &notification {
-            Notification::Payment { paid, .. } => {
-                let inbox = Inbox {
-                    kind: "payment",
-                    subject_id: paid.transaction_id.clone(),
-                    headers: kept_headers,
-                    body,
-                };
-                engine
-                    .apply_payment(channel, paid, Some(&inbox), "callback")
-                    .await
-                    .map(|applied| {
-                        tracing::info!(order_no = %paid.order_no, ?applied, "payment callback applied");
-                        let counter = match applied {
-                            Applied::Credited { .. } => &engine.metrics.callbacks_applied,
-                            Applied::Duplicate | Applied::AlreadyPaid => &engine.metrics.callbacks_duplicate,
-                        };
-                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    })
-            }
-            Notification::Refund {
+    let outcome = match &notification {
+        Notification::Payment { paid, .. } => {
+            let inbox = Inbox {
+                kind: "payment",
+                subject_id: paid.transaction_id.clone(),
+                headers: kept_headers,
+                body,
+            };
+            engine
+                .apply_payment(channel, paid, Some(&inbox), "callback")
+                .await
+                .map(|applied| {
+                    tracing::info!(order_no = %paid.order_no, ?applied, "payment callback applied");
+                    let counter = match applied {
+                        Applied::Credited { .. } => &engine.metrics.callbacks_applied,
+                        Applied::Duplicate | Applied::AlreadyPaid => &engine.metrics.callbacks_duplicate,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+        }
+        Notification::Refund {
+            order_no,
+            refund_no,
+            state,
+        } => {
+            let state_name = match state {
+                RefundState::Succeeded { .. } => "succeeded",
+                RefundState::Processing => "processing",
+                RefundState::Failed { .. } => "failed",
+            };
+            let inbox = Inbox {
+                kind: "refund",
+                subject_id: format!("{refund_no}:{state_name}"),
+                headers: kept_headers,
+                body,
+            };
+            crate::store::bounded(engine.apply_refund_state(
+                channel,
                 order_no,
                 refund_no,
                 state,
-            } => {
-                let state_name = match state {
-                    RefundState::Succeeded { .. } => "succeeded",
-                    RefundState::Processing => "processing",
-                    RefundState::Failed { .. } => "failed",
-                };
-                let inbox = Inbox {
-                    kind: "refund",
-                    subject_id: format!("{refund_no}:{state_name}"),
-                    headers: kept_headers,
-                    body,
-                };
-                engine
-                    .apply_refund_state(channel, order_no, refund_no, state, Some(&inbox), "callback")
-                    .await
-            }
-            Notification::Ignored { order_no, what } => {
-                tracing::info!(%order_no, %what, "callback verified; nothing to do");
-                Ok(())
-            }
+                Some(&inbox),
+                "callback",
+            ))
+            .await
         }
-    })
-    .await;
+        Notification::Ignored { order_no, what } => {
+            tracing::info!(%order_no, %what, "callback verified; nothing to do");
+            Ok(())
+        }
+    };
     match outcome {
         Ok(()) => ack(channel, Ok(()), ""),
         Err(EngineError::UnknownOrder) => ack(channel, Err(StatusCode::NOT_FOUND), "unknown order"),
