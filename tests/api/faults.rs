@@ -513,12 +513,12 @@ async fn with_postgres_stopped_under_load_the_server_answers_503_and_recovers_wi
         unpaid.push((json_of(&body)["order_no"].as_str().unwrap().to_string(), channel));
     }
 
-    // Load: four clients creating donations and reading a status, until told to stop.
+    // Load: eight clients creating donations and reading a status, until told to stop.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut load = Vec::new();
-    for (no, channel) in &unpaid {
+    for (no, channel) in unpaid.iter().cycle().take(8) {
         let (http, base, stop) = (http.clone(), base.clone(), Arc::clone(&stop));
         let (outcomes, created) = (Arc::clone(&outcomes), Arc::clone(&created));
         let status_url = format!("{base}/api/payments/{no}");
@@ -549,6 +549,22 @@ async fn with_postgres_stopped_under_load_the_server_answers_503_and_recovers_wi
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
 
+    // Creates caught mid-query by the shutdown: a lock holds their INSERTs until PostgreSQL
+    // terminates every session ("terminating connection due to administrator command").
+    let (locker, locker_conn) = db.connect(NoTls).await.unwrap();
+    let locker_conn = tokio::spawn(locker_conn);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let in_flight: Vec<_> = (0..3)
+        .map(|_| {
+            let (http, base) = (http.clone(), base.clone());
+            tokio::spawn(async move { http.create(&base, "4.00", "alipay", "半途").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     // PostgreSQL goes away.
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.stop(Duration::from_secs(5));
@@ -557,6 +573,18 @@ async fn with_postgres_stopped_under_load_the_server_answers_503_and_recovers_wi
     .await
     .unwrap();
     let down = Instant::now();
+    drop(locker);
+    let _ = locker_conn.await;
+    for create in in_flight {
+        let (status, body) = create.await.unwrap().expect("an answer, not a cut connection");
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(json_of(&body)["error"]["code"], "service_unavailable");
+    }
     let readyz = format!("{base}/readyz");
     let not_ready = eventually(Duration::from_secs(3), || async {
         matches!(http.get(&readyz).await, Ok((StatusCode::SERVICE_UNAVAILABLE, _)))
