@@ -38,9 +38,7 @@ pub struct Sandbox {
 const MAX_WAIT: u64 = 30;
 
 async fn snapshot(engine: &Engine, order_no: &str) -> Result<Arc<Snapshot>, AppError> {
-    engine
-        .status
-        .get(&engine.store, order_no)
+    crate::store::bounded(engine.status.get(&engine.store, order_no))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -211,9 +209,15 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
                 headers: kept_headers,
                 body,
             };
-            engine
-                .apply_refund_state(channel, order_no, refund_no, state, Some(&inbox), "callback")
-                .await
+            crate::store::bounded(engine.apply_refund_state(
+                channel,
+                order_no,
+                refund_no,
+                state,
+                Some(&inbox),
+                "callback",
+            ))
+            .await
         }
         Notification::Ignored { order_no, what } => {
             tracing::info!(%order_no, %what, "callback verified; nothing to do");

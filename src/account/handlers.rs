@@ -121,14 +121,14 @@ pub async fn login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Res
         after: accounts.lockout_after,
         duration: Duration::from_secs(accounts.lockout_secs),
     };
-    let result = users::password_login(
+    let result = crate::store::bounded(users::password_login(
         &state.store,
         input.username.trim(),
         &input.password,
         lockout,
         session_ttl(state),
         &ip.to_string(),
-    )
+    ))
     .await;
     if kind == BodyKind::Json {
         return signed_in(state, result?).await;

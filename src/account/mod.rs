@@ -202,12 +202,15 @@ impl Sessions {
             self.cache.invalidate(&hash);
             return Err(AppError::Unauthorized);
         }
-        let client = store.client().await?;
-        let row = client
-            .query_opt(SELECT_SESSION, &[&hash.as_slice()])
-            .await
-            .map_err(StoreError::from)?
-            .ok_or(AppError::Unauthorized)?;
+        let row = crate::store::bounded(async {
+            let client = store.client().await?;
+            client
+                .query_opt(SELECT_SESSION, &[&hash.as_slice()])
+                .await
+                .map_err(StoreError::from)
+        })
+        .await?
+        .ok_or(AppError::Unauthorized)?;
         let principal = Arc::new(Principal {
             user_id: row.get(0),
             role: Role::parse(row.get(1)).unwrap_or(Role::User),

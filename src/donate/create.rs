@@ -220,7 +220,7 @@ pub async fn create(
         BodyKind::Json => from_json(body)?,
         BodyKind::Form => from_form(body)?,
     };
-    let snapshot = catalog.snapshot(&engine.store).await?;
+    let snapshot = crate::store::bounded(catalog.snapshot(&engine.store)).await?;
     let donation = validate(fields, min_fen, max_fen, |id| {
         snapshot.categories.iter().any(|c| c.id == id)
     })?;
@@ -241,7 +241,7 @@ pub async fn create(
             EngineError::Store(s) => AppError::from(s),
             other => AppError::Provider(other.to_string()),
         })?;
-    store(engine, &order, &donation, user_id).await?;
+    crate::store::bounded(store(engine, &order, &donation, user_id)).await?;
     engine.remember(&order).await;
     if kind == BodyKind::Form {
         return Ok(crate::payments::see_other(&format!("/pay/{}", order.order_no)));

@@ -46,7 +46,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
     } else {
-        match AssertUnwindSafe(dispatch(&state, route, &parts, body, ip))
+        match AssertUnwindSafe(bounded_if_reading(route, dispatch(&state, route, &parts, body, ip)))
             .catch_unwind()
             .await
         {
@@ -182,6 +182,30 @@ async fn dispatch(
         }
         Route::NotFound => Err(AppError::NotFound),
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
+    }
+}
+
+/// Pages and reads answer 503 rather than wait on a database that stopped answering (they
+/// touch it on a cache miss); creates, callbacks and status reads bound their own database work.
+async fn bounded_if_reading(
+    route: Route<'_>,
+    work: impl Future<Output = Result<Response, AppError>>,
+) -> Result<Response, AppError> {
+    match route {
+        Route::Index
+        | Route::Categories
+        | Route::Rankings
+        | Route::RecentDonations
+        | Route::Stats
+        | Route::StatsChart
+        | Route::PayPage(_)
+        | Route::PaymentQr(..)
+        | Route::LoginPage
+        | Route::MePage
+        | Route::MyDonations
+        | Route::MyDonation(_)
+        | Route::AdminPage(_) => crate::store::bounded(work).await,
+        _ => work.await,
     }
 }
 

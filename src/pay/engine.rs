@@ -301,7 +301,9 @@ impl Engine {
         inbox: Option<&Inbox>,
         source: &str,
     ) -> Result<Applied, EngineError> {
-        let outcome = self.apply_payment_tx(channel, paid, inbox, source).await;
+        // Bounded: a database that stops answering gets the provider a failure to retry on
+        // (the late-payment refund below is a provider call and keeps its own timeout).
+        let outcome = crate::store::bounded(self.apply_payment_tx(channel, paid, inbox, source)).await;
         match &outcome {
             Err(e @ (EngineError::UnknownOrder | EngineError::Mismatch(_))) => {
                 if let Some(inbox) = inbox {

@@ -35,13 +35,21 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when retrying later may succeed (connection lost, pool timeout).
+    /// True when retrying later may succeed (connection lost, pool timeout, the server
+    /// shutting down or starting up).
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
-            StoreError::Db(e) => e.is_closed() || e.as_db_error().is_none(),
+            StoreError::Db(e) => e.is_closed() || e.code().is_none_or(|code| unavailable_sqlstate(code.code())),
         }
     }
+}
+
+/// SQLSTATE classes 08 (connection exception) and 57 (operator intervention: `57P01`
+/// admin_shutdown is what a stopping server answers a query in flight, `57P03` one starting).
+/// Query cancellation (`57014`) is the query's own failure, not the server's.
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || (code.starts_with("57") && code != "57014")
 }
 
 impl From<PoolError> for StoreError {
@@ -80,6 +88,20 @@ fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<MakeRustlsConnect> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// How long a request waits on the database before it answers 503. A database that stops
+/// answering without closing its connections (a frozen server, a network partition) would
+/// otherwise hold requests forever: neither the pool's timeouts nor a server-side
+/// `statement_timeout` reach a query already sent.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(4);
+
+/// `work` (database work) bounded by [`ANSWER_WITHIN`]: `Unavailable` when it takes longer.
+/// Dropping the work mid-transaction rolls it back, so nothing half-done is committed.
+pub async fn bounded<T, E: From<StoreError>>(work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    tokio::time::timeout(ANSWER_WITHIN, work)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("the database did not answer in time".into()).into()))
 }
 
 /// The pool, the settings its connections use, and the embedded cluster when there is one.
@@ -243,4 +265,19 @@ pub async fn ensure_database(admin: &tokio_postgres::Config, dbname: &str) -> an
     drop(client);
     let _ = conn.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unavailable_sqlstate;
+
+    #[test]
+    fn a_stopping_or_unreachable_server_is_unavailable_and_a_bad_query_is_not() {
+        for code in ["57P01", "57P02", "57P03", "08006", "08001"] {
+            assert!(unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014"] {
+            assert!(!unavailable_sqlstate(code), "{code}");
+        }
+    }
 }
