@@ -10,6 +10,7 @@
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `ops`: health, readiness and metrics endpoints.
+//! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -18,6 +19,7 @@ pub mod app;
 pub mod config;
 pub mod donate;
 pub mod error;
+pub mod fuzzing;
 pub mod http;
 pub mod ops;
 pub mod pay;
