@@ -239,6 +239,17 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
     }
 }
 
+/// A callback refused before it could be read (too large, too slow), answered in the
+/// provider's failure format like any other refusal.
+pub fn refuse_callback(engine: &Engine, channel: Channel, err: &AppError) -> Response {
+    engine
+        .metrics
+        .callbacks_refused
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(channel = channel.as_str(), error = %err, "callback refused unread");
+    ack(channel, Err(err.status()), "the request body was not accepted")
+}
+
 /// The provider's own acknowledgement: WeChat 204 / `{"code":"FAIL",…}`; Alipay `success` / `fail`.
 fn ack(channel: Channel, outcome: Result<(), StatusCode>, message: &str) -> Response {
     match (channel, outcome) {

@@ -10,6 +10,7 @@ mod categories;
 mod config;
 mod donations;
 mod events;
+mod hostile;
 mod http_edge;
 mod limits;
 mod migrations;
