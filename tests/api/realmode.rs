@@ -25,8 +25,29 @@ pub struct RealMode {
     pub alipay: Arc<AlipayEmulator>,
 }
 
+/// The provider emulators on ports of their own, and the key files and settings that let a
+/// real-mode server talk to them.
+pub struct Providers {
+    pub wechat: Arc<WechatEmulator>,
+    pub alipay: Arc<AlipayEmulator>,
+    pub wechat_base: String,
+    pub alipay_gateway: String,
+    pub mchid: String,
+    pub appid: String,
+    pub merchant_serial_no: String,
+    pub merchant_key_path: String,
+    /// A FAKE APIv3 key.
+    pub api_v3_key: &'static str,
+    pub platform_key_path: String,
+    pub platform_key_id: String,
+    pub app_id: String,
+    pub seller_id: String,
+    pub app_key_path: String,
+    pub alipay_key_path: String,
+}
+
 /// Serves `handle` on a port of its own; returns the base URL.
-async fn serve<F, Fut>(handle: F) -> String
+pub async fn serve<F, Fut>(handle: F) -> String
 where
     F: Fn(http::Method, String, http::HeaderMap, bytes::Bytes) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = http::Response<Full<bytes::Bytes>>> + Send,
@@ -64,20 +85,22 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-pub async fn spawn_real_mode_app() -> RealMode {
-    let dir = scratch_dir(&format!("keys-{}", rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Generates the merchant's and the providers' keys, writes the merchant's key files under
+/// `dir` and serves both emulators.
+pub async fn start_providers(dir: &Path) -> Providers {
+    std::fs::create_dir_all(dir).unwrap();
     let http = HttpClient::new(Duration::from_secs(5));
+    let api_v3_key = "fake-apiv3-key-for-tests-0123456";
 
     let (wechat_credentials, mut wechat_config) = WechatEmulator::sandbox_pair();
-    wechat_config.api_v3_key = *b"fake-apiv3-key-for-tests-0123456";
-    let merchant_key = write(
-        &dir,
+    wechat_config.api_v3_key = api_v3_key.as_bytes().try_into().unwrap();
+    let merchant_key_path = write(
+        dir,
         "apiclient_key.pem",
         &wechat_credentials.merchant_key.to_pkcs8_pem(),
     );
-    let platform_key = write(&dir, "pub_key.pem", &wechat_config.platform_key.public_key_pem());
-    let (mchid, appid, serial, key_id) = (
+    let platform_key_path = write(dir, "pub_key.pem", &wechat_config.platform_key.public_key_pem());
+    let (mchid, appid, merchant_serial_no, platform_key_id) = (
         wechat_config.mchid.clone(),
         wechat_config.appid.clone(),
         wechat_config.merchant_serial_no.clone(),
@@ -86,7 +109,7 @@ pub async fn spawn_real_mode_app() -> RealMode {
     let wechat = WechatEmulator::new(wechat_config, http.clone());
 
     let (alipay_credentials, alipay_config) = AlipayEmulator::sandbox_pair();
-    let app_key = write(&dir, "app_private_key.pem", &alipay_credentials.app_key.to_pkcs8_pem());
+    let app_key_path = write(dir, "app_private_key.pem", &alipay_credentials.app_key.to_pkcs8_pem());
     // The bare base64 body, as the Alipay console hands it out.
     let alipay_public: String = alipay_config
         .alipay_key
@@ -94,7 +117,7 @@ pub async fn spawn_real_mode_app() -> RealMode {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    let alipay_key = write(&dir, "alipay_public_key.txt", &alipay_public);
+    let alipay_key_path = write(dir, "alipay_public_key.txt", &alipay_public);
     let (app_id, seller_id) = (alipay_config.app_id.clone(), alipay_config.seller_id.clone());
     let alipay = AlipayEmulator::new(alipay_config, http);
 
@@ -114,7 +137,50 @@ pub async fn spawn_real_mode_app() -> RealMode {
         })
         .await
     };
+    Providers {
+        wechat,
+        alipay,
+        wechat_base,
+        alipay_gateway: format!("{alipay_base}/gateway.do"),
+        mchid,
+        appid,
+        merchant_serial_no,
+        merchant_key_path,
+        api_v3_key,
+        platform_key_path,
+        platform_key_id,
+        app_id,
+        seller_id,
+        app_key_path,
+        alipay_key_path,
+    }
+}
 
+impl Providers {
+    /// Real mode against these emulators.
+    pub fn apply(&self, s: &mut zhifu::config::Settings) {
+        s.payments.sandbox = false;
+        let w = &mut s.payments.wechat;
+        w.api_base = self.wechat_base.clone();
+        w.mchid = self.mchid.clone();
+        w.appid = self.appid.clone();
+        w.merchant_serial_no = self.merchant_serial_no.clone();
+        w.merchant_private_key_path = self.merchant_key_path.clone().into();
+        w.api_v3_key = serde_json::from_value(serde_json::json!(self.api_v3_key)).unwrap();
+        w.platform_public_key_path = self.platform_key_path.clone().into();
+        w.platform_public_key_id = self.platform_key_id.clone();
+        let a = &mut s.payments.alipay;
+        a.gateway = self.alipay_gateway.clone();
+        a.app_id = self.app_id.clone();
+        a.seller_id = self.seller_id.clone();
+        a.app_private_key_path = self.app_key_path.clone().into();
+        a.alipay_public_key_path = self.alipay_key_path.clone().into();
+    }
+}
+
+pub async fn spawn_real_mode_app() -> RealMode {
+    let dir = scratch_dir(&format!("keys-{}", rand_suffix()));
+    let providers = start_providers(&dir).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -124,28 +190,17 @@ pub async fn spawn_real_mode_app() -> RealMode {
     let app = spawn_app_on(db, |s| {
         s.server.listen = format!("127.0.0.1:{port}");
         s.server.public_url = format!("http://127.0.0.1:{port}");
-        s.payments.sandbox = false;
-        let w = &mut s.payments.wechat;
-        w.api_base = wechat_base;
-        w.mchid = mchid;
-        w.appid = appid;
-        w.merchant_serial_no = serial;
-        w.merchant_private_key_path = merchant_key.into();
-        w.api_v3_key = serde_json::from_value(serde_json::json!("fake-apiv3-key-for-tests-0123456")).unwrap();
-        w.platform_public_key_path = platform_key.into();
-        w.platform_public_key_id = key_id;
-        let a = &mut s.payments.alipay;
-        a.gateway = format!("{alipay_base}/gateway.do");
-        a.app_id = app_id;
-        a.seller_id = seller_id;
-        a.app_private_key_path = app_key.into();
-        a.alipay_public_key_path = alipay_key.into();
+        providers.apply(s);
     })
     .await;
-    RealMode { app, wechat, alipay }
+    RealMode {
+        app,
+        wechat: providers.wechat,
+        alipay: providers.alipay,
+    }
 }
 
-fn rand_suffix() -> u64 {
+pub fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
