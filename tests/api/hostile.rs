@@ -331,3 +331,26 @@ async fn a_chunked_callback_over_the_limit_is_refused_in_the_providers_format() 
     assert_eq!(app.count("SELECT count(*) FROM callback_inbox").await, 0);
     app.shutdown().await;
 }
+
+/// Bytes that are not HTTP never reach the router: hyper's parser answers an empty `400` and
+/// closes the connection (the contract's JSON cannot be given to what is not a request).
+#[tokio::test]
+async fn raw_invalid_bytes_in_the_request_line_or_headers_are_refused_with_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let requests: [&[u8]; 3] = [
+        b"GET /pay/\xff\xfe\xfd\xfc\xfb\xfa HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET /api/rankings?range=\0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"POST /api/donations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: -1\r\nConnection: close\r\n\r\n{}",
+    ];
+    for request in requests {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM payments").await, 0);
+    app.shutdown().await;
+}
