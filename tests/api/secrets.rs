@@ -233,3 +233,83 @@ async fn the_logs_of_full_pay_flows_at_debug_level_hold_no_key_material() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Collects formatted log lines in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Refunds go through the engine (no HTTP endpoint yet), so this one runs the app in-process:
+/// on a current-thread runtime every task of the app runs on this thread, where a debug-level
+/// subscriber writing to memory is the default.
+#[tokio::test]
+async fn the_logs_of_payments_and_refunds_through_the_engine_hold_no_key_material() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let dir = scratch_dir(&format!("secrets-refund-{}", rand_suffix()));
+    let providers = start_providers(&dir).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = crate::helpers::spawn_app_on(fresh_database().await, |s| {
+        s.server.listen = format!("127.0.0.1:{port}");
+        s.server.public_url = format!("http://127.0.0.1:{port}");
+        s.log.access = true;
+        providers.apply(s);
+    })
+    .await;
+    for channel in ["wechat", "alipay"] {
+        let no = app.donate("20.00", channel).await["order_no"].as_str().unwrap().to_string();
+        match channel {
+            "wechat" => providers.wechat.pay(&no).await,
+            _ => providers.alipay.pay(&no).await,
+        }
+        .unwrap_or_else(|e| panic!("{channel}: {e}"));
+        app.state
+            .engine
+            .request_refund(&no, 500, "secrets test", "test")
+            .await
+            .unwrap_or_else(|e| panic!("{channel}: {e}"));
+        let settled = crate::helpers::eventually(Duration::from_secs(5), || async {
+            app.get(&format!("/api/payments/{no}")).await.json()["refunded_fen"] == 500
+        })
+        .await;
+        assert!(settled, "{channel}: the refund never settled");
+    }
+    app.shutdown().await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("DEBUG"), "no debug lines:\n{text}");
+    assert!(text.contains("zhifu::access"), "no access log:\n{text}");
+    assert!(text.contains("payment callback applied"), "{text}");
+    for secret in known_secrets(&providers) {
+        assert!(!text.contains(secret.as_str()), "the logs hold a secret ({} chars)", secret.len());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
