@@ -172,7 +172,7 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
         SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
         other => other,
     };
-    crate::secret_files::warn_loose(&config);
+    crate::secret_files::warn_loose(config);
     let mut providers = Providers::default();
     let (sandbox, notify_base) = if payments.sandbox {
         let base = format!("http://{loopback}");

@@ -24,8 +24,11 @@ use crate::pay::wechat::sign;
 #[cfg(test)]
 mod smoke;
 
+/// A fuzz target: arbitrary bytes in, a panic only on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as the fuzz crate and the smoke test know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("route", target_route),
     ("query_form", target_query_form),
     ("amount", target_amount),
@@ -95,7 +98,10 @@ fn check_route(method: &Method, path: &str) {
             assert!(path.ends_with(no) || path.contains(&format!("/{no}/")));
         }
         Route::Static(name) => {
-            assert!(!name.is_empty() && !name.starts_with('.') && !name.contains('/'), "{name:?}");
+            assert!(
+                !name.is_empty() && !name.starts_with('.') && !name.contains('/'),
+                "{name:?}"
+            );
         }
         Route::SandboxWechat(api) => assert_eq!(path.strip_prefix("/sandbox/wechat/"), Some(api)),
         _ => {}
@@ -241,7 +247,10 @@ pub fn target_wechat_notify(data: &[u8]) {
             let headers = signed_headers(key, body.as_bytes());
             assert_eq!(sign::verify_with(&headers, body.as_bytes(), NOW, lookup), Ok(()));
             let result = notify::interpret(body.as_bytes(), merchant);
-            assert!(!matches!(result, Err(NotifyError::Decrypt)), "a sealed resource did not open");
+            assert!(
+                !matches!(result, Err(NotifyError::Decrypt)),
+                "a sealed resource did not open"
+            );
             check_notification(result);
         }
     }

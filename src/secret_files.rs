@@ -43,7 +43,10 @@ pub fn secret_files(settings: &Settings, config_file: Option<&Path>) -> Vec<(&'s
         }
         let alipay = &payments.alipay;
         if alipay.enabled && !alipay.app_private_key_path.as_os_str().is_empty() {
-            files.push(("payments.alipay.app_private_key_path", alipay.app_private_key_path.clone()));
+            files.push((
+                "payments.alipay.app_private_key_path",
+                alipay.app_private_key_path.clone(),
+            ));
         }
     }
     if let Some(file) = config_file
@@ -162,9 +165,24 @@ mod tests {
     fn a_config_file_is_checked_only_when_it_holds_a_secret() {
         let dir = temp_dir("config");
         let plain = write(&dir, "plain.yaml", "server:\n  listen: 127.0.0.1:8080\n", 0o644);
-        let with_key = write(&dir, "key.yaml", "payments:\n  wechat:\n    api_v3_key: fake-apiv3-key\n", 0o644);
-        let with_password = write(&dir, "db.yaml", "database:\n  url: postgres://zhifu:pw@db/zhifu\n", 0o604);
-        let without_password = write(&dir, "nopw.yaml", "database:\n  url: postgres://zhifu@db/zhifu\n", 0o644);
+        let with_key = write(
+            &dir,
+            "key.yaml",
+            "payments:\n  wechat:\n    api_v3_key: fake-apiv3-key\n",
+            0o644,
+        );
+        let with_password = write(
+            &dir,
+            "db.yaml",
+            "database:\n  url: postgres://zhifu:pw@db/zhifu\n",
+            0o604,
+        );
+        let without_password = write(
+            &dir,
+            "nopw.yaml",
+            "database:\n  url: postgres://zhifu@db/zhifu\n",
+            0o644,
+        );
         let settings = Settings::default();
         assert!(loose(secret_files(&settings, Some(&plain))).is_empty());
         assert!(loose(secret_files(&settings, Some(&without_password))).is_empty());

@@ -27,10 +27,45 @@ impl Rng {
 
 /// Byte strings that tend to matter to these parsers.
 const TOKENS: &[&[u8]] = &[
-    b"%", b"%FF", b"%00", b"&", b"=", b"+", b"/", b"//", b"..", b".", b"-", b"?", b"\0", b"\xff", b"\xe4\xb8", b"\"",
-    b"\\", b"{", b"}", b"[", b"]", b":", b",", b"null", b"true", b"-1", b"0", b"1e400", b"99999999999999999999",
-    b"9223372036854775808", b"0.01", b"50000.00", b"\n", b"\r\n", b"\n\n", b"'; DROP TABLE payments; --",
-    b"<script>", b"\xc0\x80", b"\xed\xa0\x80",
+    b"%",
+    b"%FF",
+    b"%00",
+    b"&",
+    b"=",
+    b"+",
+    b"/",
+    b"//",
+    b"..",
+    b".",
+    b"-",
+    b"?",
+    b"\0",
+    b"\xff",
+    b"\xe4\xb8",
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"1e400",
+    b"99999999999999999999",
+    b"9223372036854775808",
+    b"0.01",
+    b"50000.00",
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b"'; DROP TABLE payments; --",
+    b"<script>",
+    b"\xc0\x80",
+    b"\xed\xa0\x80",
 ];
 
 const MAX_LEN: usize = 4096;
@@ -78,7 +113,9 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
 }
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/corpus")
+        .join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the corpus {} cannot be read: {e}", dir.display()))
         .flatten()
@@ -86,7 +123,10 @@ fn corpus(name: &str) -> Vec<Vec<u8>> {
         .filter(|path| path.is_file())
         .collect();
     files.sort();
-    files.into_iter().map(|path| std::fs::read(path).expect("corpus file")).collect()
+    files
+        .into_iter()
+        .map(|path| std::fs::read(path).expect("corpus file"))
+        .collect()
 }
 
 /// Runs `target` on `input`; a panic is re-raised with the input shown so it can be kept.
@@ -134,7 +174,14 @@ fn every_target_has_a_corpus_and_a_smoke_test() {
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["route", "query_form", "amount", "wechat_notify", "alipay_notify", "config"]
+        [
+            "route",
+            "query_form",
+            "amount",
+            "wechat_notify",
+            "alipay_notify",
+            "config"
+        ]
     );
     for name in names {
         assert!(!corpus(name).is_empty(), "{name}");

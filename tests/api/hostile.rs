@@ -74,7 +74,8 @@ fn bad(code: &'static str) -> Expect {
 const MALFORMED: Expect = Expect::Error(400, "malformed_request");
 const NOT_FOUND: Expect = Expect::Error(404, "not_found");
 
-/// Every hostile request, for an app with a pending order `no`.
+/// Every hostile request, for an app with a pending order `no`. One case per line: a table.
+#[rustfmt::skip]
 fn cases(no: &str) -> Vec<Case> {
     let create = "/api/donations";
     let huge = "x".repeat(70 * 1024);
@@ -224,7 +225,10 @@ fn check(case: &Case, answer: &Answer) -> Result<(), String> {
         }
         Expect::WechatFail => {
             let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-            if !(status.is_client_error() || status.is_server_error()) || json["code"] != "FAIL" || !json["message"].is_string() {
+            if !(status.is_client_error() || status.is_server_error())
+                || json["code"] != "FAIL"
+                || !json["message"].is_string()
+            {
                 return fail("expected WeChat's {\"code\":\"FAIL\"}");
             }
         }
@@ -256,7 +260,14 @@ async fn hostile_requests_on_every_endpoint_get_a_4xx_and_write_nothing() {
     let no = order["order_no"].as_str().unwrap().to_string();
     let before = row_counts(&app).await;
     let tables: Vec<&str> = before.iter().map(|(t, _)| t.as_str()).collect();
-    for table in ["payments", "donations", "payment_events", "callback_inbox", "refunds", "donation_totals"] {
+    for table in [
+        "payments",
+        "donations",
+        "payment_events",
+        "callback_inbox",
+        "refunds",
+        "donation_totals",
+    ] {
         assert!(tables.contains(&table), "{table} is not counted: {tables:?}");
     }
 
@@ -271,7 +282,13 @@ async fn hostile_requests_on_every_endpoint_get_a_4xx_and_write_nothing() {
             failures.push(format!("{} ({} {:.80}): {why}", case.name, case.method, case.path));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 
     assert_eq!(row_counts(&app).await, before, "a hostile request changed the database");
     let status = app.get(&format!("/api/payments/{no}")).await.json();
@@ -309,7 +326,8 @@ async fn a_chunked_callback_over_the_limit_is_refused_in_the_providers_format() 
     let app = spawn_app().await;
     for (path, expect) in [("/notify/wechat", "\"code\":\"FAIL\""), ("/notify/alipay", "fail")] {
         let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        let head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
         let chunk = vec![b'a'; 8192];
         for _ in 0..10 {

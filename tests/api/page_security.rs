@@ -20,7 +20,10 @@ fn directive<'a>(csp: &'a str, name: &str) -> Option<&'a str> {
 /// has no inline script or event handler for it to block.
 fn assert_strict_csp(path: &str, answer: &crate::helpers::Answer) {
     assert_eq!(answer.status, StatusCode::OK, "{path}");
-    assert!(answer.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
+    assert!(
+        answer.header("content-type").unwrap_or("").starts_with("text/html"),
+        "{path}"
+    );
     let csp = answer
         .header("content-security-policy")
         .unwrap_or_else(|| panic!("{path}: no CSP"));
@@ -33,7 +36,10 @@ fn assert_strict_csp(path: &str, answer: &crate::helpers::Answer) {
             "{path}: {scripts}"
         );
     }
-    assert!(directive(csp, "object-src").is_some_and(|d| d.contains("'none'")), "{csp}");
+    assert!(
+        directive(csp, "object-src").is_some_and(|d| d.contains("'none'")),
+        "{csp}"
+    );
     assert!(directive(csp, "frame-ancestors").is_some(), "{csp}");
     let html = answer.text();
     for (at, _) in html.match_indices("<script") {
@@ -70,7 +76,10 @@ async fn hostile_paid_donation(app: &TestApp) -> String {
 #[tokio::test]
 async fn every_html_page_has_a_csp_without_inline_script() {
     let app = spawn_app().await;
-    let no = app.donate("1.00", "alipay").await["order_no"].as_str().unwrap().to_string();
+    let no = app.donate("1.00", "alipay").await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for path in ["/".to_string(), format!("/pay/{no}")] {
         assert_strict_csp(&path, &app.get(&path).await);
     }
@@ -92,7 +101,10 @@ async fn hostile_names_messages_and_categories_come_back_escaped() {
         for raw in [HOSTILE_NAME, HOSTILE_MESSAGE, HOSTILE_CATEGORY, "<img src=x", "<svg"] {
             assert!(!html.contains(raw), "{path} holds {raw:?} unescaped");
         }
-        assert!(html.contains("&#60;svg onload=alert(2)&#62;"), "{path}: the category is not shown escaped");
+        assert!(
+            html.contains("&#60;svg onload=alert(2)&#62;"),
+            "{path}: the category is not shown escaped"
+        );
     }
 
     // The chart is SVG (a document of its own when opened directly): escaped too.
@@ -110,7 +122,13 @@ async fn hostile_names_messages_and_categories_come_back_escaped() {
     for script in ["/static/home.js", "/static/pay.js"] {
         let js = app.get(script).await.text();
         assert!(js.contains("textContent") || script.ends_with("pay.js"), "{script}");
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!js.contains(sink), "{script} uses {sink}");
         }
     }

@@ -136,7 +136,11 @@ impl Http {
 
     async fn json(&self, method: Method, path: &str, json: Option<serde_json::Value>) -> serde_json::Value {
         let (status, body) = self.send(method, path, json).await.expect("an answer");
-        assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&body));
+        assert!(
+            status.is_success(),
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
         serde_json::from_slice(&body).unwrap_or_default()
     }
 }
@@ -170,9 +174,16 @@ async fn the_logs_of_full_pay_flows_at_debug_level_hold_no_key_material() {
     let mut ready = false;
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("zhifu exited: {status}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            panic!(
+                "zhifu exited: {status}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
-        if http.send(Method::GET, "/readyz", None).await.is_some_and(|(s, _)| s == StatusCode::OK) {
+        if http
+            .send(Method::GET, "/readyz", None)
+            .await
+            .is_some_and(|(s, _)| s == StatusCode::OK)
+        {
             ready = true;
             break;
         }
@@ -195,18 +206,28 @@ async fn the_logs_of_full_pay_flows_at_debug_level_hold_no_key_material() {
             _ => providers.alipay.pay(&no).await,
         };
         paid.unwrap_or_else(|e| panic!("{channel}: {e}"));
-        let status = http.json(Method::GET, &format!("/api/payments/{no}?wait=5"), None).await;
+        let status = http
+            .json(Method::GET, &format!("/api/payments/{no}?wait=5"), None)
+            .await;
         assert_eq!(status["status"], "paid", "{channel}");
-        let page = http.send(Method::GET, &format!("/pay/{no}"), None).await.expect("pay page");
+        let page = http
+            .send(Method::GET, &format!("/pay/{no}"), None)
+            .await
+            .expect("pay page");
         assert_eq!(page.0, StatusCode::OK);
     }
     // A forged callback on each channel is refused (and logged as such).
-    let forged = http.send(Method::POST, "/notify/wechat", Some(serde_json::json!({"id": "x"}))).await;
+    let forged = http
+        .send(Method::POST, "/notify/wechat", Some(serde_json::json!({"id": "x"})))
+        .await;
     assert_eq!(forged.map(|(s, _)| s), Some(StatusCode::UNAUTHORIZED));
 
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let exited = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exited = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exited.success(), "{exited}");
     let logs = std::fs::read_to_string(&log).unwrap();
 
@@ -218,7 +239,11 @@ async fn the_logs_of_full_pay_flows_at_debug_level_hold_no_key_material() {
     let secrets = known_secrets(&providers);
     assert!(secrets.len() > 20, "the PEM bodies were not read");
     for secret in &secrets {
-        assert!(!logs.contains(secret.as_str()), "the logs hold a secret ({} chars)", secret.len());
+        assert!(
+            !logs.contains(secret.as_str()),
+            "the logs hold a secret ({} chars)",
+            secret.len()
+        );
     }
 
     // Exactly one start-up warning: the merchant key, with its mode and the fix.
@@ -285,7 +310,10 @@ async fn the_logs_of_payments_and_refunds_through_the_engine_hold_no_key_materia
     })
     .await;
     for channel in ["wechat", "alipay"] {
-        let no = app.donate("20.00", channel).await["order_no"].as_str().unwrap().to_string();
+        let no = app.donate("20.00", channel).await["order_no"]
+            .as_str()
+            .unwrap()
+            .to_string();
         match channel {
             "wechat" => providers.wechat.pay(&no).await,
             _ => providers.alipay.pay(&no).await,
@@ -309,7 +337,11 @@ async fn the_logs_of_payments_and_refunds_through_the_engine_hold_no_key_materia
     assert!(text.contains("zhifu::access"), "no access log:\n{text}");
     assert!(text.contains("payment callback applied"), "{text}");
     for secret in known_secrets(&providers) {
-        assert!(!text.contains(secret.as_str()), "the logs hold a secret ({} chars)", secret.len());
+        assert!(
+            !text.contains(secret.as_str()),
+            "the logs hold a secret ({} chars)",
+            secret.len()
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }
