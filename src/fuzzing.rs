@@ -191,13 +191,15 @@ pub fn target_amount(data: &[u8]) {
 /// An independent reading of a plain decimal: `digits[.d[d]]` as fen, in `i128`.
 fn reference_fen(text: &str) -> Option<i64> {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || int.len() > 30 || frac.len() > 2 || (text.contains('.') && frac.is_empty()) {
+    // Leading zeros are allowed in any number; only significant digits can overflow.
+    let significant = int.trim_start_matches('0');
+    if int.is_empty() || significant.len() > 30 || frac.len() > 2 || (text.contains('.') && frac.is_empty()) {
         return None;
     }
     if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let int: i128 = int.parse().ok()?;
+    let int: i128 = if significant.is_empty() { 0 } else { significant.parse().ok()? };
     let frac: i128 = format!("{frac:0<2}").parse().ok()?;
     i64::try_from(int * 100 + frac).ok()
 }
