@@ -199,7 +199,11 @@ fn reference_fen(text: &str) -> Option<i64> {
     if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let int: i128 = if significant.is_empty() { 0 } else { significant.parse().ok()? };
+    let int: i128 = if significant.is_empty() {
+        0
+    } else {
+        significant.parse().ok()?
+    };
     let frac: i128 = format!("{frac:0<2}").parse().ok()?;
     i64::try_from(int * 100 + frac).ok()
 }
