@@ -178,6 +178,7 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
     let payments = &config.settings.payments;
     let http = HttpClient::new(Duration::from_secs(payments.request_timeout_secs));
     let loopback = loopback(local);
+    crate::secret_files::warn_loose(config);
     let mut providers = Providers::default();
     let (sandbox, notify_base) = if payments.sandbox {
         let base = format!("http://{loopback}");

@@ -439,9 +439,32 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 
 /// [`load`] with the environment given explicitly (tests use this).
 pub fn load_from(path: Option<&Path>, env: Vec<(String, String)>) -> Result<Config, ConfigError> {
+    let file = path.map(|path| config::File::from(path).format(config::FileFormat::Yaml));
+    let source_name = path.map_or_else(
+        || "the environment".to_string(),
+        |p| format!("{} and the environment", p.display()),
+    );
+    let settings = read_settings(file, env, source_name)?;
+    let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    validate(settings, path.map(Path::to_path_buf), &base)
+}
+
+/// [`load_from`] over YAML text instead of a file; relative paths are relative to `base`.
+pub fn load_text(yaml: &str, env: Vec<(String, String)>, base: &Path) -> Result<Config, ConfigError> {
+    let file = config::File::from_str(yaml, config::FileFormat::Yaml);
+    let settings = read_settings(Some(file), env, "the given text and the environment".to_string())?;
+    validate(settings, None, base)
+}
+
+/// The settings from `file` (if any) overlaid with the `ZHIFU__…` pairs of `env`.
+fn read_settings(
+    file: Option<impl config::Source + Send + Sync + 'static>,
+    env: Vec<(String, String)>,
+    source_name: String,
+) -> Result<Settings, ConfigError> {
     let mut builder = config::Config::builder();
-    if let Some(path) = path {
-        builder = builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     let env_source = config::Environment::with_prefix("ZHIFU")
         .prefix_separator("__")
@@ -450,19 +473,14 @@ pub fn load_from(path: Option<&Path>, env: Vec<(String, String)>) -> Result<Conf
         .with_list_parse_key("server.trusted_proxies")
         .try_parsing(true)
         .source(Some(env.into_iter().collect()));
-    let settings: Settings = builder
+    builder
         .add_source(env_source)
         .build()
         .and_then(|c| c.try_deserialize())
         .map_err(|e| ConfigError::Load {
-            source_name: path.map_or_else(
-                || "the environment".to_string(),
-                |p| format!("{} and the environment", p.display()),
-            ),
+            source_name,
             message: e.to_string(),
-        })?;
-    let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    validate(settings, path.map(Path::to_path_buf), &base)
+        })
 }
 
 /// Checks every rule and derives the parsed values; all problems are reported together.

@@ -10,6 +10,8 @@
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `ops`: health, readiness and metrics endpoints.
+//! - `secret_files`: the start-up warning about key files others can read.
+//! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -20,9 +22,11 @@ pub mod app;
 pub mod config;
 pub mod donate;
 pub mod error;
+pub mod fuzzing;
 pub mod http;
 pub mod ops;
 pub mod pay;
 pub mod payments;
+pub mod secret_files;
 pub mod store;
 pub mod telemetry;

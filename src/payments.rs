@@ -43,6 +43,20 @@ async fn snapshot(engine: &Engine, order_no: &str) -> Result<Arc<Snapshot>, AppE
         .ok_or(AppError::NotFound)
 }
 
+/// The `wait` of a status query: absent, or 1..=30 seconds.
+pub fn wait_param(query: Option<&str>) -> Result<Option<Duration>, AppError> {
+    match extract::query_param(query, "wait")? {
+        None => Ok(None),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=MAX_WAIT).contains(&n) => Ok(Some(Duration::from_secs(n))),
+            _ => Err(AppError::invalid(
+                "invalid_wait",
+                "wait must be a whole number of seconds from 1 to 30",
+            )),
+        },
+    }
+}
+
 /// `GET /api/payments/{order_no}[?wait=N]`: from memory; with `wait`, parks until the order
 /// leaves `pending` (woken by the event bus) or N seconds pass, or the server shuts down.
 pub async fn status(
@@ -51,18 +65,7 @@ pub async fn status(
     query: Option<&str>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Response, AppError> {
-    let wait = match extract::query_param(query, "wait")? {
-        None => None,
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if (1..=MAX_WAIT).contains(&n) => Some(Duration::from_secs(n)),
-            _ => {
-                return Err(AppError::invalid(
-                    "invalid_wait",
-                    "wait must be a whole number of seconds from 1 to 30",
-                ));
-            }
-        },
-    };
+    let wait = wait_param(query)?;
     let first = snapshot(engine, order_no).await?;
     let Some(wait) = wait.filter(|_| first.status == Status::Pending) else {
         return Ok(respond::json(StatusCode::OK, first.json.clone()));
@@ -240,6 +243,17 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
             )
         }
     }
+}
+
+/// A callback refused before it could be read (too large, too slow), answered in the
+/// provider's failure format like any other refusal.
+pub fn refuse_callback(engine: &Engine, channel: Channel, err: &AppError) -> Response {
+    engine
+        .metrics
+        .callbacks_refused
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(channel = channel.as_str(), error = %err, "callback refused unread");
+    ack(channel, Err(err.status()), "the request body was not accepted")
 }
 
 /// The provider's own acknowledgement: WeChat 204 / `{"code":"FAIL",…}`; Alipay `success` / `fail`.

@@ -194,6 +194,22 @@ fn validate(
     })
 }
 
+/// Reads and validates a donation `body` of `kind` as [`create`] does (fields first, then the
+/// rules); `catalog_has` says which categories are open.
+pub fn parse(
+    kind: BodyKind,
+    body: &[u8],
+    min_fen: i64,
+    max_fen: i64,
+    catalog_has: impl Fn(i64) -> bool,
+) -> Result<Donation, AppError> {
+    let fields = match kind {
+        BodyKind::Json => from_json(body)?,
+        BodyKind::Form => from_form(body)?,
+    };
+    validate(fields, min_fen, max_fen, catalog_has)
+}
+
 const INSERT_DONATION: &str = "WITH p AS (
         INSERT INTO payments (order_no, purpose, channel, amount_fen, code_url, description, expires_at, next_check_at)
         VALUES ($1, 'donation', $2, $3, $4, $5, $6, $7)

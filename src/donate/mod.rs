@@ -42,26 +42,38 @@ fn category_param(query: Option<&str>) -> Result<Option<i64>, AppError> {
     }
 }
 
-/// `GET /api/rankings?category_id=&range=&page=&size=` (contract: "Ranking JSON").
-pub async fn rankings(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
+/// The parameters of a ranking query, checked.
+pub fn ranking_key(query: Option<&str>) -> Result<rankings::RankingKey, AppError> {
     let range = match extract::query_param(query, "range")? {
         None => rankings::Range::All,
         Some(text) => rankings::Range::parse(&text)
             .ok_or_else(|| AppError::invalid("invalid_range", "range must be day, week, month or all"))?,
     };
-    let key = rankings::RankingKey {
+    Ok(rankings::RankingKey {
         category_id: category_param(query)?,
         range,
         page: extract::number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
         size: extract::number_param(query, "size", 20, 100, "invalid_size")?,
-    };
+    })
+}
+
+/// The `category_id` and `limit` of a recent-donations query, checked.
+pub fn recent_params(query: Option<&str>) -> Result<(Option<i64>, u32), AppError> {
+    Ok((
+        category_param(query)?,
+        extract::number_param(query, "limit", 20, 100, "invalid_limit")?,
+    ))
+}
+
+/// `GET /api/rankings?category_id=&range=&page=&size=` (contract: "Ranking JSON").
+pub async fn rankings(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
+    let key = ranking_key(query)?;
     Ok(respond::json(StatusCode::OK, rankings.ranking(store, key).await?))
 }
 
 /// `GET /api/donations/recent?category_id=&limit=`
 pub async fn recent(rankings: &Rankings, store: &Store, query: Option<&str>) -> Result<Response, AppError> {
-    let category_id = category_param(query)?;
-    let limit = extract::number_param(query, "limit", 20, 100, "invalid_limit")?;
+    let (category_id, limit) = recent_params(query)?;
     Ok(respond::json(
         StatusCode::OK,
         rankings.recent(store, category_id, limit).await?,

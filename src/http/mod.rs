@@ -40,7 +40,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
     let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
 
     let mut response = if content_length(&parts) > limit as u64 {
-        let mut r = respond::error(&AppError::TooLarge { limit }, &request_id);
+        let err = AppError::TooLarge { limit };
+        let mut r = match route {
+            Route::Notify(channel) => payments::refuse_callback(&state.engine, channel, &err),
+            _ => respond::error(&err, &request_id),
+        };
         // The body stays unread: the connection cannot be reused.
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -124,10 +128,10 @@ async fn dispatch(
         Route::PayPage(no) => payments::pay_page(engine, no, state.sandbox.is_some()).await,
         Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
         Route::PaymentQr(no, format) => payments::qr(engine, no, format).await,
-        Route::Notify(channel) => {
-            let body = read_body(state, body).await?;
-            Ok(payments::notify(engine, channel, &parts.headers, body).await)
-        }
+        Route::Notify(channel) => match read_body(state, body).await {
+            Ok(body) => Ok(payments::notify(engine, channel, &parts.headers, body).await),
+            Err(err) => Ok(payments::refuse_callback(engine, channel, &err)),
+        },
         Route::SandboxPay(no) => {
             let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
             read_body(state, body).await?;

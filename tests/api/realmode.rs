@@ -205,6 +205,15 @@ impl FakeProviders {
         }
     }
 
+    /// The value of one `payments.*` setting, e.g. `setting("wechat.api_v3_key")`.
+    pub fn setting(&self, key: &str) -> &str {
+        self.settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no provider setting {key}"))
+    }
+
     /// The same as `ZHIFU__…` environment variables, for the binary.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![("ZHIFU__PAYMENTS__SANDBOX".to_string(), "false".to_string())];
@@ -250,7 +259,7 @@ pub async fn spawn_real_mode_app() -> RealMode {
     }
 }
 
-fn rand_suffix() -> u64 {
+pub fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)

@@ -1,0 +1,4 @@
+//! libFuzzer entry for `zhifu::fuzzing::target_config`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zhifu::fuzzing::target_config(data));
