@@ -17,7 +17,30 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(data_dir: &Path, port: u16) -> Child {
+/// A server process that is killed when the test ends, passing or failing.
+struct KillOnDrop(Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data_dir: &Path, port: u16) -> KillOnDrop {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhifu"));
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU")) {
         cmd.env_remove(key);
@@ -30,6 +53,7 @@ fn start(data_dir: &Path, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .expect("the binary starts")
 }
 
