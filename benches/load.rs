@@ -315,10 +315,9 @@ async fn create_orders(server: &str, n: usize, concurrency: usize) -> Result<Vec
                 );
                 let (status, answer) = conn.send(Method::POST, "/api/donations", &headers, body.into()).await?;
                 if status != 201 {
-                    return Err(format!(
-                        "create answered {status}: {}",
-                        String::from_utf8_lossy(&answer)
-                    ));
+                    // A busy machine times out now and then: note it and go on.
+                    eprintln!("create answered {status}: {}", String::from_utf8_lossy(&answer));
+                    continue;
                 }
                 let value: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
                 orders.push(value["order_no"].as_str().unwrap_or_default().to_string());
@@ -368,10 +367,9 @@ async fn fire(
                 let started = Instant::now();
                 let (status, answer) = conn.send(Method::POST, "/notify/wechat", headers, body.clone()).await?;
                 if status != 200 && status != 204 {
-                    return Err(format!(
-                        "callback answered {status}: {}",
-                        String::from_utf8_lossy(&answer)
-                    ));
+                    // Not acknowledged: a provider would retry; left out of the figures.
+                    eprintln!("callback answered {status}: {}", String::from_utf8_lossy(&answer));
+                    continue;
                 }
                 latencies.push((i, started.elapsed(), Instant::now()));
             }
@@ -393,7 +391,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// `POST /bench/callbacks`: creates `orders` pending orders (untimed), signs their payment
-/// notifications (untimed), then times posting them all. Answers `req/s p50_ms p99_ms`.
+/// notifications (untimed), then times posting them all. Answers
+/// `req/s p50_ms p99_ms acknowledged requested`.
 async fn callbacks(provider: &Provider, query: &str) -> Result<String, String> {
     let server: String = param(query, "server", None)?;
     let n: usize = param(query, "orders", Some(2000))?;
@@ -409,10 +408,12 @@ async fn callbacks(provider: &Provider, query: &str) -> Result<String, String> {
     let elapsed = started.elapsed();
     latencies.sort();
     Ok(format!(
-        "{:.0} {:.3} {:.3}\n",
+        "{:.0} {:.3} {:.3} {} {}\n",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
+        percentile(&latencies, 0.99),
+        latencies.len(),
+        n
     ))
 }
 
