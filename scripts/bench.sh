@@ -307,4 +307,4 @@ row "/api/rankings ($OTHER_RUNTIME)" "$(med rankings_other 1)" "$(med rankings_o
 echo
 echo "server RSS at the end: $final_mb MB (embedded PostgreSQL not counted)"
 [ ! -s "$work/r/warnings" ] || { echo "warnings:"; cat "$work/r/warnings"; }
-if [ -n "${KEEP_RESULTS:-}" ]; then cp -r "$work/r" "$KEEP_RESULTS"; fi
+if [ -n "${KEEP_RESULTS:-}" ]; then cp -r "$work/r" "$KEEP_RESULTS" && cp "$work"/*.log "$KEEP_RESULTS/"; fi
