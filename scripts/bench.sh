@@ -79,7 +79,7 @@ load_cpu=$((cores > 1 ? 1 : 0))
 on_load() { taskset -c "$load_cpu" "$@"; }
 
 # --- the fake provider (also the driver of the callback and long-poll scenarios) -------------
-on_load "$load" provider "$work/keys" >"$work/provider.log" 2>&1 &
+taskset -c "$load_cpu" "$load" provider "$work/keys" >"$work/provider.log" 2>&1 &
 provider_pid=$!
 pids+=("$provider_pid")
 # It generates six RSA-2048 keys first: seconds on a busy machine.
