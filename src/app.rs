@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use http::HeaderMap;
+use http::header::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
@@ -55,20 +56,33 @@ pub struct State {
 }
 
 impl State {
-    /// The request's id: a sane incoming `X-Request-Id`, else a new one.
-    pub fn request_id(&self, headers: &HeaderMap) -> String {
-        if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-            let sane = !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
+    /// The request's id: a sane incoming `X-Request-Id`, else a new one. Written without
+    /// `format!`: this runs on every request.
+    pub fn request_id(&self, headers: &HeaderMap) -> HeaderValue {
+        if let Some(id) = headers.get(&crate::http::X_REQUEST_ID) {
+            let bytes = id.as_bytes();
+            let sane = !bytes.is_empty()
+                && bytes.len() <= 64
+                && bytes
+                    .iter()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
             if sane {
-                return id.to_string();
+                return id.clone();
             }
         }
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.instance)
+        // `{instance:08x}-{n:x}`: 8 + 1 + at most 16 hex digits.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [0u8; 25];
+        for (i, slot) in id[..8].iter_mut().enumerate() {
+            *slot = HEX[(self.instance >> (28 - 4 * i) & 0xf) as usize];
+        }
+        id[8] = b'-';
+        let digits = (16 - n.leading_zeros() as usize / 4).max(1);
+        for (i, slot) in id[9..9 + digits].iter_mut().enumerate() {
+            *slot = HEX[(n >> (4 * (digits - 1 - i)) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&id[..9 + digits]).expect("hex digits and a dash make a header value")
     }
 }
 
@@ -264,7 +278,20 @@ fn loopback(local: SocketAddr) -> SocketAddr {
 /// `zhifu` / `zhifu serve`: opens the store (starting the embedded cluster if configured),
 /// serves until SIGTERM or SIGINT, then stops the cluster.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = runtime(config.settings.server.workers)?;
+    let per_core = config.settings.server.runtime == "per_core";
+    let runtime = if per_core {
+        // One single-threaded runtime per worker: this one, plus siblings started below.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+    } else {
+        runtime(config.settings.server.workers)?
+    };
+    let workers = match config.settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let result = runtime.block_on(async move {
         let started = Instant::now();
         tracing::info!(config = %describe_source(&config), "starting zhifu {}", env!("CARGO_PKG_VERSION"));
@@ -272,8 +299,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let grace = Duration::from_secs(config.settings.server.shutdown_grace_secs);
         let app = Application::build(config, store.clone()).await?;
         let url = format!("http://{}", app.local_addr());
+        let siblings = if per_core {
+            crate::http::server::spawn_siblings(app.local_addr(), app.state(), workers - 1)
+                .context("cannot start the per-core listeners (server.runtime)")?
+        } else {
+            Vec::new()
+        };
         tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "zhifu is ready; open {url} in a browser");
         app.run_until(shutdown_signal()).await;
+        for sibling in siblings {
+            let _ = tokio::task::spawn_blocking(move || sibling.join()).await;
+        }
         store.pool.close();
         if let Some(cluster) = store.cluster().cloned() {
             tracing::info!("stopping the embedded PostgreSQL");

@@ -69,6 +69,9 @@ pub struct Server {
     pub shutdown_grace_secs: u64,
     /// Worker threads of the runtime; 0 = one per core.
     pub workers: usize,
+    /// `multi_thread` (one work-stealing runtime) or `per_core` (one single-threaded runtime
+    /// and `SO_REUSEPORT` listener per worker).
+    pub runtime: String,
 }
 
 impl Default for Server {
@@ -83,6 +86,7 @@ impl Default for Server {
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
             workers: 0,
+            runtime: "per_core".into(),
         }
     }
 }
@@ -526,6 +530,13 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
             ),
         }
     }
+    if s.runtime != "multi_thread" && s.runtime != "per_core" {
+        bad(
+            "server.runtime",
+            format!("{:?} is neither multi_thread nor per_core", s.runtime),
+            "write per_core (one runtime per core) or multi_thread (one work-stealing runtime)",
+        );
+    }
     if s.max_connections == 0 {
         bad("server.max_connections", "must be at least 1".into(), "set e.g. 10000");
     }
@@ -854,6 +865,16 @@ mod tests {
     fn an_unknown_key_is_an_error_naming_it() {
         let err = load_from(None, env(&[("ZHIFU__SERVER__LISTN", "1.2.3.4:1")])).unwrap_err();
         assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn the_runtime_shape_is_one_of_two_names() {
+        for shape in ["per_core", "multi_thread"] {
+            let config = load_from(None, env(&[("ZHIFU__SERVER__RUNTIME", shape)])).expect("a known shape");
+            assert_eq!(config.settings.server.runtime, shape);
+        }
+        let err = load_from(None, env(&[("ZHIFU__SERVER__RUNTIME", "threads")])).unwrap_err();
+        assert!(err.to_string().contains("server.runtime"), "{err}");
     }
 
     #[test]

@@ -228,7 +228,8 @@ pub async fn query_ranking(
     })
 }
 
-fn ranking_json(key: RankingKey, page: &RankingPage) -> Bytes {
+/// The contract's ranking JSON for one page (what the cache keeps; public for the benchmarks).
+pub fn ranking_json(key: RankingKey, page: &RankingPage) -> Bytes {
     let items: Vec<serde_json::Value> = page
         .items
         .iter()
@@ -324,7 +325,8 @@ impl Rankings {
             return Ok(hit.body);
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let (body, valid_until) = load().await?;
+        // Boxed: the query's future is large and only a miss needs it.
+        let (body, valid_until) = Box::pin(load()).await?;
         if self.generation.load(Ordering::SeqCst) == generation {
             let expires = valid_until.map(|at| {
                 let left = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);

@@ -5,7 +5,12 @@
 use std::net::IpAddr;
 
 use http::HeaderMap;
+use http::header::HeaderName;
 use ipnet::IpNet;
+
+/// Looking a header up by `&str` parses the name each time: these run on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The address to log and rate-limit by.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
@@ -14,7 +19,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         return peer;
     }
     let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -27,7 +32,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         return canonical(*first);
     }
     headers
-        .get("x-real-ip")
+        .get(X_REAL_IP)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .map_or(peer, canonical)

@@ -30,11 +30,15 @@ use crate::{account, admin, donate, ops, payments};
 use respond::Response;
 use route::Route;
 
+/// `X-Request-Id`, as a constant: looking a header up by `&str` parses the name every time.
+pub const X_REQUEST_ID: http::header::HeaderName = http::header::HeaderName::from_static("x-request-id");
+
 /// Serves one request. Never fails: every error becomes the contract's JSON error.
 pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response, Infallible> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let request_id = state.request_id(&parts.headers);
+    let request_id_value = state.request_id(&parts.headers);
+    let request_id = request_id_value.to_str().unwrap_or_default();
     let route = route::parse(&parts.method, parts.uri.path());
     let limit = state.config.settings.server.max_body_bytes;
     let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
@@ -43,7 +47,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
         let err = AppError::TooLarge { limit };
         let mut r = match route {
             Route::Notify(channel) => payments::refuse_callback(&state.engine, channel, &err),
-            _ => respond::error(&err, &request_id),
+            _ => respond::error(&err, request_id),
         };
         // The body stays unread: the connection cannot be reused.
         r.headers_mut()
@@ -55,7 +59,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
             .await
         {
             Ok(Ok(response)) => response,
-            Ok(Err(err)) => respond::error(&err, &request_id),
+            Ok(Err(err)) => respond::error(&err, request_id),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -63,16 +67,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 let err = AppError::Internal(anyhow::anyhow!("handler panicked: {what}"));
-                respond::error(&err, &request_id)
+                respond::error(&err, request_id)
             }
         }
     };
 
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-request-id", value);
-    }
+    headers.insert(X_REQUEST_ID, request_id_value.clone());
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.observe(route.index(), status, elapsed);
@@ -90,7 +92,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
     Ok(response)
 }
 
-/// The one exhaustive match from route to handler.
+/// The one exhaustive match from route to handler. Routes off the cached-read paths are boxed:
+/// hyper keeps one future of this size per connection (a parked long-poll included) and
+/// moves it on every request, so the cold, large futures (provider calls, transactions,
+/// templates) must not set its size.
 async fn dispatch(
     state: &State,
     route: Route<'_>,
@@ -106,36 +111,47 @@ async fn dispatch(
         _ => {}
     }
     match route {
-        Route::Index => donate::index_page(&state.catalog, &state.store).await,
+        Route::Index => Box::pin(donate::index_page(&state.catalog, &state.store)).await,
         Route::Healthz => Ok(ops::healthz()),
-        Route::Readyz => ops::readyz(&state.store).await,
+        Route::Readyz => Box::pin(ops::readyz(&state.store)).await,
         Route::Metrics => Ok(ops::metrics(state)),
-        Route::Categories => donate::categories(&state.catalog, &state.store).await,
+        Route::Categories => Box::pin(donate::categories(&state.catalog, &state.store)).await,
         Route::Static(name) => {
             let versioned = parts.uri.query().is_some_and(|q| q.starts_with("v="));
             assets::serve(name, &parts.headers, versioned).ok_or(AppError::NotFound)
         }
         Route::CreateDonation => {
-            let body = read_body(state, body).await?;
-            // A stale or broken session must not stop a donation: it is then made unsigned.
-            let user = state.sessions.principal(&state.store, parts).await.ok().flatten();
-            donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id)).await
+            Box::pin(async {
+                let body = read_body(state, body).await?;
+                // A stale or broken session must not stop a donation: it is then made unsigned.
+                let user = state.sessions.principal(&state.store, parts).await.ok().flatten();
+                donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id)).await
+            })
+            .await
         }
         Route::Rankings => donate::rankings(&state.rankings, &state.store, parts.uri.query()).await,
-        Route::RecentDonations => donate::recent(&state.rankings, &state.store, parts.uri.query()).await,
-        Route::Stats => donate::stats(&state.rankings, &state.store).await,
-        Route::StatsChart => donate::chart(&state.rankings, &state.store).await,
-        Route::PayPage(no) => payments::pay_page(engine, no, state.sandbox.is_some()).await,
+        Route::RecentDonations => Box::pin(donate::recent(&state.rankings, &state.store, parts.uri.query())).await,
+        Route::Stats => Box::pin(donate::stats(&state.rankings, &state.store)).await,
+        Route::StatsChart => Box::pin(donate::chart(&state.rankings, &state.store)).await,
+        Route::PayPage(no) => Box::pin(payments::pay_page(engine, no, state.sandbox.is_some())).await,
         Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
-        Route::PaymentQr(no, format) => payments::qr(engine, no, format).await,
-        Route::Notify(channel) => match read_body(state, body).await {
-            Ok(body) => Ok(payments::notify(engine, channel, &parts.headers, body).await),
-            Err(err) => Ok(payments::refuse_callback(engine, channel, &err)),
-        },
+        Route::PaymentQr(no, format) => Box::pin(payments::qr(engine, no, format)).await,
+        Route::Notify(channel) => {
+            Box::pin(async {
+                match read_body(state, body).await {
+                    Ok(body) => Ok(payments::notify(engine, channel, &parts.headers, body).await),
+                    Err(err) => Ok(payments::refuse_callback(engine, channel, &err)),
+                }
+            })
+            .await
+        }
         Route::SandboxPay(no) => {
             let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
-            read_body(state, body).await?;
-            payments::sandbox_pay(engine, sandbox, no, &parts.headers).await
+            Box::pin(async {
+                read_body(state, body).await?;
+                payments::sandbox_pay(engine, sandbox, no, &parts.headers).await
+            })
+            .await
         }
         Route::SandboxWechat(_) | Route::SandboxAlipay => {
             let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
@@ -145,47 +161,62 @@ async fn dispatch(
             };
             let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let inner = path_and_query.strip_prefix(prefix).unwrap_or(path_and_query);
-            let body = read_body(state, body).await?;
-            Ok(payments::sandbox_provider(sandbox, channel, &parts.method, inner, &parts.headers, body).await)
+            Box::pin(async {
+                let body = read_body(state, body).await?;
+                Ok(payments::sandbox_provider(sandbox, channel, &parts.method, inner, &parts.headers, body).await)
+            })
+            .await
         }
-        Route::Login => {
-            let body = read_body(state, body).await?;
-            account::handlers::login(state, parts, &body, ip).await
-        }
-        Route::WechatLogin => {
-            let body = read_body(state, body).await?;
-            account::handlers::wechat_login(state, parts, &body, ip).await
-        }
+        // Accounts and admin: cold paths, boxed so they do not grow every connection's future.
+        Route::Login
+        | Route::WechatLogin
+        | Route::Logout
+        | Route::MePage
+        | Route::LoginPage
+        | Route::WechatAuthorize
+        | Route::WechatCallback
+        | Route::Me
+        | Route::MePassword
+        | Route::MyDonations
+        | Route::MyDonation(_)
+        | Route::AdminApi(_)
+        | Route::AdminPage(_)
+        | Route::SandboxWechatLogin(_) => Box::pin(accounts_and_admin(state, route, parts, body, ip)).await,
+        Route::NotFound => Err(AppError::NotFound),
+        Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
+    }
+}
+
+async fn accounts_and_admin(
+    state: &State,
+    route: Route<'_>,
+    parts: &Parts,
+    body: Incoming,
+    ip: IpAddr,
+) -> Result<Response, AppError> {
+    use account::handlers;
+    match route {
+        Route::Login => handlers::login(state, parts, &read_body(state, body).await?, ip).await,
+        Route::WechatLogin => handlers::wechat_login(state, parts, &read_body(state, body).await?, ip).await,
         Route::Logout => {
             read_body(state, body).await?;
-            account::handlers::logout(state, parts).await
+            handlers::logout(state, parts).await
         }
-        Route::MePage => account::handlers::me_page(state, parts).await,
-        Route::LoginPage => account::handlers::login_page(state, parts).await,
-        Route::WechatAuthorize => account::handlers::wechat_authorize(state, parts).await,
-        Route::WechatCallback => account::handlers::wechat_callback(state, parts, ip).await,
-        Route::Me => {
-            let body = read_body(state, body).await?;
-            account::handlers::me(state, parts, &body).await
-        }
-        Route::MePassword => {
-            let body = read_body(state, body).await?;
-            account::handlers::change_password(state, parts, &body, ip).await
-        }
-        Route::MyDonations => account::handlers::my_donations(state, parts).await,
-        Route::MyDonation(no) => account::handlers::my_donation(state, parts, no).await,
-        Route::AdminApi(path) => {
-            let body = read_body(state, body).await?;
-            admin::api(state, path, parts, body, ip).await
-        }
+        Route::MePage => handlers::me_page(state, parts).await,
+        Route::LoginPage => handlers::login_page(state, parts).await,
+        Route::WechatAuthorize => handlers::wechat_authorize(state, parts).await,
+        Route::WechatCallback => handlers::wechat_callback(state, parts, ip).await,
+        Route::Me => handlers::me(state, parts, &read_body(state, body).await?).await,
+        Route::MePassword => handlers::change_password(state, parts, &read_body(state, body).await?, ip).await,
+        Route::MyDonations => handlers::my_donations(state, parts).await,
+        Route::MyDonation(no) => handlers::my_donation(state, parts, no).await,
+        Route::AdminApi(path) => admin::api(state, path, parts, read_body(state, body).await?, ip).await,
         Route::AdminPage(path) => admin::page(state, path, parts).await,
         Route::SandboxWechatLogin(path) => {
             let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
-            let body = read_body(state, body).await?;
-            account::wechat::sandbox(sandbox, path, parts, &body).await
+            account::wechat::sandbox(sandbox, path, parts, &read_body(state, body).await?).await
         }
-        Route::NotFound => Err(AppError::NotFound),
-        Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
+        _ => Err(AppError::NotFound),
     }
 }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -23,6 +24,11 @@ const BACKLOG: i32 = 4096;
 
 /// Binds `addr` with `SO_REUSEADDR`, `SO_REUSEPORT`, `TCP_NODELAY` and a large backlog.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::from_std(bind_std(addr)?)
+}
+
+/// [`bind`] outside a runtime: the listener is registered with one later.
+fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -30,7 +36,36 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
+}
+
+/// Serves `addr` (already bound by the caller) from `count` more threads too, each with its own
+/// single-threaded runtime and `SO_REUSEPORT` listener: the kernel spreads new connections over
+/// the listeners, and a connection stays on the thread that accepted it. They drain and return
+/// when `state.shutdown` turns true. Each listener applies `server.max_connections` on its own.
+pub fn spawn_siblings(addr: SocketAddr, state: &Arc<State>, count: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let mut threads = Vec::with_capacity(count);
+    for i in 1..=count {
+        // Bound here so that a failure reaches the caller.
+        let listener = bind_std(addr)?;
+        let state = Arc::clone(state);
+        let thread = std::thread::Builder::new().name(format!("zhifu-{i}")).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a single-threaded runtime starts whenever the main one did");
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("registering a bound listener");
+                let mut stop = state.shutdown.clone();
+                let shutdown = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                serve(listener, state, shutdown).await;
+            });
+        })?;
+        threads.push(thread);
+    }
+    Ok(threads)
 }
 
 /// Serves `listener` until `shutdown` completes, then drains open connections for at most

@@ -158,6 +158,11 @@ impl StatusBoard {
         if let Some(hit) = self.cache.get(order_no).await {
             return Ok(Some(hit));
         }
+        // Boxed: a parked long-poll holds this future; the miss path must not set its size.
+        Box::pin(self.fill(store, order_no)).await
+    }
+
+    async fn fill(&self, store: &Store, order_no: &str) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let loaded = self
             .cache
             .try_get_with(order_no.to_string(), load(store, order_no))
