@@ -16,6 +16,7 @@ use crate::error::AppError;
 use crate::http::respond::Response;
 use crate::pay::engine::EngineError;
 use crate::pay::money::{format_yuan, parse_yuan};
+use crate::pay::refunds::RefundAudit;
 use crate::pay::{CST, rfc3339};
 use crate::store::StoreError;
 
@@ -389,7 +390,17 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
     let requested_by = format!("admin:{}", actor.name());
     let refund_no = state
         .engine
-        .request_refund(order_no, amount_fen, reason, &requested_by)
+        .request_refund_audited(
+            order_no,
+            amount_fen,
+            reason,
+            &requested_by,
+            Some(RefundAudit {
+                actor_id: Some(actor.principal.user_id),
+                actor: actor.name(),
+                ip: &actor.ip,
+            }),
+        )
         .await
         .map_err(|e| match e {
             EngineError::UnknownOrder => AppError::NotFound,
@@ -397,9 +408,9 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
             EngineError::Store(s) => s.into(),
             other => AppError::Internal(other.into()),
         })?;
-    let mut client = state.store.client().await?;
-    let tx = client.transaction().await.map_err(StoreError::from)?;
-    let refund = tx
+    // The audit row went in with the refund; this reads what it became for the answer.
+    let client = state.store.client().await?;
+    let refund = client
         .query_one(
             &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_no = $1"),
             &[&refund_no],
@@ -407,27 +418,7 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
         .await
         .map_err(StoreError::from)?;
     let refund = refund_from_row(&refund);
-    let after = load(&tx, order_no).await?.ok_or(AppError::NotFound)?;
-    let summary = |d: &PaymentDetail| {
-        serde_json::json!({
-            "status": d.payment.status,
-            "refunded_fen": d.payment.refunded_fen,
-            "refundable_fen": d.refundable_fen,
-        })
-    };
-    let mut after_json = summary(&after);
-    after_json["refund"] = serde_json::to_value(&refund).unwrap_or_default();
-    actor
-        .audit(
-            &tx,
-            "payment.refund",
-            &format!("payment:{order_no}"),
-            Some(&summary(&before)),
-            Some(&after_json),
-        )
-        .await
-        .map_err(StoreError::from)?;
-    tx.commit().await.map_err(StoreError::from)?;
+    let after = load(&client, order_no).await?.ok_or(AppError::NotFound)?;
     with_status(
         StatusCode::CREATED,
         &serde_json::json!({ "refund": refund, "payment": after.payment, "refundable": after.refundable,

@@ -14,6 +14,14 @@ const POSTPONE_REFUND: &str = "UPDATE refunds SET attempts = attempts + 1, updat
         next_check_at = now() + make_interval(secs => least(600, 10 * power(2, least(attempts, 6))))
   WHERE refund_no = $1 AND status = 'processing'";
 
+/// Who asked for a refund, for the admin audit row written in the refund's own transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundAudit<'a> {
+    pub actor_id: Option<i64>,
+    pub actor: &'a str,
+    pub ip: &'a str,
+}
+
 impl Engine {
     /// Queues a refund of `amount_fen` of a paid order and submits it to the provider.
     /// Returns the refund number; the refund completes now or later (notification, reconcile).
@@ -23,6 +31,20 @@ impl Engine {
         amount_fen: i64,
         reason: &str,
         requested_by: &str,
+    ) -> Result<String, EngineError> {
+        self.request_refund_audited(order_no, amount_fen, reason, requested_by, None)
+            .await
+    }
+
+    /// [`Engine::request_refund`], with the admin audit row (`payment.refund`, the payment
+    /// before, the refund queued) committed together with the refund.
+    pub async fn request_refund_audited(
+        &self,
+        order_no: &str,
+        amount_fen: i64,
+        reason: &str,
+        requested_by: &str,
+        audit: Option<RefundAudit<'_>>,
     ) -> Result<String, EngineError> {
         if amount_fen <= 0 {
             return Err(EngineError::RefundRefused("a refund must be more than 0".into()));
@@ -41,7 +63,8 @@ impl Engine {
                 .query_one(
                     "SELECT p.status, p.amount_fen - p.refunded_fen
                           - COALESCE((SELECT sum(amount_fen) FROM refunds r
-                                       WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint
+                                       WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint,
+                            p.refunded_fen
                        FROM payments p WHERE p.order_no = $1",
                     &[&order_no],
                 )
@@ -58,6 +81,27 @@ impl Engine {
                 )));
             }
             queue_refund(&tx, &refund_no, order_no, amount_fen, reason, requested_by).await?;
+            if let Some(audit) = audit {
+                let refunded_fen: i64 = row.get(2);
+                let before = serde_json::json!({
+                    "status": status, "refunded_fen": refunded_fen, "refundable_fen": refundable,
+                });
+                let after = serde_json::json!({
+                    "refund": {"refund_no": refund_no, "amount_fen": amount_fen, "reason": reason, "status": "processing"},
+                    "refundable_fen": refundable - amount_fen,
+                });
+                crate::admin::audit(
+                    &tx,
+                    audit.actor_id,
+                    audit.actor,
+                    "payment.refund",
+                    &format!("payment:{order_no}"),
+                    Some(&before),
+                    Some(&after),
+                    audit.ip,
+                )
+                .await?;
+            }
             tx.commit().await?;
         }
         if let Err(e) = self.submit_refund(&refund_no).await {
