@@ -237,19 +237,10 @@ pub async fn update(state: &State, actor: &Actor, input: Map<String, Value>) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn base() -> PaymentPolicy {
-        PaymentPolicy {
-            wechat: true,
-            alipay: false,
-            min_amount_fen: 1,
-            max_amount_fen: 5_000_000,
-            order_ttl: Duration::from_secs(900),
-            refund_late_payments: false,
-        }
+        crate::pay::policy::sample()
     }
 
     fn changes(value: Value) -> Map<String, Value> {

@@ -161,19 +161,25 @@ impl Policy {
     }
 }
 
+/// A configured policy for tests: WeChat on, Alipay not configured, 0.01..=50000.00, 15 min.
+#[cfg(test)]
+pub(crate) fn sample() -> PaymentPolicy {
+    PaymentPolicy {
+        wechat: true,
+        alipay: false,
+        min_amount_fen: 1,
+        max_amount_fen: 5_000_000,
+        order_ttl: Duration::from_secs(900),
+        refund_late_payments: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn base() -> PaymentPolicy {
-        PaymentPolicy {
-            wechat: true,
-            alipay: false,
-            min_amount_fen: 1,
-            max_amount_fen: 5_000_000,
-            order_ttl: Duration::from_secs(900),
-            refund_late_payments: false,
-        }
+        sample()
     }
 
     #[test]

@@ -22,16 +22,8 @@ use tokio_postgres::config::Host;
 use zhifu::pay::reconcile;
 use zhifu::store::embedded::{EmbeddedCluster, Options};
 
-use crate::helpers::{eventually, fresh_database, scratch_dir};
+use crate::helpers::{eventually, free_port, fresh_database, scratch_dir};
 use crate::realmode::{FakeProviders, Gate, spawn_real_mode_app_with};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `database.url` for a database of the test cluster (a Unix socket).
 fn conninfo(db: &tokio_postgres::Config) -> String {

@@ -36,6 +36,15 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("zhifu-test-{}-{name}", std::process::id()))
 }
 
+/// A loopback port free at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Removes scratch folders left by test processes that no longer run.
 fn remove_stale_scratch() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {

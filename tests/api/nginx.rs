@@ -26,7 +26,7 @@ use serde_json::json;
 use zhifu::pay::keys::PrivateKey;
 use zhifu::pay::wechat::cert;
 
-use crate::helpers::{Answer, TestApp, scratch_dir, spawn_app, spawn_app_with};
+use crate::helpers::{Answer, TestApp, free_port, scratch_dir, spawn_app, spawn_app_with};
 
 const SITE: &str = include_str!("../../scripts/deploy/nginx-zhifu.conf");
 
@@ -47,14 +47,6 @@ fn nginx_or_skip() -> Option<&'static str> {
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `text` with `from` replaced, which must be there: a changed shipped config fails loudly
