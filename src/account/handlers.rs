@@ -42,11 +42,10 @@ fn user_json(id: i64, username: Option<&str>, display_name: &str, role: Role) ->
 
 /// The answer to a sign-in: the token in JSON plus the cookie.
 async fn signed_in(state: &State, issued: Issued) -> Result<Response, AppError> {
-    let principal = principal_of(state, &issued).await?;
     let body = serde_json::json!({
         "token": issued.token,
         "expires_at": rfc3339(issued.expires_at),
-        "user": user_json(principal.0, principal.1.as_deref(), &principal.2, principal.3),
+        "user": user_json(issued.user_id, issued.username.as_deref(), &issued.display_name, issued.role),
     });
     let mut response = respond::json(StatusCode::OK, body.to_string());
     set_cookie(
@@ -54,25 +53,6 @@ async fn signed_in(state: &State, issued: Issued) -> Result<Response, AppError> 
         &super::session_cookie(&issued.token, session_ttl(state), secure_cookies(state)),
     );
     Ok(response)
-}
-
-async fn principal_of(state: &State, issued: &Issued) -> Result<(i64, Option<String>, String, Role), AppError> {
-    let row = state
-        .store
-        .client()
-        .await?
-        .query_one(
-            "SELECT id, username, display_name, role FROM users WHERE id = $1",
-            &[&issued.user_id],
-        )
-        .await
-        .map_err(StoreError::from)?;
-    Ok((
-        row.get(0),
-        row.get(1),
-        row.get(2),
-        Role::parse(row.get(3)).unwrap_or(Role::User),
-    ))
 }
 
 fn set_cookie(response: &mut Response, cookie: &str) {

@@ -17,6 +17,10 @@ pub struct Issued {
     pub token: String,
     pub user_id: i64,
     pub expires_at: OffsetDateTime,
+    /// The account as the session sees it, read by the same statement.
+    pub username: Option<String>,
+    pub display_name: String,
+    pub role: Role,
 }
 
 /// How a session began (stored with it).
@@ -164,8 +168,10 @@ async fn insert_session(
     let ttl_secs = ttl.as_secs() as f64;
     let row = client
         .query_one(
-            "INSERT INTO sessions (token_sha256, user_id, expires_at, method, ip)
-             VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5) RETURNING expires_at",
+            "WITH s AS (
+                INSERT INTO sessions (token_sha256, user_id, expires_at, method, ip)
+                VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5) RETURNING user_id, expires_at)
+             SELECT s.expires_at, u.username, u.display_name, u.role FROM s JOIN users u ON u.id = s.user_id",
             &[&hash.as_slice(), &user_id, &ttl_secs, &method.as_str(), &ip],
         )
         .await
@@ -174,6 +180,9 @@ async fn insert_session(
         token,
         user_id,
         expires_at: row.get(0),
+        username: row.get(1),
+        display_name: row.get(2),
+        role: Role::parse(row.get(3)).unwrap_or(Role::User),
     })
 }
 

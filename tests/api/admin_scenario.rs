@@ -9,24 +9,9 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_postgres::config::Host;
 
 use crate::admin::{PASSWORD, call, login};
 use crate::helpers::{TestApp, eventually, fresh_database, spawn_app_on};
-
-/// A libpq key-value connection string for `config` (a Unix-socket cluster).
-fn connection_string(config: &tokio_postgres::Config) -> String {
-    let host = match &config.get_hosts()[0] {
-        Host::Unix(path) => path.display().to_string(),
-        Host::Tcp(name) => name.clone(),
-    };
-    format!(
-        "host={host} port={} user={} dbname={}",
-        config.get_ports()[0],
-        config.get_user().expect("a user"),
-        config.get_dbname().expect("a database")
-    )
-}
 
 /// `zhifu admin create --username NAME --password-stdin` against `db`; returns stdout.
 fn create_admin_with_the_binary(db: &tokio_postgres::Config, username: &str) -> String {
@@ -38,7 +23,7 @@ fn create_admin_with_the_binary(db: &tokio_postgres::Config, username: &str) -> 
         .arg("--config")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
         .args(["admin", "create", "--username", username, "--password-stdin"])
-        .env("ZHIFU__DATABASE__URL", connection_string(db))
+        .env("ZHIFU__DATABASE__URL", crate::helpers::database_url(db))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

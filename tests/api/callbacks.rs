@@ -467,23 +467,9 @@ async fn reconcile_passes_on_several_instances_share_the_work_without_overlap() 
 
 #[tokio::test]
 async fn with_the_database_down_callbacks_get_the_provider_failure_and_succeed_when_retried() {
-    use zhifu::store::embedded::{EmbeddedCluster, Options};
+    use zhifu::store::embedded::EmbeddedCluster;
     // A cluster of its own: this test stops it.
-    let options = Options {
-        data_dir: crate::helpers::scratch_dir("callbacks-db-down"),
-        bin_dir: None,
-        ephemeral: true,
-    };
-    let cluster = tokio::task::spawn_blocking({
-        let options = options.clone();
-        move || EmbeddedCluster::start(&options)
-    })
-    .await
-    .unwrap()
-    .expect("cluster starts");
-    zhifu::store::ensure_database(&cluster.pg_config("postgres"), "zhifu")
-        .await
-        .unwrap();
+    let (cluster, options) = crate::helpers::own_cluster(crate::helpers::scratch_dir("callbacks-db-down")).await;
     let app = crate::helpers::spawn_app_on(cluster.pg_config("zhifu"), |_| {}).await;
     let wechat_no = order_no(&app.donate("6.00", "wechat").await);
     let alipay_no = order_no(&app.donate("7.00", "alipay").await);

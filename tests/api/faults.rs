@@ -18,26 +18,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tokio_postgres::NoTls;
-use tokio_postgres::config::Host;
 use zhifu::pay::reconcile;
-use zhifu::store::embedded::{EmbeddedCluster, Options};
+use zhifu::store::embedded::EmbeddedCluster;
 
 use crate::helpers::{eventually, free_port, fresh_database, scratch_dir};
 use crate::realmode::{FakeProviders, Gate, spawn_real_mode_app_with};
-
-/// `database.url` for a database of the test cluster (a Unix socket).
-fn conninfo(db: &tokio_postgres::Config) -> String {
-    let host = match &db.get_hosts()[0] {
-        Host::Unix(path) => path.display().to_string(),
-        Host::Tcp(name) => name.clone(),
-    };
-    format!(
-        "host={host} port={} user={} dbname={}",
-        db.get_ports()[0],
-        db.get_user().unwrap(),
-        db.get_dbname().unwrap()
-    )
-}
 
 /// An HTTP client that reports a refused or cut connection as `Err` instead of failing.
 #[derive(Clone)]
@@ -280,7 +265,7 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
     const ORDERS: usize = 90;
     let providers = Arc::new(FakeProviders::start().await);
     let db = fresh_database().await;
-    let url = conninfo(&db);
+    let url = crate::helpers::database_url(&db);
     let port = free_port();
     let dir = scratch_dir(&format!("storm-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -474,26 +459,12 @@ async fn with_postgres_stopped_under_load_the_server_answers_503_and_recovers_wi
     let wall = Instant::now();
     let port = free_port();
     let dir = scratch_dir(&format!("pg-down-{port}"));
-    let options = Options {
-        data_dir: dir.join("pg"),
-        bin_dir: None,
-        ephemeral: true,
-    };
-    let cluster = tokio::task::spawn_blocking({
-        let options = options.clone();
-        move || EmbeddedCluster::start(&options)
-    })
-    .await
-    .unwrap()
-    .expect("cluster starts");
-    zhifu::store::ensure_database(&cluster.pg_config("postgres"), "zhifu")
-        .await
-        .unwrap();
+    let (cluster, options) = crate::helpers::own_cluster(dir.join("pg")).await;
     let db = cluster.pg_config("zhifu");
     let providers = Arc::new(FakeProviders::start().await);
     let log = dir.join("zhifu.log");
     let http = Http::new();
-    let mut server = Zhifu::start(port, &conninfo(&db), &providers, &log);
+    let mut server = Zhifu::start(port, &crate::helpers::database_url(&db), &providers, &log);
     server.wait_ready(&http).await;
     let base = server.base.clone();
 
@@ -895,7 +866,7 @@ async fn with_two_instances_on_one_database_killing_one_mid_traffic_leaves_the_o
     let wall = Instant::now();
     let providers = Arc::new(FakeProviders::start().await);
     let db = fresh_database().await;
-    let url = conninfo(&db);
+    let url = crate::helpers::database_url(&db);
     let dir = scratch_dir(&format!("two-{}", free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let http = Http::new();
@@ -1083,21 +1054,7 @@ fn signal_all(pids: &[i32], signal: i32) {
 async fn with_postgres_frozen_requests_that_need_it_answer_503_within_5_s_and_never_hang() {
     let wall = Instant::now();
     let dir = scratch_dir(&format!("pg-frozen-{}", free_port()));
-    let options = Options {
-        data_dir: dir.join("pg"),
-        bin_dir: None,
-        ephemeral: true,
-    };
-    let cluster = tokio::task::spawn_blocking({
-        let options = options.clone();
-        move || EmbeddedCluster::start(&options)
-    })
-    .await
-    .unwrap()
-    .expect("cluster starts");
-    zhifu::store::ensure_database(&cluster.pg_config("postgres"), "zhifu")
-        .await
-        .unwrap();
+    let (cluster, options) = crate::helpers::own_cluster(dir.join("pg")).await;
     let app = crate::helpers::spawn_app_on(cluster.pg_config("zhifu"), |_| {}).await;
     let known = app.donate("1.00", "wechat").await["order_no"]
         .as_str()

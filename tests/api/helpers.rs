@@ -103,6 +103,42 @@ pub fn cluster() -> &'static TestCluster {
     })
 }
 
+/// A `database.url` (libpq key-value form) for a database of a test cluster (a Unix socket,
+/// no password), for tests that run the binary.
+pub fn database_url(db: &tokio_postgres::Config) -> String {
+    let host = match &db.get_hosts()[0] {
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+    };
+    format!(
+        "host={host} port={} user={} dbname={}",
+        db.get_ports()[0],
+        db.get_user().unwrap_or("postgres"),
+        db.get_dbname().unwrap_or("postgres")
+    )
+}
+
+/// A cluster of the test's own in `data_dir` (for tests that stop or freeze it), with the
+/// application's database made; the options start it again.
+pub async fn own_cluster(data_dir: PathBuf) -> (EmbeddedCluster, Options) {
+    let options = Options {
+        data_dir,
+        bin_dir: None,
+        ephemeral: true,
+    };
+    let cluster = tokio::task::spawn_blocking({
+        let options = options.clone();
+        move || EmbeddedCluster::start(&options)
+    })
+    .await
+    .unwrap()
+    .expect("cluster starts");
+    zhifu::store::ensure_database(&cluster.pg_config("postgres"), "zhifu")
+        .await
+        .unwrap();
+    (cluster, options)
+}
+
 /// Connects to `dbname` on the test cluster and runs `sql`.
 pub async fn psql(pg_config: &tokio_postgres::Config, sql: &str) {
     let (client, conn) = pg_config.connect(NoTls).await.expect("connect");

@@ -12,7 +12,6 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio_postgres::config::Host;
 
 use crate::helpers::{fresh_database, scratch_dir};
 use crate::realmode::{FakeProviders, rand_suffix};
@@ -31,20 +30,6 @@ fn known_secrets(providers: &FakeProviders) -> Vec<String> {
         secrets.extend(body.iter().filter(|l| l.len() >= 16).map(|l| l.to_string()));
     }
     secrets
-}
-
-/// A `database.url` for `config` (the test cluster listens on a Unix socket, no password).
-fn database_url(config: &tokio_postgres::Config) -> String {
-    let host = match &config.get_hosts()[0] {
-        Host::Unix(path) => path.display().to_string(),
-        Host::Tcp(name) => name.clone(),
-    };
-    format!(
-        "host={host} port={} user={} dbname={}",
-        config.get_ports()[0],
-        config.get_user().unwrap_or("postgres"),
-        config.get_dbname().unwrap_or("postgres")
-    )
 }
 
 fn config_yaml(providers: &FakeProviders, port: u16, database_url: &str) -> String {
@@ -164,7 +149,7 @@ async fn the_logs_of_full_pay_flows_at_debug_level_hold_no_key_material() {
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
-        config_yaml(&providers, port, &database_url(&fresh_database().await)),
+        config_yaml(&providers, port, &crate::helpers::database_url(&fresh_database().await)),
     )
     .unwrap();
     chmod(&config, 0o600);
