@@ -42,9 +42,13 @@ pub enum AppError {
     /// 408: the body did not arrive in time.
     #[error("request body not received in time")]
     BodyTimeout,
-    /// 409
-    #[error("{0}")]
-    Conflict(Cow<'static, str>),
+    /// 409: the request clashes with the record's state; `code` names the clash, e.g.
+    /// `username_taken`.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     /// 413
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -84,6 +88,26 @@ impl AppError {
         }
     }
 
+    /// A 409 named `code`.
+    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        AppError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A unique violation of one of `constraints` (`(constraint name, code, message)`) as its
+    /// 409; any other database error as itself. The one place a duplicate becomes a 409.
+    pub fn from_unique(e: tokio_postgres::Error, constraints: &[(&str, &'static str, &'static str)]) -> Self {
+        if let Some(db) = e.as_db_error()
+            && *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && let Some(&(_, code, message)) = constraints.iter().find(|(name, ..)| db.constraint() == Some(*name))
+        {
+            return AppError::conflict(code, message);
+        }
+        AppError::from(StoreError::from(e))
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -95,7 +119,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -116,7 +140,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::BodyTimeout => "body_timeout",
-            AppError::Conflict(_) => "conflict",
+            AppError::Conflict { code, .. } => code,
             AppError::TooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",

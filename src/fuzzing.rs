@@ -12,7 +12,7 @@ use crate::config;
 use crate::donate;
 use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
-use crate::http::route::{self, ROUTE_NAMES, Route};
+use crate::http::route::{self, ROUTE_COUNT, Route};
 use crate::pay::alipay;
 use crate::pay::keys::{PrivateKey, PublicKey};
 use crate::pay::money::{self, MoneyError};
@@ -91,7 +91,7 @@ pub fn target_route(data: &[u8]) {
 
 fn check_route(method: &Method, path: &str) {
     let parsed = route::parse(method, path);
-    assert!(parsed.index() < ROUTE_NAMES.len());
+    assert!(parsed.index() < ROUTE_COUNT);
     match parsed {
         Route::PayPage(no) | Route::PaymentStatus(no) | Route::PaymentQr(no, _) | Route::SandboxPay(no) => {
             assert!(route::is_order_no(no), "{no:?} routed as an order number");

@@ -306,8 +306,9 @@ pub async fn sandbox_pay(
         Channel::Alipay => sandbox.alipay.pay(order_no).await,
     };
     if let Err(why) = paid {
-        return Err(AppError::Conflict(
-            format!("the sandbox could not pay this order: {why}").into(),
+        return Err(AppError::conflict(
+            "sandbox_refused",
+            format!("the sandbox could not pay this order: {why}"),
         ));
     }
     let is_form = extract::body_kind(headers, &[extract::BodyKind::Form]).is_ok();

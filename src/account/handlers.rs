@@ -19,6 +19,7 @@ use crate::app::State;
 use crate::error::AppError;
 use crate::http::assets;
 use crate::http::extract::{self, BodyKind};
+use crate::http::list::Paging;
 use crate::http::respond::{self, Response};
 use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
@@ -499,12 +500,10 @@ async fn donations_page(
 /// `GET /api/me/donations?page=&size=`: the user's donations, newest first.
 pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppError> {
     let principal = state.sessions.require(&state.store, parts, Role::User).await?;
-    let query = parts.uri.query();
-    let page = extract::number_param(query, "page", 1, 100_000, "invalid_page")?;
-    let size = extract::number_param(query, "size", 20, 100, "invalid_size")?;
-    let (items, total) = donations_page(state, principal.user_id, page, size).await?;
-    let body = serde_json::json!({"page": page, "size": size, "total": total, "items": items});
-    Ok(respond::json(StatusCode::OK, body.to_string()))
+    let paging = Paging::standard(parts.uri.query())?;
+    let (items, total) = donations_page(state, principal.user_id, paging.page, paging.size).await?;
+    let body = serde_json::to_vec(&paging.listing(total, items)).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(respond::json(StatusCode::OK, body))
 }
 
 #[derive(Template)]

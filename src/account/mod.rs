@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod handlers;
 pub mod password;
+mod route;
 pub mod users;
 pub mod wechat;
 
@@ -25,6 +26,8 @@ use time::OffsetDateTime;
 
 use crate::error::AppError;
 use crate::store::{Store, StoreError};
+
+pub use route::{Route, dispatch};
 
 /// The session cookie pages use.
 pub const COOKIE: &str = "zhifu_session";
@@ -79,6 +82,19 @@ pub struct Principal {
     pub expires_at: OffsetDateTime,
     /// The SHA-256 of the session's token (to revoke this session).
     pub token_sha256: [u8; 32],
+}
+
+impl Principal {
+    /// The contract's rule for private records (an order, an address, a backing): `record`
+    /// when this user owns it (`owner_id`) or is an admin, else 404 — never 403, so the id of
+    /// someone else's record reveals nothing.
+    pub fn own<T>(&self, owner_id: i64, record: T) -> Result<T, AppError> {
+        if self.user_id == owner_id || self.role == Role::Admin {
+            Ok(record)
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
 }
 
 /// A new random token and its SHA-256.
@@ -262,6 +278,22 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn someone_elses_record_is_not_found_except_for_an_admin() {
+        let mut principal = Principal {
+            user_id: 7,
+            role: Role::Merchant,
+            display_name: "张三".into(),
+            username: None,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            token_sha256: [0; 32],
+        };
+        assert_eq!(principal.own(7, "mine").unwrap(), "mine");
+        assert!(matches!(principal.own(8, "theirs"), Err(AppError::NotFound)));
+        principal.role = Role::Admin;
+        assert_eq!(principal.own(8, "theirs").unwrap(), "theirs");
     }
 
     #[test]

@@ -324,9 +324,10 @@ pub async fn wechat_login(
             )
             .await
             .map_err(|e| match e.code() {
-                Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                    AppError::Conflict("this WeChat account is being registered; retry".into())
-                }
+                Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => AppError::conflict(
+                    "registration_in_progress",
+                    "this WeChat account is being registered; retry",
+                ),
                 _ => AppError::from(StoreError::from(e)),
             })?
             .get(0)
@@ -398,8 +399,9 @@ pub async fn change_password(
         .await
         .map_err(StoreError::from)?;
     if changed == 0 {
-        return Err(AppError::Conflict(
-            "the password was changed meanwhile; sign in again".into(),
+        return Err(AppError::conflict(
+            "password_changed",
+            "the password was changed meanwhile; sign in again",
         ));
     }
     revoke_all(&tx, user_id).await.map_err(StoreError::from)?;

@@ -98,11 +98,14 @@ fn clean_description(text: &str) -> Result<String, AppError> {
 
 /// A unique violation on the name is the operator's mistake (409), anything else is ours.
 fn name_taken(e: tokio_postgres::Error) -> AppError {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        AppError::Conflict("another category already has this name".into())
-    } else {
-        StoreError::from(e).into()
-    }
+    AppError::from_unique(
+        e,
+        &[(
+            "categories_name_key",
+            "category_name_taken",
+            "another category already has this name",
+        )],
+    )
 }
 
 /// Tells every instance (this one included) to drop its catalog, inside the transaction.
@@ -263,7 +266,12 @@ pub async fn reorder(state: &State, actor: &Actor, input: Reorder) -> Result<Res
 /// `DELETE /api/admin/categories/{id}`: 204, or 409 when a donation refers to it (disable
 /// it instead).
 pub async fn delete(state: &State, actor: &Actor, id: i64) -> Result<Response, AppError> {
-    let in_use = || AppError::Conflict("donations refer to this category; disable it instead".into());
+    let in_use = || {
+        AppError::conflict(
+            "category_in_use",
+            "donations refer to this category; disable it instead",
+        )
+    };
     let mut client = state.store.client().await?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     // The row lock makes a donation being inserted meanwhile (its foreign key check locks

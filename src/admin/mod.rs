@@ -21,6 +21,7 @@ use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use http::request::Parts;
 use http::{Method, StatusCode};
+use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,7 +29,9 @@ use crate::account::{Principal, Role};
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
+pub(crate) use crate::http::list::{Listing, Paging};
 use crate::http::respond::{self, Response};
+use crate::http::route::{Match, Verb};
 
 /// Writes one audit row in the caller's transaction. `before`/`after` are the record's
 /// state around the change (never secrets: no password hashes, no tokens).
@@ -91,6 +94,63 @@ impl Actor {
     }
 }
 
+/// An admin endpoint: the API or a page, by the path after its prefix (routed within the
+/// module once the session is checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `/api/admin/{path}`
+    Api(&'a str),
+    /// `/admin` and `/admin/{path}`
+    Page(&'a str),
+}
+
+impl<'a> Route<'a> {
+    /// Metric labels, indexed by [`Route::index`].
+    pub const NAMES: &'static [&'static str] = &["admin_api", "admin_page"];
+
+    /// A dense number per route, for metrics.
+    pub fn index(&self) -> usize {
+        match self {
+            Route::Api(_) => 0,
+            Route::Page(_) => 1,
+        }
+    }
+
+    /// Parses `path` (without its leading `/`) under `api/admin/` or `admin`. Methods are
+    /// checked after the session, so an anonymous caller learns nothing of the admin's routes.
+    pub fn parse(_verb: Verb, path: &'a str) -> Match<Route<'a>> {
+        if let Some(api) = path.strip_prefix("api/admin/") {
+            return Match::Found(Route::Api(api));
+        }
+        match path.strip_prefix("admin") {
+            Some("") => Match::Found(Route::Page("")),
+            Some(page) => page
+                .strip_prefix('/')
+                .map_or(Match::NotFound, |p| Match::Found(Route::Page(p))),
+            None => Match::NotFound,
+        }
+    }
+
+    /// Reads that answer 503 rather than wait on a database that stopped answering.
+    pub fn is_bounded_read(&self) -> bool {
+        matches!(self, Route::Page(_))
+    }
+}
+
+/// Serves an admin route (a cold path: the caller boxes this future).
+pub async fn dispatch(
+    state: &State,
+    route: Route<'_>,
+    parts: &Parts,
+    body: Incoming,
+    ip: IpAddr,
+) -> Result<Response, AppError> {
+    match route {
+        Route::Api(path) => api(state, path, parts, crate::http::read_body(state, body).await?, ip).await,
+        Route::Page(path) => page(state, path, parts).await,
+    }
+}
+
 /// `/api/admin/{path}`.
 pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAddr) -> Result<Response, AppError> {
     let principal = state.sessions.require(&state.store, parts, Role::Admin).await?;
@@ -133,33 +193,6 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
     }
 }
 
-/// The request methods the admin API tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    /// GET or HEAD.
-    Get,
-    Post,
-    Patch,
-    Delete,
-    Other,
-}
-
-impl Verb {
-    fn of(method: &Method) -> Verb {
-        if *method == Method::GET || *method == Method::HEAD {
-            Verb::Get
-        } else if *method == Method::POST {
-            Verb::Post
-        } else if *method == Method::PATCH {
-            Verb::Patch
-        } else if *method == Method::DELETE {
-            Verb::Delete
-        } else {
-            Verb::Other
-        }
-    }
-}
-
 /// `/admin/{path}`: the pages. Without a session the browser is sent to sign in first.
 pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, AppError> {
     match state.sessions.require(&state.store, parts, Role::Admin).await {
@@ -183,7 +216,7 @@ fn not_allowed(allow: &'static str) -> Result<Response, AppError> {
 
 /// A record id in the path: a positive whole number, else 404 (no such record).
 fn path_id(text: &str) -> Result<i64, AppError> {
-    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+    crate::http::route::path_id(text).ok_or(AppError::NotFound)
 }
 
 /// A JSON body (415 for another content type, 400 when it does not parse into `T`).
@@ -200,42 +233,6 @@ fn ok_json(value: &impl Serialize) -> Result<Response, AppError> {
 fn with_status(status: StatusCode, value: &impl Serialize) -> Result<Response, AppError> {
     let body = serde_json::to_vec(value).map_err(|e| AppError::Internal(e.into()))?;
     Ok(respond::json(status, body))
-}
-
-/// Paging from `page` (from 1) and `size` (1..=`max`, default `default`).
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Paging {
-    page: u32,
-    size: u32,
-}
-
-/// Largest page number accepted (keeps OFFSET bounded).
-const MAX_PAGE: u32 = 100_000;
-
-impl Paging {
-    fn parse(query: Option<&str>, default: u32, max: u32) -> Result<Paging, AppError> {
-        Ok(Paging {
-            page: extract::number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
-            size: extract::number_param(query, "size", default, max, "invalid_size")?,
-        })
-    }
-
-    fn limit(self) -> i64 {
-        i64::from(self.size)
-    }
-
-    fn offset(self) -> i64 {
-        i64::from(self.page - 1) * i64::from(self.size)
-    }
-}
-
-/// A page of `items` with its paging and the total count.
-#[derive(Debug, Serialize)]
-struct Listing<T> {
-    page: u32,
-    size: u32,
-    total: i64,
-    items: Vec<T>,
 }
 
 /// A query parameter that is absent or empty counts as not given.

@@ -373,12 +373,12 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
     };
     // The engine decides under the order's row lock; these checks only name the reason.
     if !matches!(before.payment.status.as_str(), "paid" | "refunded") {
-        return Err(AppError::Conflict(
+        return Err(AppError::conflict(
+            "payment_not_paid",
             format!(
                 "the payment is {}; only a paid payment can be refunded",
                 before.payment.status
-            )
-            .into(),
+            ),
         ));
     }
     if amount_fen > before.refundable_fen {

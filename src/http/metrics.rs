@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::route::ROUTE_NAMES;
+use super::route::{ROUTE_COUNT, route_name};
 
 /// Status codes with a series of their own; others fall into their class (`4xx` …).
 const STATUSES: &[u16] = &[
@@ -40,7 +40,7 @@ pub struct HttpMetrics {
 impl Default for HttpMetrics {
     fn default() -> Self {
         HttpMetrics {
-            series: (0..ROUTE_NAMES.len() * SLOTS).map(|_| Series::default()).collect(),
+            series: (0..ROUTE_COUNT * SLOTS).map(|_| Series::default()).collect(),
             open_connections: AtomicU64::new(0),
         }
     }
@@ -123,7 +123,7 @@ impl HttpMetrics {
     fn each(&self, mut f: impl FnMut(&str, &str, &Series)) {
         for (i, series) in self.series.iter().enumerate() {
             if series.count.load(Ordering::Relaxed) > 0 {
-                f(ROUTE_NAMES[i / SLOTS], &slot_label(i % SLOTS), series);
+                f(route_name(i / SLOTS), &slot_label(i % SLOTS), series);
             }
         }
     }

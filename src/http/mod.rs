@@ -6,6 +6,7 @@ pub mod assets;
 pub mod client_ip;
 pub mod extract;
 pub mod limit;
+pub mod list;
 pub mod metrics;
 pub mod respond;
 pub mod route;
@@ -106,7 +107,6 @@ async fn dispatch(
     let engine = &state.engine;
     match route {
         Route::CreateDonation => state.limits.check(limit::Kind::Create, ip)?,
-        Route::Login | Route::WechatLogin | Route::WechatCallback => state.limits.check(limit::Kind::Login, ip)?,
         Route::PaymentStatus(_) => state.limits.check(limit::Kind::Status, ip)?,
         _ => {}
     }
@@ -167,56 +167,11 @@ async fn dispatch(
             })
             .await
         }
-        // Accounts and admin: cold paths, boxed so they do not grow every connection's future.
-        Route::Login
-        | Route::WechatLogin
-        | Route::Logout
-        | Route::MePage
-        | Route::LoginPage
-        | Route::WechatAuthorize
-        | Route::WechatCallback
-        | Route::Me
-        | Route::MePassword
-        | Route::MyDonations
-        | Route::MyDonation(_)
-        | Route::AdminApi(_)
-        | Route::AdminPage(_)
-        | Route::SandboxWechatLogin(_) => Box::pin(accounts_and_admin(state, route, parts, body, ip)).await,
+        // Modules: cold paths, boxed so they do not grow every connection's future.
+        Route::Account(route) => Box::pin(account::dispatch(state, route, parts, body, ip)).await,
+        Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
         Route::NotFound => Err(AppError::NotFound),
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
-    }
-}
-
-async fn accounts_and_admin(
-    state: &State,
-    route: Route<'_>,
-    parts: &Parts,
-    body: Incoming,
-    ip: IpAddr,
-) -> Result<Response, AppError> {
-    use account::handlers;
-    match route {
-        Route::Login => handlers::login(state, parts, &read_body(state, body).await?, ip).await,
-        Route::WechatLogin => handlers::wechat_login(state, parts, &read_body(state, body).await?, ip).await,
-        Route::Logout => {
-            read_body(state, body).await?;
-            handlers::logout(state, parts).await
-        }
-        Route::MePage => handlers::me_page(state, parts).await,
-        Route::LoginPage => handlers::login_page(state, parts).await,
-        Route::WechatAuthorize => handlers::wechat_authorize(state, parts).await,
-        Route::WechatCallback => handlers::wechat_callback(state, parts, ip).await,
-        Route::Me => handlers::me(state, parts, &read_body(state, body).await?).await,
-        Route::MePassword => handlers::change_password(state, parts, &read_body(state, body).await?, ip).await,
-        Route::MyDonations => handlers::my_donations(state, parts).await,
-        Route::MyDonation(no) => handlers::my_donation(state, parts, no).await,
-        Route::AdminApi(path) => admin::api(state, path, parts, read_body(state, body).await?, ip).await,
-        Route::AdminPage(path) => admin::page(state, path, parts).await,
-        Route::SandboxWechatLogin(path) => {
-            let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
-            account::wechat::sandbox(sandbox, path, parts, &read_body(state, body).await?).await
-        }
-        _ => Err(AppError::NotFound),
     }
 }
 
@@ -234,17 +189,15 @@ async fn bounded_if_reading(
         | Route::Stats
         | Route::StatsChart
         | Route::PayPage(_)
-        | Route::PaymentQr(..)
-        | Route::LoginPage
-        | Route::MePage
-        | Route::MyDonations
-        | Route::MyDonation(_)
-        | Route::AdminPage(_) => crate::store::bounded(work).await,
+        | Route::PaymentQr(..) => crate::store::bounded(work).await,
+        Route::Account(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Admin(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         _ => work.await,
     }
 }
 
-async fn read_body(state: &State, body: Incoming) -> Result<bytes::Bytes, AppError> {
+/// Reads a request body within `server.max_body_bytes` and `server.body_read_timeout_secs`.
+pub async fn read_body(state: &State, body: Incoming) -> Result<bytes::Bytes, AppError> {
     let server = &state.config.settings.server;
     extract::body(
         body,

@@ -1,11 +1,18 @@
 //! `Route`: what a request asks for, parsed purely from its method and path (no allocation),
-//! then dispatched by one exhaustive `match` in `http::dispatch`. Unknown paths are `NotFound`;
-//! known paths with the wrong method are `MethodNotAllowed` with the methods that would work.
+//! then dispatched by one exhaustive `match` in `http::dispatch`. The donation core's routes
+//! are variants here; every other module owns a `Route` type of its own, parsed from its path
+//! prefixes by the module (`account::Route`, `admin::Route`, …) and dispatched by its own
+//! `dispatch`. Unknown paths are `NotFound`; known paths with the wrong method are
+//! `MethodNotAllowed` with the methods that would work.
+//!
+//! Adding a module: a variant below, its prefixes in [`parse`], its name table in [`MODULES`]
+//! and its arm in [`Route::index`], and one arm in `http::dispatch`.
 
 use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
+use crate::{account, admin};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,34 +48,11 @@ pub enum Route<'a> {
     SandboxWechat(&'a str),
     /// The Alipay emulator's gateway, `/sandbox/alipay/gateway.do`.
     SandboxAlipay,
-    /// `POST /api/auth/login`: password sign-in.
-    Login,
-    /// `POST /api/auth/wechat`: sign-in with a WeChat code (mini program or web).
-    WechatLogin,
-    /// `POST /api/auth/logout`
-    Logout,
-    /// `GET /login`: the sign-in page.
-    LoginPage,
-    /// `GET /auth/wechat`: starts the web OAuth sign-in (redirects to WeChat).
-    WechatAuthorize,
-    /// `GET /auth/wechat/callback`: where WeChat sends the browser back with a code.
-    WechatCallback,
-    /// `GET` / `PATCH /api/me`: the signed-in user's profile.
-    Me,
-    /// `POST /api/me/password`
-    MePassword,
-    /// `GET /api/me/donations`
-    MyDonations,
-    /// `GET /api/me/donations/{order_no}`
-    MyDonation(&'a str),
-    /// `/api/admin/…`: the path after that prefix, routed by the admin module.
-    AdminApi(&'a str),
-    /// `/admin` and `/admin/…`: the admin pages; the path after `/admin`.
-    AdminPage(&'a str),
-    /// The WeChat sign-in emulator under `/sandbox/wxlogin/…`: the path after that prefix.
-    SandboxWechatLogin(&'a str),
-    /// `GET /me`: the signed-in user's page (profile and donations).
-    MePage,
+    /// Sign-in, sessions and the signed-in user's own records (`/api/auth/…`, `/api/me…`,
+    /// `/login`, `/me`, `/auth/…`, `/sandbox/wxlogin/…`).
+    Account(account::Route<'a>),
+    /// The admin API and pages (`/api/admin/…`, `/admin…`).
+    Admin(admin::Route<'a>),
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -76,8 +60,8 @@ pub enum Route<'a> {
     },
 }
 
-/// Labels of the routes for metrics, indexed by [`Route::index`].
-pub const ROUTE_NAMES: &[&str] = &[
+/// Metric labels of the core routes, indexed by [`Route::index`].
+const CORE_NAMES: &[&str] = &[
     "index",
     "healthz",
     "readyz",
@@ -97,28 +81,116 @@ pub const ROUTE_NAMES: &[&str] = &[
     "recent_donations",
     "stats",
     "stats_chart",
-    "login",
-    "wechat_login",
-    "logout",
-    "login_page",
-    "wechat_authorize",
-    "wechat_callback",
-    "me",
-    "me_password",
-    "my_donations",
-    "my_donation",
-    "admin_api",
-    "admin_page",
-    "sandbox_wechat_login",
-    "me_page",
 ];
+
+/// The name tables of the core and of each module, in the order of their index ranges.
+const MODULES: &[&[&str]] = &[CORE_NAMES, account::Route::NAMES, admin::Route::NAMES];
+
+/// First index of each entry of [`MODULES`].
+const BASES: [usize; MODULES.len()] = {
+    let mut bases = [0; MODULES.len()];
+    let mut i = 1;
+    while i < MODULES.len() {
+        bases[i] = bases[i - 1] + MODULES[i - 1].len();
+        i += 1;
+    }
+    bases
+};
+
+/// How many routes there are, every module included (metrics keep one series per route).
+pub const ROUTE_COUNT: usize = BASES[MODULES.len() - 1] + MODULES[MODULES.len() - 1].len();
+
+/// The metric label of the route with index `index` (from [`Route::index`]).
+pub fn route_name(index: usize) -> &'static str {
+    let mut index = index;
+    for names in MODULES {
+        if index < names.len() {
+            return names[index];
+        }
+        index -= names.len();
+    }
+    "unknown"
+}
+
+/// The methods routes tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// GET or HEAD.
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Other,
+}
+
+impl Verb {
+    pub fn of(method: &Method) -> Verb {
+        if *method == Method::GET || *method == Method::HEAD {
+            Verb::Get
+        } else if *method == Method::POST {
+            Verb::Post
+        } else if *method == Method::PUT {
+            Verb::Put
+        } else if *method == Method::PATCH {
+            Verb::Patch
+        } else if *method == Method::DELETE {
+            Verb::Delete
+        } else {
+            Verb::Other
+        }
+    }
+}
+
+/// What a module's parser made of a path under its prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match<R> {
+    Found(R),
+    /// The path is the module's, the method is not; the methods that would work.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+impl<R> Match<R> {
+    /// `route` for GET and HEAD, else 405.
+    pub fn get(verb: Verb, route: R) -> Match<R> {
+        Match::only(verb, Verb::Get, GET, route)
+    }
+
+    /// `route` for POST, else 405.
+    pub fn post(verb: Verb, route: R) -> Match<R> {
+        Match::only(verb, Verb::Post, POST, route)
+    }
+
+    /// `route` when `verb` is one of `accepted` (written out in `allow`, e.g. `"GET, HEAD,
+    /// PATCH"`), else 405.
+    pub fn any(verb: Verb, accepted: &[Verb], allow: &'static str, route: R) -> Match<R> {
+        if accepted.contains(&verb) {
+            Match::Found(route)
+        } else {
+            Match::WrongMethod(allow)
+        }
+    }
+
+    fn only(verb: Verb, accepted: Verb, allow: &'static str, route: R) -> Match<R> {
+        Match::any(verb, &[accepted], allow, route)
+    }
+
+    /// Into the top-level route, the found one wrapped by `module`.
+    fn into_route<'a>(self, module: impl FnOnce(R) -> Route<'a>) -> Route<'a> {
+        match self {
+            Match::Found(route) => module(route),
+            Match::WrongMethod(allow) => Route::MethodNotAllowed { allow },
+            Match::NotFound => Route::NotFound,
+        }
+    }
+}
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
-const GET_PATCH: &str = "GET, HEAD, PATCH";
 
 impl Route<'_> {
-    /// A small dense number per variant, for metrics arrays.
+    /// A small dense number per route (modules' routes included), for metrics arrays.
     pub fn index(&self) -> usize {
         match self {
             Route::Index => 0,
@@ -140,20 +212,8 @@ impl Route<'_> {
             Route::RecentDonations => 16,
             Route::Stats => 17,
             Route::StatsChart => 18,
-            Route::Login => 19,
-            Route::WechatLogin => 20,
-            Route::Logout => 21,
-            Route::LoginPage => 22,
-            Route::WechatAuthorize => 23,
-            Route::WechatCallback => 24,
-            Route::Me => 25,
-            Route::MePassword => 26,
-            Route::MyDonations => 27,
-            Route::MyDonation(_) => 28,
-            Route::AdminApi(_) => 29,
-            Route::AdminPage(_) => 30,
-            Route::SandboxWechatLogin(_) => 31,
-            Route::MePage => 32,
+            Route::Account(route) => BASES[1] + route.index(),
+            Route::Admin(route) => BASES[2] + route.index(),
         }
     }
 }
@@ -166,28 +226,29 @@ pub fn is_order_no(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A record id in a path: a positive whole number without sign or leading zeros, as the JSON
+/// answers write it.
+pub fn path_id(text: &str) -> Option<i64> {
+    if text.starts_with('0') || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
 /// Most path segments any route has; longer paths are `NotFound` without further looking.
-const MAX_SEGMENTS: usize = 4;
+const MAX_SEGMENTS: usize = 8;
 
 /// Parses `method` + `path` (the path without its query string).
 pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let Some(rest) = path.strip_prefix('/') else {
         return Route::NotFound;
     };
+    // Subtrees whose rest is handed over whole.
     if let Some(api) = rest.strip_prefix("sandbox/wechat/") {
         return Route::SandboxWechat(api);
     }
-    if let Some(api) = rest.strip_prefix("api/admin/") {
-        return Route::AdminApi(api);
-    }
-    if rest == "admin" {
-        return Route::AdminPage("");
-    }
-    if let Some(page) = rest.strip_prefix("admin/") {
-        return Route::AdminPage(page);
-    }
     if let Some(api) = rest.strip_prefix("sandbox/wxlogin/") {
-        return Route::SandboxWechatLogin(api);
+        return Route::Account(account::Route::SandboxWechatLogin(api));
     }
     let mut segments = [""; MAX_SEGMENTS];
     let mut count = 0;
@@ -198,23 +259,19 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         segments[count] = segment;
         count += 1;
     }
-    let is_get = *method == Method::GET || *method == Method::HEAD;
-    let is_post = *method == Method::POST;
-    let get = |route| {
-        if is_get {
-            route
-        } else {
-            Route::MethodNotAllowed { allow: GET }
+    let segments = &segments[..count];
+    let verb = Verb::of(method);
+    // Each module's prefixes; the module parses the whole path.
+    match segments {
+        ["api", "admin", ..] | ["admin", ..] => return admin::Route::parse(verb, rest).into_route(Route::Admin),
+        ["api", "auth", ..] | ["api", "me", ..] | ["auth", ..] | ["login"] | ["me"] => {
+            return account::Route::parse(verb, segments).into_route(Route::Account);
         }
-    };
-    let post = |route| {
-        if is_post {
-            route
-        } else {
-            Route::MethodNotAllowed { allow: POST }
-        }
-    };
-    match &segments[..count] {
+        _ => {}
+    }
+    let get = |route| Match::get(verb, route).into_route(|r| r);
+    let post = |route| Match::post(verb, route).into_route(|r| r);
+    match segments {
         [""] => get(Route::Index),
         ["healthz"] => get(Route::Healthz),
         ["readyz"] => get(Route::Readyz),
@@ -234,23 +291,6 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["notify", "alipay"] => post(Route::Notify(Channel::Alipay)),
         ["sandbox", "pay", no] if is_order_no(no) => post(Route::SandboxPay(no)),
         ["sandbox", "alipay", "gateway.do"] => post(Route::SandboxAlipay),
-        ["api", "auth", "login"] => post(Route::Login),
-        ["api", "auth", "wechat"] => post(Route::WechatLogin),
-        ["api", "auth", "logout"] => post(Route::Logout),
-        ["login"] => get(Route::LoginPage),
-        ["me"] => get(Route::MePage),
-        ["auth", "wechat"] => get(Route::WechatAuthorize),
-        ["auth", "wechat", "callback"] => get(Route::WechatCallback),
-        ["api", "me"] => {
-            if is_get || *method == Method::PATCH {
-                Route::Me
-            } else {
-                Route::MethodNotAllowed { allow: GET_PATCH }
-            }
-        }
-        ["api", "me", "password"] => post(Route::MePassword),
-        ["api", "me", "donations"] => get(Route::MyDonations),
-        ["api", "me", "donations", no] if is_order_no(no) => get(Route::MyDonation(no)),
         _ => Route::NotFound,
     }
 }
@@ -300,16 +340,42 @@ mod tests {
             parse(&Method::POST, "/sandbox/wechat/v3/pay/transactions/native"),
             Route::SandboxWechat("v3/pay/transactions/native")
         );
-        assert_eq!(parse(&Method::POST, "/api/auth/login"), Route::Login);
-        assert_eq!(parse(&Method::PATCH, "/api/me"), Route::Me);
+        assert_eq!(parse(&Method::GET, "/administrator"), Route::NotFound);
+    }
+
+    #[test]
+    fn module_prefixes_go_to_their_module() {
+        let no = "0193a4b2c3d47e8f9a0b1c2d3e4f5a6b";
+        assert_eq!(
+            parse(&Method::POST, "/api/auth/login"),
+            Route::Account(account::Route::Login)
+        );
+        assert_eq!(parse(&Method::PATCH, "/api/me"), Route::Account(account::Route::Me));
         assert_eq!(
             parse(&Method::GET, &format!("/api/me/donations/{no}")),
-            Route::MyDonation(no)
+            Route::Account(account::Route::MyDonation(no))
         );
-        assert_eq!(parse(&Method::GET, "/api/admin/payments"), Route::AdminApi("payments"));
-        assert_eq!(parse(&Method::GET, "/admin"), Route::AdminPage(""));
-        assert_eq!(parse(&Method::GET, "/admin/categories"), Route::AdminPage("categories"));
-        assert_eq!(parse(&Method::GET, "/administrator"), Route::NotFound);
+        assert_eq!(parse(&Method::GET, "/login"), Route::Account(account::Route::LoginPage));
+        assert_eq!(
+            parse(&Method::GET, "/sandbox/wxlogin/sns/jscode2session"),
+            Route::Account(account::Route::SandboxWechatLogin("sns/jscode2session"))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/payments"),
+            Route::Admin(admin::Route::Api("payments"))
+        );
+        assert_eq!(parse(&Method::GET, "/admin"), Route::Admin(admin::Route::Page("")));
+        assert_eq!(
+            parse(&Method::GET, "/admin/categories"),
+            Route::Admin(admin::Route::Page("categories"))
+        );
+        assert_eq!(parse(&Method::GET, "/api/me/nothing"), Route::NotFound);
+        assert_eq!(
+            parse(&Method::DELETE, "/api/me"),
+            Route::MethodNotAllowed {
+                allow: "GET, HEAD, PATCH"
+            }
+        );
     }
 
     #[test]
@@ -323,6 +389,14 @@ mod tests {
     }
 
     #[test]
+    fn path_ids_are_positive_plain_numbers() {
+        assert_eq!(path_id("42"), Some(42));
+        for bad in ["0", "-1", "+1", "007", "1e3", "", "9223372036854775808", "1 "] {
+            assert_eq!(path_id(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_known_path_with_the_wrong_method_is_405_with_allow() {
         assert_eq!(
             parse(&Method::POST, "/api/categories"),
@@ -331,6 +405,10 @@ mod tests {
         assert_eq!(
             parse(&Method::DELETE, "/"),
             Route::MethodNotAllowed { allow: "GET, HEAD" }
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/auth/login"),
+            Route::MethodNotAllowed { allow: "POST" }
         );
     }
 
@@ -347,14 +425,14 @@ mod tests {
             "/static/.env",
             "/static/a/b",
             "//",
-            "/a/b/c/d/e/f/g",
+            "/a/b/c/d/e/f/g/h/i",
         ] {
             assert_eq!(parse(&Method::GET, path), Route::NotFound, "{path:?}");
         }
     }
 
     #[test]
-    fn every_route_index_has_a_name() {
+    fn every_route_index_is_unique_and_named() {
         let routes = [
             Route::Index,
             Route::Healthz,
@@ -375,24 +453,20 @@ mod tests {
             Route::RecentDonations,
             Route::Stats,
             Route::StatsChart,
-            Route::Login,
-            Route::WechatLogin,
-            Route::Logout,
-            Route::LoginPage,
-            Route::WechatAuthorize,
-            Route::WechatCallback,
-            Route::Me,
-            Route::MePassword,
-            Route::MyDonations,
-            Route::MyDonation("x"),
-            Route::AdminApi("x"),
-            Route::AdminPage("x"),
-            Route::SandboxWechatLogin("x"),
-            Route::MePage,
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);
+            assert_eq!(route_name(i), CORE_NAMES[i]);
         }
-        assert_eq!(ROUTE_NAMES.len(), routes.len());
+        assert_eq!(CORE_NAMES.len(), routes.len());
+        let account = Route::Account(account::Route::Login).index();
+        assert_eq!(route_name(account), "login");
+        let admin = Route::Admin(admin::Route::Page("")).index();
+        assert_eq!(route_name(admin), "admin_page");
+        let mut names: Vec<&str> = (0..ROUTE_COUNT).map(route_name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ROUTE_COUNT, "every label once");
+        assert_eq!(route_name(ROUTE_COUNT), "unknown");
     }
 }

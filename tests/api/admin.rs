@@ -101,7 +101,7 @@ async fn categories_are_created_renamed_reordered_disabled_and_deleted_only_when
     )
     .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
-    assert_eq!(duplicate.error_code(), "conflict");
+    assert_eq!(duplicate.error_code(), "category_name_taken");
     let empty = call(
         &app,
         &admin,

@@ -1,0 +1,140 @@
+//! The account module's routes: sign-in and sessions (`/api/auth/…`, `/login`, `/auth/…`),
+//! the signed-in user's own records (`/api/me…`, `/me`) and the WeChat sign-in emulator
+//! (`/sandbox/wxlogin/…`). Parsed from the path by [`Route::parse`], served by [`dispatch`].
+
+use std::net::IpAddr;
+
+use http::request::Parts;
+use hyper::body::Incoming;
+
+use super::handlers;
+use crate::app::State;
+use crate::error::AppError;
+use crate::http::limit;
+use crate::http::read_body;
+use crate::http::respond::Response;
+use crate::http::route::{Match, Verb, is_order_no};
+
+/// An account endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `POST /api/auth/login`: password sign-in.
+    Login,
+    /// `POST /api/auth/wechat`: sign-in with a WeChat code (mini program or web).
+    WechatLogin,
+    /// `POST /api/auth/logout`
+    Logout,
+    /// `GET /login`: the sign-in page.
+    LoginPage,
+    /// `GET /auth/wechat`: starts the web OAuth sign-in (redirects to WeChat).
+    WechatAuthorize,
+    /// `GET /auth/wechat/callback`: where WeChat sends the browser back with a code.
+    WechatCallback,
+    /// `GET` / `PATCH /api/me`: the signed-in user's profile.
+    Me,
+    /// `POST /api/me/password`
+    MePassword,
+    /// `GET /api/me/donations`
+    MyDonations,
+    /// `GET /api/me/donations/{order_no}`
+    MyDonation(&'a str),
+    /// `GET /me`: the signed-in user's page (profile and donations).
+    MePage,
+    /// The WeChat sign-in emulator under `/sandbox/wxlogin/…`: the path after that prefix.
+    SandboxWechatLogin(&'a str),
+}
+
+impl<'a> Route<'a> {
+    /// Metric labels, indexed by [`Route::index`].
+    pub const NAMES: &'static [&'static str] = &[
+        "login",
+        "wechat_login",
+        "logout",
+        "login_page",
+        "wechat_authorize",
+        "wechat_callback",
+        "me",
+        "me_password",
+        "my_donations",
+        "my_donation",
+        "me_page",
+        "sandbox_wechat_login",
+    ];
+
+    /// A dense number per route, for metrics.
+    pub fn index(&self) -> usize {
+        match self {
+            Route::Login => 0,
+            Route::WechatLogin => 1,
+            Route::Logout => 2,
+            Route::LoginPage => 3,
+            Route::WechatAuthorize => 4,
+            Route::WechatCallback => 5,
+            Route::Me => 6,
+            Route::MePassword => 7,
+            Route::MyDonations => 8,
+            Route::MyDonation(_) => 9,
+            Route::MePage => 10,
+            Route::SandboxWechatLogin(_) => 11,
+        }
+    }
+
+    /// Parses a path under the module's prefixes (`segments` of the whole path).
+    pub fn parse(verb: Verb, segments: &[&'a str]) -> Match<Route<'a>> {
+        match segments {
+            ["api", "auth", "login"] => Match::post(verb, Route::Login),
+            ["api", "auth", "wechat"] => Match::post(verb, Route::WechatLogin),
+            ["api", "auth", "logout"] => Match::post(verb, Route::Logout),
+            ["login"] => Match::get(verb, Route::LoginPage),
+            ["me"] => Match::get(verb, Route::MePage),
+            ["auth", "wechat"] => Match::get(verb, Route::WechatAuthorize),
+            ["auth", "wechat", "callback"] => Match::get(verb, Route::WechatCallback),
+            ["api", "me"] => Match::any(verb, &[Verb::Get, Verb::Patch], "GET, HEAD, PATCH", Route::Me),
+            ["api", "me", "password"] => Match::post(verb, Route::MePassword),
+            ["api", "me", "donations"] => Match::get(verb, Route::MyDonations),
+            ["api", "me", "donations", no] if is_order_no(no) => Match::get(verb, Route::MyDonation(no)),
+            _ => Match::NotFound,
+        }
+    }
+
+    /// Reads that answer 503 rather than wait on a database that stopped answering.
+    pub fn is_bounded_read(&self) -> bool {
+        matches!(
+            self,
+            Route::LoginPage | Route::MePage | Route::MyDonations | Route::MyDonation(_)
+        )
+    }
+}
+
+/// Serves an account route (a cold path: the caller boxes this future).
+pub async fn dispatch(
+    state: &State,
+    route: Route<'_>,
+    parts: &Parts,
+    body: Incoming,
+    ip: IpAddr,
+) -> Result<Response, AppError> {
+    if matches!(route, Route::Login | Route::WechatLogin | Route::WechatCallback) {
+        state.limits.check(limit::Kind::Login, ip)?;
+    }
+    match route {
+        Route::Login => handlers::login(state, parts, &read_body(state, body).await?, ip).await,
+        Route::WechatLogin => handlers::wechat_login(state, parts, &read_body(state, body).await?, ip).await,
+        Route::Logout => {
+            read_body(state, body).await?;
+            handlers::logout(state, parts).await
+        }
+        Route::MePage => handlers::me_page(state, parts).await,
+        Route::LoginPage => handlers::login_page(state, parts).await,
+        Route::WechatAuthorize => handlers::wechat_authorize(state, parts).await,
+        Route::WechatCallback => handlers::wechat_callback(state, parts, ip).await,
+        Route::Me => handlers::me(state, parts, &read_body(state, body).await?).await,
+        Route::MePassword => handlers::change_password(state, parts, &read_body(state, body).await?, ip).await,
+        Route::MyDonations => handlers::my_donations(state, parts).await,
+        Route::MyDonation(no) => handlers::my_donation(state, parts, no).await,
+        Route::SandboxWechatLogin(path) => {
+            let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
+            super::wechat::sandbox(sandbox, path, parts, &read_body(state, body).await?).await
+        }
+    }
+}
