@@ -103,6 +103,8 @@ export ZHIFU__SERVER__MAX_CONNECTIONS=30000
 # Orders created here are never paid at the provider: keep reconcile from querying them all
 # in the middle of a measurement.
 export ZHIFU__PAYMENTS__RECONCILE_INTERVAL_SECS=3600
+# No scheduled backup in the middle of a measurement either.
+export ZHIFU__BACKUP__EVERY_HOURS=0
 
 # start_server NAME PORT RUNTIME [env…]: starts a server pinned to the server core; sets $server_pid.
 start_server() {

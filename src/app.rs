@@ -48,6 +48,8 @@ pub struct State {
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
+    /// When the last scheduled (or any recorded) backup completed, for `/metrics`.
+    pub last_backup: Arc<crate::backup::LastBackup>,
     /// Turns true when shutdown begins (parked long-polls answer then).
     pub shutdown: watch::Receiver<bool>,
     /// Request ids are `<instance>-<sequence>` unless a valid `X-Request-Id` came in.
@@ -143,12 +145,19 @@ impl Application {
             wechat_login,
             engine,
             sandbox,
+            last_backup: Arc::default(),
             shutdown: shutdown_rx,
             instance: instance_id(),
             sequence: AtomicU64::new(0),
         });
         tokio::spawn(route_events(Arc::clone(&state)));
         tokio::spawn(forget_idle_clients(Arc::clone(&state)));
+        tokio::spawn(crate::backup::schedule(
+            Arc::new(state.config.clone()),
+            state.store.clone(),
+            Arc::clone(&state.last_backup),
+            state.shutdown.clone(),
+        ));
         tokio::spawn(reconcile::run(
             Arc::clone(&state.engine),
             Duration::from_secs(state.config.settings.payments.reconcile_interval_secs),

@@ -45,6 +45,7 @@ pub struct Settings {
     pub accounts: Accounts,
     pub limits: Limits,
     pub log: Log,
+    pub backup: Backup,
 }
 
 /// `server.*`: the listener, its limits and timeouts.
@@ -353,6 +354,29 @@ impl Default for Limits {
     }
 }
 
+/// `backup.*`: scheduled backups (`zhifu backup` and `zhifu restore` work without them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Backup {
+    /// Folder of the backups (relative to the config file's folder); empty = no scheduled
+    /// backups, and `zhifu backup` writes to the working directory.
+    pub dir: PathBuf,
+    /// Hours between scheduled backups; 0 = none.
+    pub every_hours: u32,
+    /// Scheduled backups kept in `dir` (the oldest are removed).
+    pub keep: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup {
+            dir: PathBuf::new(),
+            every_hours: 0,
+            keep: 7,
+        }
+    }
+}
+
 /// `log.*`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -421,6 +445,8 @@ pub struct Config {
     /// `payments.min_amount` / `max_amount` in fen.
     pub min_amount_fen: i64,
     pub max_amount_fen: i64,
+    /// `backup.dir`, made absolute; `None` when empty.
+    pub backup_dir: Option<PathBuf>,
 }
 
 /// Where to look for `config.yaml` when `--config` is not given: the working directory,
@@ -599,16 +625,26 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
             "set e.g. 2",
         );
     }
-    let data_dir = if d.embedded.data_dir.is_absolute() {
-        d.embedded.data_dir.clone()
-    } else {
-        let base = if base.as_os_str().is_empty() {
-            std::env::current_dir().unwrap_or_default()
-        } else {
-            std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf())
-        };
-        base.join(&d.embedded.data_dir)
-    };
+    let data_dir = beside_config(base, &d.embedded.data_dir);
+    let b = &settings.backup;
+    let backup_dir = (!b.dir.as_os_str().is_empty()).then(|| beside_config(base, &b.dir));
+    if b.every_hours > 0 && backup_dir.is_none() {
+        bad(
+            "backup.dir",
+            "is empty while backup.every_hours is set".into(),
+            "set a folder for the backups, e.g. data/backups, or set backup.every_hours: 0",
+        );
+    }
+    if b.every_hours > 24 * 365 {
+        bad(
+            "backup.every_hours",
+            format!("{} is over a year", b.every_hours),
+            "set e.g. 24 (daily), or 0 for no scheduled backups",
+        );
+    }
+    if !(1..=10_000).contains(&b.keep) {
+        bad("backup.keep", format!("{} is outside 1..=10000", b.keep), "set e.g. 7");
+    }
 
     let p = &settings.payments;
     if !(60..=7 * 24 * 3600).contains(&p.order_ttl_secs) {
@@ -785,7 +821,22 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
         data_dir,
         min_amount_fen,
         max_amount_fen,
+        backup_dir,
     })
+}
+
+/// `path` as given when absolute, else under the config file's folder (`base`; the working
+/// directory when there is no file).
+fn beside_config(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let base = if base.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf())
+    };
+    base.join(path)
 }
 
 /// Outbound URLs must be https; plain http is for emulators on loopback only.

@@ -9,6 +9,7 @@
 //! - `pay`: the payment engine (money so far).
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
+//! - `backup`: `zhifu backup` / `zhifu restore` and the scheduled backups.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`).
@@ -19,6 +20,7 @@
 pub mod account;
 pub mod admin;
 pub mod app;
+pub mod backup;
 pub mod config;
 pub mod donate;
 pub mod error;

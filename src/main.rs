@@ -28,6 +28,20 @@ enum Command {
     Migrate,
     /// Validate the configuration and exit (status 2 when it is invalid).
     CheckConfig,
+    /// Back up the database (pg_dump, custom format) to FILE, else to a new file in
+    /// backup.dir (else the working directory). Works while the server runs.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        to: Option<PathBuf>,
+    },
+    /// Restore a backup into an empty database (stop the server first).
+    Restore {
+        /// A file made by `zhifu backup`.
+        file: PathBuf,
+        /// Replace everything in a database that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage accounts from the command line (the first admin is made here).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -66,23 +80,41 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::CheckConfig = command {
-        println!("{}", zhifu::app::describe(&config));
-        return ExitCode::SUCCESS;
-    }
-    if let Command::Admin(admin) = command {
-        return run_admin(config, admin);
-    }
+    let migrate = match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!("{}", zhifu::app::describe(&config));
+            return ExitCode::SUCCESS;
+        }
+        Command::Admin(admin) => return run_admin(config, admin),
+        Command::Backup { to } => return report(zhifu::backup::run_backup(config, to)),
+        Command::Restore { file, force } => return report(zhifu::backup::run_restore(config, file, force)),
+        Command::Migrate => true,
+        Command::Serve => false,
+    };
     let _log = zhifu::telemetry::init(&config.settings.log);
-    let result = match command {
-        Command::Migrate => zhifu::app::migrate(config),
-        _ => zhifu::app::run(config),
+    let result = if migrate {
+        zhifu::app::migrate(config)
+    } else {
+        zhifu::app::run(config)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints what a one-off command did, or its error.
+fn report(done: anyhow::Result<String>) -> ExitCode {
+    match done {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zhifu: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -108,15 +140,5 @@ fn run_admin(config: zhifu::config::Config, command: AdminCommand) -> ExitCode {
             password_stdin,
         } => (Cmd::ResetPassword { username }, password_stdin),
     };
-    let result = cli::read_password(from_stdin).and_then(|password| cli::run(config, command, password));
-    match result {
-        Ok(done) => {
-            println!("{done}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("zhifu: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    report(cli::read_password(from_stdin).and_then(|password| cli::run(config, command, password)))
 }

@@ -92,6 +92,12 @@ pub fn metrics(state: &State) -> Response {
         "1 while the LISTEN connection of the event bus is up.",
         u8::from(events.is_connected()),
     );
+    gauge(
+        &mut out,
+        "zhifu_last_backup_timestamp_seconds",
+        "Unix time of the last completed backup recorded in the database (0: none yet).",
+        state.last_backup.unix_seconds(),
+    );
     out.push_str("# HELP zhifu_build_info Version of the running binary.\n# TYPE zhifu_build_info gauge\n");
     out.push_str(concat!(
         "zhifu_build_info{version=\"",

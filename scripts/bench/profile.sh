@@ -61,7 +61,7 @@ pids+=("$hello_pid")
 
 ZHIFU__DATABASE__EMBEDDED__DATA_DIR="$work/pg" ZHIFU__SERVER__LISTEN="127.0.0.1:$PORT" \
   ZHIFU__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT" env ${RUNTIME:+ZHIFU__SERVER__RUNTIME=$RUNTIME} \
-  ZHIFU__LOG__ACCESS=false ZHIFU__LOG__LEVEL=warn \
+  ZHIFU__LOG__ACCESS=false ZHIFU__LOG__LEVEL=warn ZHIFU__BACKUP__EVERY_HOURS=0 \
   ZHIFU__LIMITS__CREATE_PER_MINUTE=0 ZHIFU__LIMITS__STATUS_PER_MINUTE=0 \
   taskset -c "$CPU" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out.%p" \
   "$ZHIFU" --config "${CONFIG:-config.yaml}" >"$work/server.log" 2>&1 &

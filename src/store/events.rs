@@ -17,6 +17,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// The PostgreSQL channel every instance listens on.
 pub const CHANNEL: &str = "zhifu_events";
 
+/// Advisory lock key every serving instance holds shared on its listening connection, and a
+/// restore (`zhifu restore`) exclusively: the two never overlap.
+pub const SERVING_LOCK: i64 = 0x7a68_6966_755f_7276; // "zhifu_rv"
+
 /// What subscribers receive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -120,7 +124,11 @@ async fn listen_forever(
 }
 
 /// One connection's life: LISTEN, announce `Resync`, forward notifications until it drops.
-async fn listen_once<T>(bus: &EventBus, pg_config: &tokio_postgres::Config, tls: T) -> Result<(), tokio_postgres::Error>
+async fn listen_once<T>(
+    bus: &EventBus,
+    pg_config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
@@ -135,9 +143,16 @@ where
                 break;
             }
         }
-        Ok::<(), tokio_postgres::Error>(())
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     };
     let forward = async {
+        let serving: bool = client
+            .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&SERVING_LOCK])
+            .await?
+            .get(0);
+        if !serving {
+            return Err("a restore (zhifu restore) is running on this database".into());
+        }
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         bus.connected.store(true, Ordering::Relaxed);
         tracing::debug!("event listener connected");

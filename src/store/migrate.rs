@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_payments", include_str!("migrations/0002_payments.sql")),
     (3, "0003_rankings", include_str!("migrations/0003_rankings.sql")),
     (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
+    (11, "0011_backups", include_str!("migrations/0011_backups.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

@@ -24,6 +24,7 @@ fn create_admin_with_the_binary(db: &tokio_postgres::Config, username: &str) -> 
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
         .args(["admin", "create", "--username", username, "--password-stdin"])
         .env("ZHIFU__DATABASE__URL", crate::helpers::database_url(db))
+        .env("ZHIFU__BACKUP__EVERY_HOURS", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

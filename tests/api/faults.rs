@@ -106,6 +106,7 @@ impl Zhifu {
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
             .envs(providers.env())
             .env("ZHIFU__DATABASE__URL", database_url)
+            .env("ZHIFU__BACKUP__EVERY_HOURS", "0")
             .env("ZHIFU__DATABASE__POOL_SIZE", "4")
             .env("ZHIFU__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("ZHIFU__SERVER__PUBLIC_URL", format!("http://127.0.0.1:{port}"))

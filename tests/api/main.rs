@@ -9,6 +9,7 @@ mod admin_browser;
 mod admin_pages;
 mod admin_scenario;
 mod admin_security;
+mod backup;
 mod binary;
 mod browser;
 mod callbacks;
