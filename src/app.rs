@@ -39,6 +39,8 @@ pub struct State {
     pub metrics: HttpMetrics,
     pub catalog: Catalog,
     pub rankings: Rankings,
+    /// The access log, when `log.access` is on.
+    pub access: Option<Arc<crate::http::access::AccessLog>>,
     /// Per-client-IP rate limits.
     pub limits: Limits,
     /// Signed-in sessions, cached.
@@ -133,6 +135,10 @@ impl Application {
         let catalog = Catalog::new(Arc::clone(&engine.policy));
         let rankings = Rankings::new(&config.settings.rankings.timezone);
         let limits = Limits::new(&config.settings.limits);
+        let log = &config.settings.log;
+        let access = log
+            .access
+            .then(|| crate::http::access::AccessLog::start(log.format == "json"));
         let state = Arc::new(State {
             config,
             store,
@@ -141,6 +147,7 @@ impl Application {
             catalog,
             rankings,
             limits,
+            access,
             sessions: Sessions::new(),
             wechat_login,
             engine,
@@ -191,7 +198,11 @@ impl Application {
             signal.await;
             let _ = shutdown.send(true);
         };
-        crate::http::server::serve(listener, state, stop).await;
+        crate::http::server::serve(listener, Arc::clone(&state), stop).await;
+        // Lines of the drained requests go out before the process does (SIGTERM loses none).
+        if let Some(access) = &state.access {
+            access.close();
+        }
     }
 }
 
@@ -315,9 +326,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             Vec::new()
         };
         tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "zhifu is ready; open {url} in a browser");
+        let state = Arc::clone(app.state());
         app.run_until(shutdown_signal()).await;
         for sibling in siblings {
             let _ = tokio::task::spawn_blocking(move || sibling.join()).await;
+        }
+        if let Some(access) = &state.access {
+            // The siblings' last lines.
+            access.close();
         }
         store.pool.close();
         if let Some(cluster) = store.cluster().cloned() {

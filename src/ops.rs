@@ -92,6 +92,12 @@ pub fn metrics(state: &State) -> Response {
         "1 while the LISTEN connection of the event bus is up.",
         u8::from(events.is_connected()),
     );
+    if let Some(access) = &state.access {
+        out.push_str(&format!(
+            "# HELP zhifu_access_log_dropped_total Access log lines dropped because stdout did not keep up.\n# TYPE zhifu_access_log_dropped_total counter\nzhifu_access_log_dropped_total {}\n",
+            access.dropped()
+        ));
+    }
     gauge(
         &mut out,
         "zhifu_last_backup_timestamp_seconds",

@@ -24,6 +24,9 @@ pub fn init(log: &Log) -> WorkerGuard {
     };
     if let Err(e) = installed {
         eprintln!("zhifu: logging was already set up: {e}");
+    } else {
+        // Logs go to stdout: the access log may batch its lines straight there.
+        crate::http::access::install_stdout();
     }
     guard
 }

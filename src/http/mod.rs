@@ -2,6 +2,7 @@
 //! static files (`assets`), client addresses (`client_ip`) and request metrics. [`handle`] wraps
 //! every request: request id, size guard, panic guard, dispatch, metrics and the access log.
 
+pub mod access;
 pub mod assets;
 pub mod client_ip;
 pub mod extract;
@@ -79,15 +80,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.observe(route.index(), status, elapsed);
-    if state.config.settings.log.access {
-        tracing::info!(
-            target: "zhifu::access",
-            request_id = %request_id,
-            %ip,
-            method = %parts.method,
-            path = parts.uri.path(),
+    if let Some(access) = &state.access {
+        access.record(
+            request_id,
+            ip,
+            parts.method.as_str(),
+            parts.uri.path(),
             status,
-            micros = elapsed.as_micros() as u64,
+            elapsed.as_micros() as u64,
         );
     }
     Ok(response)

@@ -33,6 +33,11 @@ impl Drop for KillOnDrop {
 }
 
 fn start(data_dir: &Path, port: u16) -> KillOnDrop {
+    start_logging(data_dir, port, None)
+}
+
+/// [`start`], with the access log on and stdout going to `log` when given.
+fn start_logging(data_dir: &Path, port: u16, log: Option<&Path>) -> KillOnDrop {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhifu"));
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU")) {
         cmd.env_remove(key);
@@ -42,8 +47,8 @@ fn start(data_dir: &Path, port: u16) -> KillOnDrop {
         .env("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", data_dir)
         .env("ZHIFU__BACKUP__EVERY_HOURS", "0")
         .env("ZHIFU__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("ZHIFU__LOG__ACCESS", "false")
-        .stdout(Stdio::null())
+        .env("ZHIFU__LOG__ACCESS", log.is_some().to_string())
+        .stdout(log.map_or_else(Stdio::null, |path| std::fs::File::create(path).unwrap().into()))
         .stderr(Stdio::null())
         .spawn()
         .map(KillOnDrop)
@@ -52,10 +57,19 @@ fn start(data_dir: &Path, port: u16) -> KillOnDrop {
 
 /// A blocking GET; `None` while nothing answers.
 fn get(port: u16, path: &str) -> Option<String> {
+    get_with_id(port, path, "t-0")
+}
+
+/// A blocking GET carrying `X-Request-Id: id`.
+fn get_with_id(port: u16, path: &str, id: &str) -> Option<String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
     Some(answer)
@@ -107,12 +121,17 @@ fn the_binary_serves_from_its_own_cluster_and_leaves_no_process_behind() {
     let data_dir_text = data_dir.to_string_lossy().into_owned();
     let port = free_port();
 
-    // First start: creates the cluster.
-    let mut child = start(&data_dir, port);
+    // First start: creates the cluster; the access log is on.
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("stdout.log");
+    let mut child = start_logging(&data_dir, port, Some(&log));
     let first = wait_ready(port, &mut child);
-    for path in ["/", "/api/categories", "/healthz", "/metrics"] {
-        let answer = get(port, path).unwrap();
+    for (i, path) in ["/", "/api/categories", "/healthz", "/metrics"].iter().enumerate() {
+        let answer = get_with_id(port, path, &format!("page-{i}")).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+    }
+    for i in 0..200 {
+        assert!(get_with_id(port, "/healthz", &format!("burst-{i}")).is_some());
     }
     assert!(
         !processes_mentioning(&data_dir_text).is_empty(),
@@ -125,6 +144,25 @@ fn the_binary_serves_from_its_own_cluster_and_leaves_no_process_behind() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status}");
     assert_eq!(wait_gone(&data_dir_text, Duration::from_secs(5)), Vec::<String>::new());
+    // Every request's access line reached stdout, whole and once, before the exit.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let access: Vec<&str> = text.lines().filter(|l| l.contains("zhifu::access")).collect();
+    for id in (0..4)
+        .map(|i| format!("page-{i}"))
+        .chain((0..200).map(|i| format!("burst-{i}")))
+    {
+        let lines = access
+            .iter()
+            .filter(|l| l.contains(&format!("request_id={id} ")))
+            .count();
+        assert_eq!(lines, 1, "{id} logged once:\n{text}");
+    }
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("path=\"/healthz\" status=200 micros=")),
+        "{text}"
+    );
 
     // Second start reuses the cluster; then SIGKILL: the parent-death signal stops postgres.
     let mut child = start(&data_dir, port);

@@ -1,0 +1,367 @@
+//! The access log, nearly free: each request's line (time, request id, client ip, method,
+//! path, status, micros) is formatted with precomputed pieces into a buffer of the worker
+//! thread that served it, and one writer thread hands the buffers to stdout in batches every
+//! [`FLUSH_EVERY`] — off the request path, one write per batch.
+//!
+//! Lines look as `tracing`'s text or JSON lines do, with target `zhifu::access`. On SIGTERM
+//! the buffers are flushed before exit ([`AccessLog::close`]); a SIGKILL loses at most the
+//! last [`FLUSH_EVERY`] of lines. A buffer that the writer cannot empty (stdout blocked)
+//! stops growing at [`MAX_BUFFER`]: further lines are counted as dropped, never waited for.
+//! Without a process log writer (tests, embedders), lines go out as `tracing` events instead.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+
+/// How often the writer thread empties the buffers.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Most bytes a thread's buffer holds before lines are dropped.
+pub const MAX_BUFFER: usize = 8 << 20;
+
+/// Set by [`install_stdout`] when the process writes its logs to stdout (the binary does);
+/// otherwise lines go through `tracing`.
+static STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// Makes access logs write in batches straight to stdout (call once, where the process's
+/// log subscriber writes to stdout too: both write whole lines under stdout's lock).
+pub fn install_stdout() {
+    STDOUT.store(true, Ordering::Relaxed);
+}
+
+/// One thread's pending lines.
+#[derive(Debug, Default)]
+struct Shard {
+    /// A std mutex: the owning thread and the writer hold it for a copy at most.
+    lines: Mutex<Vec<u8>>,
+}
+
+/// The access log of one server (shared by its worker threads).
+#[derive(Debug)]
+pub struct AccessLog {
+    json: bool,
+    shards: Mutex<Vec<Arc<Shard>>>,
+    dropped: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+thread_local! {
+    /// This thread's shard of each live access log (usually one), and its clock cache.
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+#[derive(Default)]
+struct Local {
+    shards: Vec<(Weak<AccessLog>, Arc<Shard>)>,
+    /// `2026-12-06T03:20:28.` for `second`, rebuilt when the second changes.
+    second: u64,
+    stamp: Vec<u8>,
+}
+
+impl AccessLog {
+    /// An access log writing `text` or `json` lines; starts its writer thread when lines go
+    /// to stdout.
+    pub fn start(json: bool) -> Arc<AccessLog> {
+        let log = Arc::new(AccessLog {
+            json,
+            shards: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+            writer: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        if STDOUT.load(Ordering::Relaxed) {
+            let weak = Arc::downgrade(&log);
+            let writer = std::thread::Builder::new()
+                .name("zhifu-access-log".into())
+                .spawn(move || write_forever(&weak))
+                .ok();
+            *log.writer.lock().unwrap_or_else(|e| e.into_inner()) = writer;
+        }
+        log
+    }
+
+    /// Lines dropped because stdout did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records one request.
+    pub fn record(self: &Arc<Self>, request_id: &str, ip: IpAddr, method: &str, path: &str, status: u16, micros: u64) {
+        if !STDOUT.load(Ordering::Relaxed) {
+            tracing::info!(target: "zhifu::access", request_id, %ip, method, path, status, micros);
+            return;
+        }
+        LOCAL.with_borrow_mut(|local| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            if local.stamp.is_empty() || local.second != now.as_secs() {
+                local.second = now.as_secs();
+                local.stamp = stamp(now.as_secs());
+            }
+            let shard = local.shard(self);
+            let mut lines = shard.lines.lock().unwrap_or_else(|e| e.into_inner());
+            if lines.len() > MAX_BUFFER {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let line = Line {
+                stamp: &local.stamp,
+                micros_of_second: now.subsec_micros(),
+                request_id,
+                ip,
+                method,
+                path,
+                status,
+                micros,
+            };
+            if self.json {
+                line.json(&mut lines);
+            } else {
+                line.text(&mut lines);
+            }
+        });
+    }
+
+    /// Stops the writer thread and writes every pending line (at shutdown; again after
+    /// late workers finish, for their lines).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            writer.thread().unpark();
+            let _ = writer.join();
+        }
+        let mut batch = Vec::new();
+        self.take(&mut batch);
+        write_out(&batch);
+    }
+
+    /// Takes every shard's pending lines into one batch.
+    fn take(&self, batch: &mut Vec<u8>) {
+        let shards = self.shards.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for shard in shards {
+            let mut lines = shard.lines.lock().unwrap_or_else(|e| e.into_inner());
+            batch.extend_from_slice(&lines);
+            lines.clear();
+        }
+    }
+}
+
+impl Local {
+    /// This thread's shard of `log`, made and registered on first use.
+    fn shard(&mut self, log: &Arc<AccessLog>) -> Arc<Shard> {
+        if let Some((_, shard)) = self
+            .shards
+            .iter()
+            .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(log)))
+        {
+            return Arc::clone(shard);
+        }
+        self.shards.retain(|(owner, _)| owner.strong_count() > 0);
+        let shard = Arc::new(Shard::default());
+        log.shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&shard));
+        self.shards.push((Arc::downgrade(log), Arc::clone(&shard)));
+        shard
+    }
+}
+
+/// The writer thread: empties the buffers every [`FLUSH_EVERY`] until the log closes or
+/// is dropped, then once more.
+fn write_forever(log: &Weak<AccessLog>) {
+    let mut batch = Vec::with_capacity(64 << 10);
+    loop {
+        std::thread::park_timeout(FLUSH_EVERY);
+        let Some(log) = log.upgrade() else { return };
+        log.take(&mut batch);
+        write_out(&batch);
+        batch.clear();
+        if log.closed.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+/// One write of whole lines to stdout (under its lock, so no other log line cuts in).
+fn write_out(batch: &[u8]) {
+    if !batch.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(batch).and_then(|()| out.flush());
+    }
+}
+
+/// `2026-12-06T03:20:28.` for the Unix second `secs` (UTC, as `tracing` writes it).
+fn stamp(secs: u64) -> Vec<u8> {
+    let at =
+        OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+    .into_bytes()
+}
+
+/// One request's fields.
+struct Line<'a> {
+    stamp: &'a [u8],
+    micros_of_second: u32,
+    request_id: &'a str,
+    ip: IpAddr,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    micros: u64,
+}
+
+impl Line<'_> {
+    fn time(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.stamp);
+        let mut digits = itoa::Buffer::new();
+        let fraction = digits.format(self.micros_of_second);
+        out.extend(std::iter::repeat_n(b'0', 6 - fraction.len()));
+        out.extend_from_slice(fraction.as_bytes());
+        out.push(b'Z');
+    }
+
+    /// `2026-12-06T03:20:28.123456Z  INFO zhifu::access: request_id=… ip=… method=GET
+    /// path="/healthz" status=200 micros=12`
+    fn text(&self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        self.time(out);
+        out.extend_from_slice(b"  INFO zhifu::access: request_id=");
+        out.extend_from_slice(self.request_id.as_bytes());
+        out.extend_from_slice(b" ip=");
+        let _ = write!(out, "{}", self.ip);
+        out.extend_from_slice(b" method=");
+        out.extend_from_slice(self.method.as_bytes());
+        out.extend_from_slice(b" path=\"");
+        escaped(self.path, out);
+        out.extend_from_slice(b"\" status=");
+        out.extend_from_slice(digits.format(self.status).as_bytes());
+        out.extend_from_slice(b" micros=");
+        out.extend_from_slice(digits.format(self.micros).as_bytes());
+        out.push(b'\n');
+    }
+
+    /// The same fields as one JSON object, as `tracing`'s JSON lines are.
+    fn json(&self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        self.time(out);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"request_id\":\"");
+        escaped(self.request_id, out);
+        out.extend_from_slice(b"\",\"ip\":\"");
+        let _ = write!(out, "{}", self.ip);
+        out.extend_from_slice(b"\",\"method\":\"");
+        escaped(self.method, out);
+        out.extend_from_slice(b"\",\"path\":\"");
+        escaped(self.path, out);
+        out.extend_from_slice(b"\",\"status\":");
+        out.extend_from_slice(digits.format(self.status).as_bytes());
+        out.extend_from_slice(b",\"micros\":");
+        out.extend_from_slice(digits.format(self.micros).as_bytes());
+        out.extend_from_slice(b",\"target\":\"zhifu::access\"}\n");
+    }
+}
+
+/// `text` inside double quotes: `"` and `\` escaped, control characters as `\u00XX` (valid
+/// in JSON and unambiguous in text lines).
+fn escaped(text: &str, out: &mut Vec<u8>) {
+    for &b in text.as_bytes() {
+        match b {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            0..=0x1f | 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(stamp: &'a [u8], path: &'a str) -> Line<'a> {
+        Line {
+            stamp,
+            micros_of_second: 4_321,
+            request_id: "0a1b2c3d-7f",
+            ip: IpAddr::from([10, 0, 0, 7]),
+            method: "GET",
+            path,
+            status: 200,
+            micros: 87,
+        }
+    }
+
+    #[test]
+    fn text_lines_read_like_tracing_lines() {
+        let stamp = stamp(1_796_500_800);
+        let mut out = Vec::new();
+        line(&stamp, "/api/rankings").text(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-12-05T20:00:00.004321Z  INFO zhifu::access: request_id=0a1b2c3d-7f ip=10.0.0.7 method=GET path=\"/api/rankings\" status=200 micros=87\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_parse_with_every_field_even_for_hostile_paths() {
+        let stamp = stamp(1_796_500_800);
+        let mut out = Vec::new();
+        let hostile = "/a\"b\\c\u{1}";
+        line(&stamp, hostile).json(&mut out);
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["path"], hostile);
+        assert_eq!(value["timestamp"], "2026-12-05T20:00:00.004321Z");
+        assert_eq!(value["status"], 200);
+        assert_eq!(value["micros"], 87);
+        assert_eq!(value["ip"], "10.0.0.7");
+        assert_eq!(value["target"], "zhifu::access");
+        assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn lines_from_several_threads_are_all_taken_whole() {
+        install_stdout();
+        let log = AccessLog::start(false);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let log = &log;
+                scope.spawn(move || {
+                    for i in 0..500 {
+                        log.record("id", IpAddr::from([127, 0, 0, 1]), "GET", &format!("/t{t}/{i}"), 200, 1);
+                    }
+                });
+            }
+        });
+        // Whatever the writer took already went to stdout; the rest is taken here.
+        let mut batch = Vec::new();
+        log.take(&mut batch);
+        let text = String::from_utf8(batch).unwrap();
+        assert!(
+            text.lines()
+                .all(|l| l.contains("zhifu::access") && l.ends_with("micros=1"))
+        );
+        log.close();
+        let mut after = Vec::new();
+        log.take(&mut after);
+        assert!(after.is_empty(), "close wrote everything");
+        assert_eq!(log.dropped(), 0);
+    }
+}
