@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, donate, ops, payments};
+use crate::{account, admin, donate, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -111,7 +111,7 @@ async fn dispatch(
         _ => {}
     }
     match route {
-        Route::Index => Box::pin(donate::index_page(&state.catalog, &state.store)).await,
+        Route::Index => Box::pin(donate::index_page(state, parts)).await,
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => Box::pin(ops::readyz(&state.store)).await,
         Route::Metrics => Ok(ops::metrics(state)),
@@ -132,8 +132,9 @@ async fn dispatch(
         Route::Rankings => donate::rankings(&state.rankings, &state.store, parts.uri.query()).await,
         Route::RecentDonations => Box::pin(donate::recent(&state.rankings, &state.store, parts.uri.query())).await,
         Route::Stats => Box::pin(donate::stats(&state.rankings, &state.store)).await,
-        Route::StatsChart => Box::pin(donate::chart(&state.rankings, &state.store)).await,
-        Route::PayPage(no) => Box::pin(payments::pay_page(engine, no, state.sandbox.is_some())).await,
+        Route::StatsChart => Box::pin(donate::chart(&state.rankings, &state.store, parts)).await,
+        Route::PayPage(no) => Box::pin(payments::pay_page(state, parts, no)).await,
+        Route::SetLanguage(code) => ui::switch_language(code, parts),
         Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
         Route::PaymentQr(no, format) => Box::pin(payments::qr(engine, no, format)).await,
         Route::Notify(channel) => {
@@ -173,6 +174,7 @@ async fn dispatch(
         | Route::Logout
         | Route::MePage
         | Route::LoginPage
+        | Route::LoginForm
         | Route::WechatAuthorize
         | Route::WechatCallback
         | Route::Me
@@ -182,7 +184,7 @@ async fn dispatch(
         | Route::AdminApi(_)
         | Route::AdminPage(_)
         | Route::SandboxWechatLogin(_) => Box::pin(accounts_and_admin(state, route, parts, body, ip)).await,
-        Route::NotFound => Err(AppError::NotFound),
+        Route::NotFound => Box::pin(ui::not_found(state, parts)).await,
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
     }
 }
@@ -204,6 +206,7 @@ async fn accounts_and_admin(
         }
         Route::MePage => handlers::me_page(state, parts).await,
         Route::LoginPage => handlers::login_page(state, parts).await,
+        Route::LoginForm => handlers::login_form(state, parts, &read_body(state, body).await?, ip).await,
         Route::WechatAuthorize => handlers::wechat_authorize(state, parts).await,
         Route::WechatCallback => handlers::wechat_callback(state, parts, ip).await,
         Route::Me => handlers::me(state, parts, &read_body(state, body).await?).await,

@@ -69,6 +69,10 @@ pub enum Route<'a> {
     SandboxWechatLogin(&'a str),
     /// `GET /me`: the signed-in user's page (profile and donations).
     MePage,
+    /// `POST /login`: the sign-in page's form.
+    LoginForm,
+    /// `GET /lang/{zh|en}?next=…`: picks the pages' language (a cookie).
+    SetLanguage(&'a str),
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -111,11 +115,14 @@ pub const ROUTE_NAMES: &[&str] = &[
     "admin_page",
     "sandbox_wechat_login",
     "me_page",
+    "login_form",
+    "set_language",
 ];
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 const GET_PATCH: &str = "GET, HEAD, PATCH";
+const GET_POST: &str = "GET, HEAD, POST";
 
 impl Route<'_> {
     /// A small dense number per variant, for metrics arrays.
@@ -154,6 +161,8 @@ impl Route<'_> {
             Route::AdminPage(_) => 30,
             Route::SandboxWechatLogin(_) => 31,
             Route::MePage => 32,
+            Route::LoginForm => 33,
+            Route::SetLanguage(_) => 34,
         }
     }
 }
@@ -237,7 +246,10 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["api", "auth", "login"] => post(Route::Login),
         ["api", "auth", "wechat"] => post(Route::WechatLogin),
         ["api", "auth", "logout"] => post(Route::Logout),
-        ["login"] => get(Route::LoginPage),
+        ["login"] if is_post => Route::LoginForm,
+        ["login"] if is_get => Route::LoginPage,
+        ["login"] => Route::MethodNotAllowed { allow: GET_POST },
+        ["lang", code] => get(Route::SetLanguage(code)),
         ["me"] => get(Route::MePage),
         ["auth", "wechat"] => get(Route::WechatAuthorize),
         ["auth", "wechat", "callback"] => get(Route::WechatCallback),
@@ -310,6 +322,9 @@ mod tests {
         assert_eq!(parse(&Method::GET, "/admin"), Route::AdminPage(""));
         assert_eq!(parse(&Method::GET, "/admin/categories"), Route::AdminPage("categories"));
         assert_eq!(parse(&Method::GET, "/administrator"), Route::NotFound);
+        assert_eq!(parse(&Method::GET, "/login"), Route::LoginPage);
+        assert_eq!(parse(&Method::POST, "/login"), Route::LoginForm);
+        assert_eq!(parse(&Method::GET, "/lang/en"), Route::SetLanguage("en"));
     }
 
     #[test]
@@ -389,6 +404,8 @@ mod tests {
             Route::AdminPage("x"),
             Route::SandboxWechatLogin("x"),
             Route::MePage,
+            Route::LoginForm,
+            Route::SetLanguage("x"),
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);
