@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod extract;
 pub mod limit;
 pub mod metrics;
+pub mod port_owner;
 pub mod respond;
 pub mod route;
 pub mod server;
