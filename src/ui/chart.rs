@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn axis_labels_are_short() {
-        assert_eq!(axis_value(Lang::Zh, Unit::Fen, 1_500_000_00), "¥15000万");
+        assert_eq!(axis_value(Lang::Zh, Unit::Fen, 150_000_000), "¥150万");
         assert_eq!(axis_value(Lang::Zh, Unit::Fen, 2_500_000), "¥2.5万");
         assert_eq!(axis_value(Lang::En, Unit::Fen, 2_500_000), "¥25k");
         assert_eq!(axis_value(Lang::En, Unit::Fen, 5_000), "¥50");

@@ -119,6 +119,45 @@ pub fn day(lang: Lang, date: time::Date) -> String {
     fill(t.site.day, &[("month", &month), ("day", &date.day())])
 }
 
+/// Every message of `catalog` with its path (`site.sign_in`, `site.months.0`), read from its
+/// `Debug` form: for the tests that compare the languages and look for untranslated text.
+pub fn entries(catalog: &Catalog) -> Vec<(String, String)> {
+    let text = format!("{catalog:#?}");
+    let mut path: Vec<String> = Vec::new();
+    let mut index = 0usize;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('}') || line.starts_with(']') {
+            path.pop();
+        } else if let Some((key, rest)) = line.split_once(": ") {
+            if rest.ends_with('{') || rest.ends_with('[') {
+                path.push(key.to_string());
+                index = 0;
+            } else if let Some(value) = quoted(rest) {
+                out.push((join(&path, key), value));
+            }
+        } else if let Some(value) = quoted(line) {
+            out.push((join(&path, &index.to_string()), value));
+            index += 1;
+        }
+    }
+    out
+}
+
+fn join(path: &[String], key: &str) -> String {
+    path.iter()
+        .cloned()
+        .chain([key.to_string()])
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The text of a `Debug`-quoted string (`"…",`), unescaped.
+fn quoted(text: &str) -> Option<String> {
+    let inner = text.trim_end_matches(',').strip_prefix('"')?.strip_suffix('"')?;
+    Some(inner.replace("\\\"", "\"").replace("\\\\", "\\"))
+}
+
 /// Every text of the pages in one language. A module adds a struct of its own texts here
 /// and a value for it in `zh.rs` and `en.rs`.
 #[derive(Debug)]
@@ -513,6 +552,51 @@ mod tests {
         assert_eq!(Lang::of_request(&h), Lang::En);
         let h = headers(&[("accept-language", "en"), ("cookie", "zhifu_lang=xx")]);
         assert_eq!(Lang::of_request(&h), Lang::En, "an unknown cookie value is ignored");
+    }
+
+    fn holes(text: &str) -> Vec<&str> {
+        let mut found: Vec<&str> = text
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    fn has_cjk(text: &str) -> bool {
+        text.chars()
+            .any(|c| ('\u{2E80}'..='\u{9FFF}').contains(&c) || ('\u{FF00}'..='\u{FFEF}').contains(&c))
+    }
+
+    #[test]
+    fn both_catalogs_have_every_message_translated_with_the_same_holes() {
+        let zh = entries(Lang::Zh.catalog());
+        let en = entries(Lang::En.catalog());
+        assert!(zh.len() > 250, "the catalog reads as {} messages", zh.len());
+        assert_eq!(zh.len(), en.len());
+        for ((zh_key, zh_text), (en_key, en_text)) in zh.iter().zip(&en) {
+            assert_eq!(zh_key, en_key);
+            assert!(!zh_text.is_empty() && !en_text.is_empty(), "{zh_key} is empty");
+            assert_eq!(
+                holes(zh_text),
+                holes(en_text),
+                "{zh_key}: the two languages fill different holes"
+            );
+            if zh_key == "site.other_language" {
+                assert!(
+                    !has_cjk(zh_text) && has_cjk(en_text),
+                    "the switch names the other language"
+                );
+                continue;
+            }
+            assert!(has_cjk(zh_text), "{zh_key}: {zh_text:?} is not Chinese");
+            assert!(!has_cjk(en_text), "{en_key}: {en_text:?} is not English");
+        }
+        assert!(
+            zh.iter().any(|(k, v)| k == "site.months.11" && v == "12月"),
+            "arrays are read too"
+        );
     }
 
     #[test]

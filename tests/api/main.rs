@@ -21,6 +21,7 @@ mod events;
 mod faults;
 mod hostile;
 mod http_edge;
+mod i18n;
 mod limits;
 mod migrations;
 mod nginx;
