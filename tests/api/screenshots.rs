@@ -238,6 +238,13 @@ fn save(dir: &std::path::Path, name: &str, lang: &str, viewport: &str, png: &[u8
 #[tokio::test]
 async fn every_page_in_both_languages_on_a_phone_and_a_desktop() {
     let Some(browser) = chromium_or_skip() else { return };
+    if std::env::var_os("CI").is_some() {
+        let fonts = std::process::Command::new("fc-list").arg(":lang=zh").output();
+        assert!(
+            fonts.is_ok_and(|out| !out.stdout.is_empty()),
+            "no CJK font: the Chinese screenshots would show boxes (apt-get install fonts-noto-cjk)"
+        );
+    }
     let app = spawn_app().await;
     let fresh = spawn_app().await;
     let site = site_in_use(&app).await;
