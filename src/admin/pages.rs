@@ -25,8 +25,11 @@ use crate::http::respond::Response;
 use crate::store::StoreError;
 use crate::ui::{self, Catalog, Pager, Section, Ui};
 
+/// A message of the catalog.
+type Label = fn(&Catalog) -> &'static str;
+
 /// The admin area's pages, in the sub-navigation's order: path after `/admin`, label.
-const PAGES: &[(&str, fn(&Catalog) -> &'static str)] = &[
+const PAGES: &[(&str, Label)] = &[
     ("", |t| t.admin.dashboard),
     ("payments", |t| t.admin.payments),
     ("reconcile", |t| t.admin.reconcile),
