@@ -315,6 +315,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let result = runtime.block_on(async move {
         let started = Instant::now();
         tracing::info!(config = %describe_source(&config), "starting zhifu {}", env!("CARGO_PKG_VERSION"));
+        // Before the database starts: a port in use is refused at once.
+        crate::http::server::ensure_free(config.listen)
+            .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
         let store = Store::open(&config).await?;
         let grace = Duration::from_secs(config.settings.server.shutdown_grace_secs);
         let app = Application::build(config, store.clone()).await?;

@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pay::money;
+
+mod shape;
 
 /// A string that never shows up in logs, `Debug` output or error messages.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -28,6 +30,14 @@ impl Secret {
     }
 }
 
+/// Serialized only as a placeholder (the settings' shape is read from their serialized
+/// defaults; a secret never leaves this way).
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
@@ -35,7 +45,7 @@ impl fmt::Debug for Secret {
 }
 
 /// All settings, as read from the file and the environment.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: Server,
@@ -49,7 +59,7 @@ pub struct Settings {
 }
 
 /// `server.*`: the listener, its limits and timeouts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
     /// `host:port` to listen on.
@@ -93,7 +103,7 @@ impl Default for Server {
 }
 
 /// `database.*`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
     /// A PostgreSQL URL; empty = run the embedded private cluster.
@@ -121,7 +131,7 @@ impl Default for Database {
 }
 
 /// `database.embedded.*`: the private cluster used when `database.url` is empty.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Embedded {
     /// Where the cluster lives; relative paths are relative to the config file's folder.
@@ -140,7 +150,7 @@ impl Default for Embedded {
 }
 
 /// `payments.*`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Payments {
     /// Serve the built-in provider emulator instead of the real gateways.
@@ -178,7 +188,7 @@ impl Default for Payments {
 }
 
 /// `payments.wechat.*`: WeChat Pay API v3, Native pay, public-key mode.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Wechat {
     pub enabled: bool,
@@ -219,7 +229,7 @@ impl Wechat {
 }
 
 /// `payments.alipay.*`: Alipay face-to-face QR (precreate), RSA2 public-key mode.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Alipay {
     pub enabled: bool,
@@ -252,7 +262,7 @@ impl Alipay {
 }
 
 /// `rankings.*`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rankings {
     /// IANA zone for day/week/month boundaries; checked against the database at start.
@@ -268,7 +278,7 @@ impl Default for Rankings {
 }
 
 /// `accounts.*`: sessions, password lockout and WeChat sign-in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Accounts {
     /// How long a session lasts after sign-in.
@@ -294,7 +304,7 @@ impl Default for Accounts {
 /// `accounts.wechat.*`: WeChat sign-in. The mini program exchanges `wx.login()` codes through
 /// `jscode2session`; the web flow (official account or website QR) through OAuth. A flow is
 /// on when its appid is set; in sandbox mode with neither set, the built-in emulator serves both.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WechatLogin {
     /// `https://api.weixin.qq.com` unless testing.
@@ -324,7 +334,7 @@ impl Default for WechatLogin {
 }
 
 /// `limits.*`: per-client-IP rate limits; a rate of 0 turns that limit off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Orders a client may create per minute, on average.
@@ -355,7 +365,7 @@ impl Default for Limits {
 }
 
 /// `backup.*`: scheduled backups (`zhifu backup` and `zhifu restore` work without them).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Backup {
     /// Folder of the backups (relative to the config file's folder); empty = no scheduled
@@ -378,7 +388,7 @@ impl Default for Backup {
 }
 
 /// `log.*`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// A `tracing` filter, e.g. `info` or `zhifu=debug,info`; `RUST_LOG` wins when set.
@@ -402,7 +412,7 @@ impl Default for Log {
 /// One thing wrong with the configuration: which key, what is wrong, how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub key: &'static str,
+    pub key: String,
     pub problem: String,
     pub fix: String,
 }
@@ -474,24 +484,25 @@ pub fn load_from(path: Option<&Path>, env: Vec<(String, String)>) -> Result<Conf
         || "the environment".to_string(),
         |p| format!("{} and the environment", p.display()),
     );
-    let settings = read_settings(file, env, source_name)?;
+    let (settings, problems) = read_settings(file, env, source_name)?;
     let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    validate(settings, path.map(Path::to_path_buf), &base)
+    validate_after(settings, path.map(Path::to_path_buf), &base, problems)
 }
 
 /// [`load_from`] over YAML text instead of a file; relative paths are relative to `base`.
 pub fn load_text(yaml: &str, env: Vec<(String, String)>, base: &Path) -> Result<Config, ConfigError> {
     let file = config::File::from_str(yaml, config::FileFormat::Yaml);
-    let settings = read_settings(Some(file), env, "the given text and the environment".to_string())?;
-    validate(settings, None, base)
+    let (settings, problems) = read_settings(Some(file), env, "the given text and the environment".to_string())?;
+    validate_after(settings, None, base, problems)
 }
 
-/// The settings from `file` (if any) overlaid with the `ZHIFU__…` pairs of `env`.
+/// The settings from `file` (if any) overlaid with the `ZHIFU__…` pairs of `env`, with the
+/// problems of their shape (unknown keys, wrong types): those keys keep their defaults.
 fn read_settings(
     file: Option<impl config::Source + Send + Sync + 'static>,
     env: Vec<(String, String)>,
     source_name: String,
-) -> Result<Settings, ConfigError> {
+) -> Result<(Settings, Vec<Problem>), ConfigError> {
     let mut builder = config::Config::builder();
     if let Some(file) = file {
         builder = builder.add_source(file);
@@ -503,22 +514,32 @@ fn read_settings(
         .with_list_parse_key("server.trusted_proxies")
         .try_parsing(true)
         .source(Some(env.into_iter().collect()));
-    builder
+    let tree = builder
         .add_source(env_source)
         .build()
-        .and_then(|c| c.try_deserialize())
+        .and_then(|c| c.try_deserialize::<serde_json::Value>())
         .map_err(|e| ConfigError::Load {
             source_name,
             message: e.to_string(),
-        })
+        })?;
+    Ok(shape::check(&tree))
 }
 
 /// Checks every rule and derives the parsed values; all problems are reported together.
 pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Result<Config, ConfigError> {
-    let mut problems = Vec::new();
-    let mut bad = |key, problem: String, fix: &str| {
+    validate_after(settings, file, base, Vec::new())
+}
+
+/// [`validate`], reporting `problems` found earlier (the shape's) with the rules'.
+fn validate_after(
+    settings: Settings,
+    file: Option<PathBuf>,
+    base: &Path,
+    mut problems: Vec<Problem>,
+) -> Result<Config, ConfigError> {
+    let mut bad = |key: &str, problem: String, fix: &str| {
         problems.push(Problem {
-            key,
+            key: key.to_string(),
             problem,
             fix: fix.to_string(),
         })
@@ -899,7 +920,7 @@ mod tests {
         let ConfigError::Invalid(problems) = &err else {
             panic!("expected validation problems, got {err}");
         };
-        let keys: Vec<_> = problems.iter().map(|p| p.key).collect();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
             [

@@ -10,6 +10,8 @@
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `backup`: `zhifu backup` / `zhifu restore` and the scheduled backups.
+//! - `ui`: what every page shares — layout data, the header's sections, message catalogs
+//!   (Chinese and English), SVG charts, HTML error pages.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`).
@@ -32,3 +34,4 @@ pub mod payments;
 pub mod secret_files;
 pub mod store;
 pub mod telemetry;
+pub mod ui;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use askama::Template;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -24,6 +25,7 @@ use crate::pay::qr::Format;
 use crate::pay::rfc3339;
 use crate::pay::status::{Snapshot, Status};
 use crate::pay::wechat::WechatEmulator;
+use crate::ui::{self, Section, Ui};
 
 /// The provider emulators served when `payments.sandbox` is on.
 #[derive(Debug, Clone)]
@@ -112,13 +114,16 @@ pub async fn qr(engine: &Engine, order_no: &str, format: Format) -> Result<Respo
 #[derive(Template)]
 #[template(path = "pay.html")]
 struct PayPage<'a> {
-    stylesheet: String,
+    ui: Ui,
     script: String,
+    title: String,
     order_no: &'a str,
     status: &'a str,
+    status_label: &'a str,
     amount: String,
     channel: &'a str,
-    channel_name: &'a str,
+    qr_alt: String,
+    scan_hint: &'a str,
     description: &'a str,
     expires_at: String,
     expires_at_ms: i128,
@@ -126,28 +131,43 @@ struct PayPage<'a> {
     late: bool,
 }
 
-/// `GET /pay/{order_no}`: the pay page; its script keeps `#payment-status` current.
-pub async fn pay_page(engine: &Engine, order_no: &str, sandbox: bool) -> Result<Response, AppError> {
-    let order = snapshot(engine, order_no).await?;
+/// `GET /pay/{order_no}`: the pay page in the payer's language; its script keeps
+/// `#payment-status` current. An unknown order is the 404 page.
+pub async fn pay_page(state: &crate::app::State, parts: &Parts, order_no: &str) -> Result<Response, AppError> {
+    let ui = Ui::new(state, parts, Section::Donate).await;
+    let order = match snapshot(&state.engine, order_no).await {
+        Ok(order) => order,
+        Err(err @ AppError::NotFound) => return Ok(ui::error_page(ui, &err)),
+        Err(other) => return Err(other),
+    };
+    let t = ui.t;
+    let amount = format_yuan(order.amount_fen);
     let page = PayPage {
-        stylesheet: assets::url("app.css"),
         script: assets::url("pay.js"),
+        title: ui.fill(t.pay.title, &amount),
         order_no,
         status: order.status.as_str(),
-        amount: format_yuan(order.amount_fen),
+        status_label: match order.status {
+            Status::Pending => t.pay.pending,
+            Status::Paid => t.pay.paid,
+            Status::Closed => t.pay.closed,
+            Status::Refunded => t.pay.refunded,
+        },
+        amount,
         channel: order.channel.as_str(),
-        channel_name: match order.channel {
-            Channel::Wechat => "微信支付",
-            Channel::Alipay => "支付宝",
+        qr_alt: ui.fill(t.pay.qr_alt, ui.channel(order.channel.as_str())),
+        scan_hint: match order.channel {
+            Channel::Wechat => t.pay.scan_wechat,
+            Channel::Alipay => t.pay.scan_alipay,
         },
         description: &order.description,
         expires_at: rfc3339(order.expires_at),
         expires_at_ms: order.expires_at.unix_timestamp_nanos() / 1_000_000,
-        sandbox,
+        sandbox: state.sandbox.is_some(),
         late: order.late,
+        ui,
     };
-    let html = page.render().map_err(|e| AppError::Internal(e.into()))?;
-    Ok(respond::html(StatusCode::OK, html))
+    ui::page(page.ui.lang, StatusCode::OK, &page)
 }
 
 /// `POST /notify/wechat` and `POST /notify/alipay`: verify, apply, and acknowledge in the

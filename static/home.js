@@ -22,10 +22,18 @@
     return node;
   }
 
-  function fill(list, items, render, emptyText) {
+  // Texts come with the page, in its language (data-empty, data-anonymous).
+  function fill(list, items, render) {
     while (list.firstChild) list.removeChild(list.firstChild);
-    if (!items.length) { list.appendChild(el("li", "empty", emptyText)); return; }
+    if (!items.length) { list.appendChild(el("li", "empty", list.dataset.empty || "")); return; }
     items.forEach(function (item) { list.appendChild(render(item)); });
+  }
+
+  // The API names an anonymous donor 匿名; the page says it in its own language.
+  var rankingList = document.getElementById("ranking");
+  var anonymous = rankingList ? rankingList.dataset.anonymous : "";
+  function donor(name) {
+    return name === "匿名" && anonymous ? anonymous : name;
   }
 
   function stats() {
@@ -49,10 +57,10 @@
       fill(list, json.items || [], function (item) {
         var li = el("li", "rank-item");
         li.appendChild(el("span", "rank", String(item.rank)));
-        li.appendChild(el("span", "donor", item.donor));
+        li.appendChild(el("span", "donor", donor(item.donor)));
         li.appendChild(el("span", "amount", "¥" + item.amount));
         return li;
-      }, "暂无捐赠");
+      });
     });
   }
 
@@ -62,11 +70,11 @@
     get("/api/donations/recent?limit=10", function (json) {
       fill(list, json.items || [], function (item) {
         var li = el("li", "recent-item");
-        li.appendChild(el("span", "donor", item.donor));
+        li.appendChild(el("span", "donor", donor(item.donor)));
         li.appendChild(el("span", "amount", "¥" + item.amount));
         if (item.message) li.appendChild(el("p", "message", item.message));
         return li;
-      }, "暂无捐赠");
+      });
     });
   }
 
@@ -89,8 +97,4 @@
   }
   refresh();
   setInterval(refresh, REFRESH_MS);
-  setInterval(function () {
-    var chart = document.getElementById("chart");
-    if (chart && !document.hidden) chart.src = "/api/stats/chart.svg?t=" + Date.now();
-  }, 60000);
 })();

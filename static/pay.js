@@ -7,7 +7,13 @@
   if (!page || !statusEl) return;
   var orderNo = page.dataset.orderNo;
   var expiresAt = Number(page.dataset.expiresAt);
-  var labels = { pending: "等待支付", paid: "支付成功", closed: "订单已关闭", refunded: "已退款" };
+  // The words for each status come with the page, in its language.
+  var labels = {
+    pending: statusEl.dataset.labelPending,
+    paid: statusEl.dataset.labelPaid,
+    closed: statusEl.dataset.labelClosed,
+    refunded: statusEl.dataset.labelRefunded
+  };
   var finished = false;
   var inFlight = false;
   var failures = 0;

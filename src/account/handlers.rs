@@ -17,13 +17,13 @@ use super::wechat::{Flow, LoginClient};
 use super::{Principal, Role};
 use crate::app::State;
 use crate::error::AppError;
-use crate::http::assets;
 use crate::http::extract::{self, BodyKind};
 use crate::http::list::Paging;
 use crate::http::respond::{self, Response};
 use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
 use crate::store::StoreError;
+use crate::ui::{self, Pager, Section, Ui};
 
 /// Where the web sign-in returns, and the cookie that carries its `state` meanwhile.
 const CALLBACK_PATH: &str = "/auth/wechat/callback";
@@ -64,8 +64,7 @@ fn set_cookie(response: &mut Response, cookie: &str) {
 
 /// A local path to return to after sign-in (never another site).
 fn local_next(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() <= 512)
-        .unwrap_or_else(|| "/".to_string())
+    ui::local_path(next)
 }
 
 #[derive(Deserialize)]
@@ -123,18 +122,55 @@ pub async fn login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Res
             );
             Ok(response)
         }
-        Err(err @ (AppError::BadCredentials | AppError::Locked { .. } | AppError::Forbidden)) => {
-            let page = login_html(state, &local_next(input.next), Some(&err.to_string()))?;
-            let mut response = respond::html(err.status(), page);
-            if let AppError::Locked { retry_after_secs } = err {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            }
-            Ok(response)
-        }
-        Err(other) => Err(other),
+        Err(err) => login_refused(state, parts, &input.username, &local_next(input.next), err),
     }
+}
+
+/// `POST /login`: the sign-in page's form. Rate limited like the API (here, so that a
+/// refusal is the page again with the message, not JSON).
+pub async fn login_form(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Result<Response, AppError> {
+    extract::body_kind(&parts.headers, &[BodyKind::Form])?;
+    if let Err(err) = state.limits.check(crate::http::limit::Kind::Login, ip) {
+        let mut form = extract::pairs(body)?
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>();
+        let username = form.remove("username").unwrap_or_default();
+        return login_refused(state, parts, &username, &local_next(form.remove("next")), err);
+    }
+    login(state, parts, body, ip).await
+}
+
+/// The sign-in page again, in the visitor's language, saying why the sign-in failed.
+fn login_refused(
+    state: &State,
+    parts: &Parts,
+    username: &str,
+    next: &str,
+    err: AppError,
+) -> Result<Response, AppError> {
+    let ui = Ui::for_principal(parts, Section::Me, None);
+    let t = &ui.t.account;
+    let message = match &err {
+        AppError::BadCredentials => t.bad_credentials.to_string(),
+        AppError::Locked { retry_after_secs } => ui.fill(t.locked, retry_after_secs.div_ceil(60).max(1)),
+        AppError::Forbidden => t.disabled.to_string(),
+        AppError::RateLimited { retry_after_secs } => ui.fill(t.too_many, retry_after_secs),
+        _ => return Err(err),
+    };
+    let page = LoginPage {
+        ui,
+        next,
+        username: username.chars().take(64).collect(),
+        error: Some(&message),
+        wechat: wechat_web(state),
+    };
+    let mut response = ui::page(page.ui.lang, err.status(), &page)?;
+    if let AppError::Locked { retry_after_secs } | AppError::RateLimited { retry_after_secs } = err {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -262,12 +298,10 @@ pub async fn wechat_callback(state: &State, parts: &Parts, ip: IpAddr) -> Result
     // A page that moves on by itself: the navigation it starts is same-site, so the
     // SameSite=Strict session cookie goes with it (it would not on a redirect from WeChat).
     let page = ContinuePage {
-        stylesheet: assets::url("app.css"),
+        ui: Ui::for_principal(parts, Section::Me, None),
         next: &next,
-    }
-    .render()
-    .map_err(|e| AppError::Internal(e.into()))?;
-    let mut response = respond::html(StatusCode::OK, page);
+    };
+    let mut response = ui::page(page.ui.lang, StatusCode::OK, &page)?;
     set_cookie(
         &mut response,
         &super::session_cookie(&issued.token, session_ttl(state), secure_cookies(state)),
@@ -308,8 +342,10 @@ pub async fn logout(state: &State, parts: &Parts) -> Result<Response, AppError> 
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
-    stylesheet: String,
+    ui: Ui,
     next: &'a str,
+    /// What was typed, kept when the page comes back with an error.
+    username: String,
     error: Option<&'a str>,
     wechat: bool,
 }
@@ -317,25 +353,25 @@ struct LoginPage<'a> {
 #[derive(Template)]
 #[template(path = "continue.html")]
 struct ContinuePage<'a> {
-    stylesheet: String,
+    ui: Ui,
     next: &'a str,
 }
 
-fn login_html(state: &State, next: &str, error: Option<&str>) -> Result<String, AppError> {
-    LoginPage {
-        stylesheet: assets::url("app.css"),
-        next,
-        error,
-        wechat: state.wechat_login.as_ref().is_some_and(|c| c.supports(Flow::Web)),
-    }
-    .render()
-    .map_err(|e| AppError::Internal(e.into()))
+fn wechat_web(state: &State) -> bool {
+    state.wechat_login.as_ref().is_some_and(|c| c.supports(Flow::Web))
 }
 
 /// `GET /login?next=/…`: the sign-in page (works without JavaScript).
 pub async fn login_page(state: &State, parts: &Parts) -> Result<Response, AppError> {
     let next = local_next(extract::query_param(parts.uri.query(), "next")?);
-    Ok(respond::html(StatusCode::OK, login_html(state, &next, None)?))
+    let page = LoginPage {
+        ui: Ui::for_principal(parts, Section::Me, None),
+        next: &next,
+        username: String::new(),
+        error: None,
+        wechat: wechat_web(state),
+    };
+    ui::page(page.ui.lang, StatusCode::OK, &page)
 }
 
 async fn me_json(state: &State, user_id: i64) -> Result<serde_json::Value, AppError> {
@@ -509,14 +545,38 @@ pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppE
 #[derive(Template)]
 #[template(path = "me.html")]
 struct MePage<'a> {
-    stylesheet: String,
+    ui: Ui,
     name: &'a str,
     username: Option<&'a str>,
     role: &'a str,
-    items: &'a [serde_json::Value],
+    is_admin: bool,
+    items: Vec<MyDonation>,
     total: i64,
-    page: u32,
-    pages: i64,
+    pager: Pager,
+}
+
+/// A donation on the user's page.
+struct MyDonation {
+    order_no: String,
+    status: String,
+    amount: String,
+    channel: String,
+    created_at: String,
+    message: String,
+}
+
+impl MyDonation {
+    fn from_json(item: &serde_json::Value) -> MyDonation {
+        let text = |name: &str| item[name].as_str().unwrap_or_default().to_string();
+        MyDonation {
+            order_no: text("order_no"),
+            status: text("status"),
+            amount: text("amount"),
+            channel: text("channel"),
+            created_at: text("created_at"),
+            message: text("message"),
+        }
+    }
 }
 
 /// `GET /me?page=`: the user's page; without a session, the sign-in page first.
@@ -529,19 +589,17 @@ pub async fn me_page(state: &State, parts: &Parts) -> Result<Response, AppError>
     const SIZE: u32 = 20;
     let page = extract::number_param(parts.uri.query(), "page", 1, 100_000, "invalid_page")?;
     let (items, total) = donations_page(state, principal.user_id, page, SIZE).await?;
-    let html = MePage {
-        stylesheet: assets::url("app.css"),
+    let page = MePage {
+        ui: Ui::for_principal(parts, Section::Me, Some(&principal)),
         name: &principal.display_name,
         username: principal.username.as_deref(),
         role: principal.role.as_str(),
-        items: &items,
+        is_admin: principal.role == Role::Admin,
+        items: items.iter().map(MyDonation::from_json).collect(),
         total,
-        page,
-        pages: (total + i64::from(SIZE) - 1) / i64::from(SIZE),
-    }
-    .render()
-    .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(respond::html(StatusCode::OK, html))
+        pager: Pager::new("/me", parts.uri.query(), page, SIZE, total)?,
+    };
+    ui::page(page.ui.lang, StatusCode::OK, &page)
 }
 
 /// `GET /api/me/donations/{order_no}`: one of the user's donations; someone else's is 404.

@@ -26,6 +26,8 @@ pub enum Route<'a> {
     Logout,
     /// `GET /login`: the sign-in page.
     LoginPage,
+    /// `POST /login`: the sign-in page's form.
+    LoginForm,
     /// `GET /auth/wechat`: starts the web OAuth sign-in (redirects to WeChat).
     WechatAuthorize,
     /// `GET /auth/wechat/callback`: where WeChat sends the browser back with a code.
@@ -59,6 +61,7 @@ impl<'a> Route<'a> {
         "my_donation",
         "me_page",
         "sandbox_wechat_login",
+        "login_form",
     ];
 
     /// A dense number per route, for metrics.
@@ -76,6 +79,7 @@ impl<'a> Route<'a> {
             Route::MyDonation(_) => 9,
             Route::MePage => 10,
             Route::SandboxWechatLogin(_) => 11,
+            Route::LoginForm => 12,
         }
     }
 
@@ -85,7 +89,11 @@ impl<'a> Route<'a> {
             ["api", "auth", "login"] => Match::post(verb, Route::Login),
             ["api", "auth", "wechat"] => Match::post(verb, Route::WechatLogin),
             ["api", "auth", "logout"] => Match::post(verb, Route::Logout),
-            ["login"] => Match::get(verb, Route::LoginPage),
+            ["login"] => match verb {
+                Verb::Get => Match::Found(Route::LoginPage),
+                Verb::Post => Match::Found(Route::LoginForm),
+                _ => Match::WrongMethod("GET, HEAD, POST"),
+            },
             ["me"] => Match::get(verb, Route::MePage),
             ["auth", "wechat"] => Match::get(verb, Route::WechatAuthorize),
             ["auth", "wechat", "callback"] => Match::get(verb, Route::WechatCallback),
@@ -114,7 +122,10 @@ pub async fn dispatch(
     body: Incoming,
     ip: IpAddr,
 ) -> Result<Response, AppError> {
-    if matches!(route, Route::Login | Route::WechatLogin | Route::WechatCallback) {
+    if matches!(
+        route,
+        Route::Login | Route::LoginForm | Route::WechatLogin | Route::WechatCallback
+    ) {
         state.limits.check(limit::Kind::Login, ip)?;
     }
     match route {
@@ -126,6 +137,7 @@ pub async fn dispatch(
         }
         Route::MePage => handlers::me_page(state, parts).await,
         Route::LoginPage => handlers::login_page(state, parts).await,
+        Route::LoginForm => handlers::login_form(state, parts, &read_body(state, body).await?, ip).await,
         Route::WechatAuthorize => handlers::wechat_authorize(state, parts).await,
         Route::WechatCallback => handlers::wechat_callback(state, parts, ip).await,
         Route::Me => handlers::me(state, parts, &read_body(state, body).await?).await,

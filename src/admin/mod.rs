@@ -7,6 +7,7 @@
 //! - `pages`: the server-rendered pages over the same queries.
 
 mod categories;
+mod dashboard;
 mod export;
 mod inspect;
 mod pages;
@@ -182,7 +183,7 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
         (["callbacks"], Get) => inspect::callbacks(state, query).await,
         (["reconcile"], Get) => inspect::reconcile(state, query).await,
         (["audit"], Get) => inspect::audit_log(state, query).await,
-        (["users"], Get) => users::list(state, query).await,
+        (["users"], Get) => ok_json(&users::find(state, Paging::parse(query, 50, 200)?).await?),
         (
             ["payments"] | ["payments.csv"] | ["payments", _] | ["callbacks"] | ["reconcile"] | ["audit"] | ["users"],
             _,
@@ -195,19 +196,23 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
 
 /// `/admin/{path}`: the pages. Without a session the browser is sent to sign in first.
 pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, AppError> {
-    match state.sessions.require(&state.store, parts, Role::Admin).await {
-        Ok(_) => {}
+    let principal = match state.sessions.require(&state.store, parts, Role::Admin).await {
+        Ok(principal) => principal,
         Err(AppError::Unauthorized) => {
             let next = format!("/admin{}{path}", if path.is_empty() { "" } else { "/" });
             let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
             return Ok(crate::payments::see_other(&format!("/login?next={encoded}")));
         }
+        Err(err @ AppError::Forbidden) => {
+            let ui = crate::ui::Ui::new(state, parts, crate::ui::Section::Admin).await;
+            return Ok(crate::ui::error_page(ui, &err));
+        }
         Err(other) => return Err(other),
-    }
+    };
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return not_allowed("GET, HEAD");
     }
-    pages::render(state, path, parts.uri.query()).await
+    Ok(pages::render(state, path, parts, &principal).await)
 }
 
 fn not_allowed(allow: &'static str) -> Result<Response, AppError> {

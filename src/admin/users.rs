@@ -51,9 +51,8 @@ fn json(user: &UserRow) -> serde_json::Value {
     serde_json::json!({"id": user.id, "username": user.username, "role": user.role, "disabled": user.disabled})
 }
 
-/// `GET /api/admin/users?page=&size=`: oldest first.
-pub async fn list(state: &State, query: Option<&str>) -> Result<Response, AppError> {
-    let paging = Paging::parse(query, 50, 200)?;
+/// A page of the accounts, oldest first (`GET /api/admin/users?page=&size=` and its page).
+pub async fn find(state: &State, paging: Paging) -> Result<Listing<UserRow>, AppError> {
     let client = state.store.client().await?;
     let total: i64 = client
         .query_one("SELECT count(*) FROM users", &[])
@@ -67,7 +66,7 @@ pub async fn list(state: &State, query: Option<&str>) -> Result<Response, AppErr
         )
         .await
         .map_err(StoreError::from)?;
-    ok_json(&Listing {
+    Ok(Listing {
         page: paging.page,
         size: paging.size,
         total,

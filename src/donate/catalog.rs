@@ -1,16 +1,15 @@
 //! The category catalog, served from memory: one snapshot holds the categories, their JSON
-//! and the rendered home page, loaded with one query on first use and dropped when a
-//! `categories` event arrives (from any instance) or after a minute at most.
+//! and what the donate form offers, loaded with one query on first use and dropped when a
+//! `categories` event arrives (from any instance) or after a minute at most. The home page
+//! itself is rendered per request (its header shows who is signed in, in their language).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use askama::Template;
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::AppError;
-use crate::http::assets;
 use crate::pay::money::format_yuan;
 use crate::pay::policy::{PaymentPolicy, Policy};
 use crate::store::{Store, StoreError};
@@ -29,15 +28,15 @@ pub struct Snapshot {
     pub categories: Vec<Category>,
     /// `{"items":[…]}`, ready to send.
     pub json: Bytes,
-    /// The rendered home page.
-    pub index_html: Bytes,
+    /// What the donate form offers.
+    pub context: PageContext,
 }
 
 /// What the home page shows besides the categories.
 #[derive(Debug, Clone)]
 pub struct PageContext {
-    /// Enabled channels: (value, label).
-    pub channels: Vec<(&'static str, &'static str)>,
+    /// Enabled channels: `wechat`, `alipay`.
+    pub channels: Vec<&'static str>,
     /// Donation bounds, yuan strings.
     pub min_amount: String,
     pub max_amount: String,
@@ -48,10 +47,10 @@ impl PageContext {
     pub fn from_policy(policy: &PaymentPolicy) -> PageContext {
         let mut channels = Vec::new();
         if policy.wechat {
-            channels.push(("wechat", "微信支付"));
+            channels.push("wechat");
         }
         if policy.alipay {
-            channels.push(("alipay", "支付宝"));
+            channels.push("alipay");
         }
         PageContext {
             channels,
@@ -105,8 +104,6 @@ const SELECT_CATEGORIES: &str = "SELECT id, name, description FROM categories WH
 enum LoadError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("rendering the home page: {0}")]
-    Render(#[from] askama::Error),
 }
 
 async fn load(store: &Store, context: PageContext) -> Result<Arc<Snapshot>, LoadError> {
@@ -127,25 +124,9 @@ async fn load(store: &Store, context: PageContext) -> Result<Arc<Snapshot>, Load
         })
         .collect();
     let json = serde_json::json!({ "items": categories }).to_string();
-    let page = IndexPage {
-        categories: &categories,
-        stylesheet: assets::url("app.css"),
-        script: assets::url("home.js"),
-        context: &context,
-    };
-    let html = page.render()?;
     Ok(Arc::new(Snapshot {
         json: Bytes::from(json),
-        index_html: Bytes::from(html),
+        context,
         categories,
     }))
-}
-
-#[derive(Template)]
-#[template(path = "index.html")]
-struct IndexPage<'a> {
-    categories: &'a [Category],
-    stylesheet: String,
-    script: String,
-    context: &'a PageContext,
 }

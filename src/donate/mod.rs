@@ -2,16 +2,21 @@
 //! with its donate form, and creating a donation (`create`).
 
 pub mod catalog;
+pub mod chart;
 pub mod create;
 pub mod rankings;
 
+use askama::Template;
 use http::StatusCode;
+use http::request::Parts;
 
+use crate::app::State;
 use crate::error::AppError;
-use crate::http::extract;
 use crate::http::respond::{self, Response};
+use crate::http::{assets, extract};
 use crate::store::Store;
-pub use catalog::{Catalog, PageContext};
+use crate::ui::{self, Lang, Section, Ui};
+pub use catalog::{Catalog, Category, PageContext};
 pub use rankings::Rankings;
 
 /// `GET /api/categories` (contract: "Donor-facing HTTP API").
@@ -20,10 +25,41 @@ pub async fn categories(catalog: &Catalog, store: &Store) -> Result<Response, Ap
     Ok(respond::json(StatusCode::OK, snapshot.json.clone()))
 }
 
-/// `GET /`: the home page.
-pub async fn index_page(catalog: &Catalog, store: &Store) -> Result<Response, AppError> {
-    let snapshot = catalog.snapshot(store).await?;
-    Ok(respond::html(StatusCode::OK, snapshot.index_html.clone()))
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    ui: Ui,
+    categories: &'a [Category],
+    script: String,
+    context: &'a PageContext,
+    /// "0.01 – 50000.00 元".
+    bounds: String,
+    /// The 30-day chart, inline SVG made (and escaped) by `ui::chart`.
+    chart: &'a str,
+}
+
+/// `GET /`: the home page, in the visitor's language, the chart inline (its bars' titles
+/// are tooltips only there). Its parts come from memory: the catalog and the cached chart.
+pub async fn index_page(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let ui = Ui::new(state, parts, Section::Donate).await;
+    let snapshot = state.catalog.snapshot(&state.store).await?;
+    let chart = state.rankings.chart(&state.store, ui.lang, false).await?;
+    let lang = ui.lang;
+    let page = IndexPage {
+        bounds: ui::fill(
+            ui.t.donate.bounds,
+            &[
+                ("min", &snapshot.context.min_amount),
+                ("max", &snapshot.context.max_amount),
+            ],
+        ),
+        ui,
+        categories: &snapshot.categories,
+        script: assets::url("home.js"),
+        context: &snapshot.context,
+        chart: std::str::from_utf8(&chart).unwrap_or_default(),
+    };
+    ui::page(lang, StatusCode::OK, &page)
 }
 
 /// Largest page number accepted (keeps OFFSET bounded).
@@ -85,9 +121,11 @@ pub async fn stats(rankings: &Rankings, store: &Store) -> Result<Response, AppEr
     Ok(respond::json(StatusCode::OK, rankings.stats(store).await?))
 }
 
-/// `GET /api/stats/chart.svg`
-pub async fn chart(rankings: &Rankings, store: &Store) -> Result<Response, AppError> {
-    let svg = rankings.chart(store).await?;
+/// `GET /api/stats/chart.svg`: the home page's chart as a document of its own, its labels
+/// in the language the request asks for.
+pub async fn chart(rankings: &Rankings, store: &Store, parts: &Parts) -> Result<Response, AppError> {
+    let lang = Lang::of_request(&parts.headers);
+    let svg = rankings.chart(store, lang, true).await?;
     let mut response = respond::with_body(
         StatusCode::OK,
         http::header::HeaderValue::from_static("image/svg+xml"),
@@ -97,5 +135,5 @@ pub async fn chart(rankings: &Rankings, store: &Store) -> Result<Response, AppEr
         http::header::CACHE_CONTROL,
         http::header::HeaderValue::from_static("no-cache"),
     );
-    Ok(response)
+    Ok(ui::with_lang(lang, response))
 }

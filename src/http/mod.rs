@@ -9,6 +9,7 @@ pub mod extract;
 pub mod limit;
 pub mod list;
 pub mod metrics;
+pub mod port_owner;
 pub mod respond;
 pub mod route;
 pub mod server;
@@ -28,7 +29,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, donate, ops, payments};
+use crate::{account, admin, donate, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -111,7 +112,7 @@ async fn dispatch(
         _ => {}
     }
     match route {
-        Route::Index => Box::pin(donate::index_page(&state.catalog, &state.store)).await,
+        Route::Index => Box::pin(donate::index_page(state, parts)).await,
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => Box::pin(ops::readyz(&state.store)).await,
         Route::Metrics => Ok(ops::metrics(state)),
@@ -132,8 +133,9 @@ async fn dispatch(
         Route::Rankings => donate::rankings(&state.rankings, &state.store, parts.uri.query()).await,
         Route::RecentDonations => Box::pin(donate::recent(&state.rankings, &state.store, parts.uri.query())).await,
         Route::Stats => Box::pin(donate::stats(&state.rankings, &state.store)).await,
-        Route::StatsChart => Box::pin(donate::chart(&state.rankings, &state.store)).await,
-        Route::PayPage(no) => Box::pin(payments::pay_page(engine, no, state.sandbox.is_some())).await,
+        Route::StatsChart => Box::pin(donate::chart(&state.rankings, &state.store, parts)).await,
+        Route::PayPage(no) => Box::pin(payments::pay_page(state, parts, no)).await,
+        Route::SetLanguage(code) => ui::switch_language(code, parts),
         Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
         Route::PaymentQr(no, format) => Box::pin(payments::qr(engine, no, format)).await,
         Route::Notify(channel) => {
@@ -170,7 +172,7 @@ async fn dispatch(
         // Modules: cold paths, boxed so they do not grow every connection's future.
         Route::Account(route) => Box::pin(account::dispatch(state, route, parts, body, ip)).await,
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
-        Route::NotFound => Err(AppError::NotFound),
+        Route::NotFound => Box::pin(ui::not_found(state, parts)).await,
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
     }
 }

@@ -48,6 +48,8 @@ pub enum Route<'a> {
     SandboxWechat(&'a str),
     /// The Alipay emulator's gateway, `/sandbox/alipay/gateway.do`.
     SandboxAlipay,
+    /// `GET /lang/{zh|en}?next=…`: picks the pages' language (a cookie).
+    SetLanguage(&'a str),
     /// Sign-in, sessions and the signed-in user's own records (`/api/auth/…`, `/api/me…`,
     /// `/login`, `/me`, `/auth/…`, `/sandbox/wxlogin/…`).
     Account(account::Route<'a>),
@@ -81,6 +83,7 @@ const CORE_NAMES: &[&str] = &[
     "recent_donations",
     "stats",
     "stats_chart",
+    "set_language",
 ];
 
 /// The name tables of the core and of each module, in the order of their index ranges.
@@ -212,6 +215,7 @@ impl Route<'_> {
             Route::RecentDonations => 16,
             Route::Stats => 17,
             Route::StatsChart => 18,
+            Route::SetLanguage(_) => 19,
             Route::Account(route) => BASES[1] + route.index(),
             Route::Admin(route) => BASES[2] + route.index(),
         }
@@ -291,6 +295,7 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["notify", "alipay"] => post(Route::Notify(Channel::Alipay)),
         ["sandbox", "pay", no] if is_order_no(no) => post(Route::SandboxPay(no)),
         ["sandbox", "alipay", "gateway.do"] => post(Route::SandboxAlipay),
+        ["lang", code] => get(Route::SetLanguage(code)),
         _ => Route::NotFound,
     }
 }
@@ -341,6 +346,7 @@ mod tests {
             Route::SandboxWechat("v3/pay/transactions/native")
         );
         assert_eq!(parse(&Method::GET, "/administrator"), Route::NotFound);
+        assert_eq!(parse(&Method::GET, "/lang/en"), Route::SetLanguage("en"));
     }
 
     #[test]
@@ -356,6 +362,10 @@ mod tests {
             Route::Account(account::Route::MyDonation(no))
         );
         assert_eq!(parse(&Method::GET, "/login"), Route::Account(account::Route::LoginPage));
+        assert_eq!(
+            parse(&Method::POST, "/login"),
+            Route::Account(account::Route::LoginForm)
+        );
         assert_eq!(
             parse(&Method::GET, "/sandbox/wxlogin/sns/jscode2session"),
             Route::Account(account::Route::SandboxWechatLogin("sns/jscode2session"))
@@ -453,6 +463,7 @@ mod tests {
             Route::RecentDonations,
             Route::Stats,
             Route::StatsChart,
+            Route::SetLanguage("x"),
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);

@@ -1,6 +1,8 @@
 //! The accept loop: a tuned `SO_REUSEPORT` listener, a connection cap, hyper's HTTP/1.1
 //! connections with a header-read timeout (slowloris) and keep-alive, and graceful shutdown
 //! that stops accepting, lets in-flight requests finish within a grace period, then returns.
+//! `SO_REUSEPORT` is for our own per-core listeners only: a port another process listens on
+//! is refused at start-up (naming that process where it can be found), never shared.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,9 +24,33 @@ use crate::app::State;
 /// Pending connections the kernel may queue before we accept them.
 const BACKLOG: i32 = 4096;
 
-/// Binds `addr` with `SO_REUSEADDR`, `SO_REUSEPORT`, `TCP_NODELAY` and a large backlog.
+/// Binds `addr` with `SO_REUSEADDR`, `SO_REUSEPORT`, `TCP_NODELAY` and a large backlog,
+/// after making sure no other process listens there ([`ensure_free`]).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    ensure_free(addr)?;
     TcpListener::from_std(bind_std(addr)?)
+}
+
+/// Fails with `AddrInUse`, naming the process that holds it where it can be found, when
+/// something listens on `addr` already. A plain bind (no `SO_REUSEPORT`) is refused by the
+/// kernel while any socket listens on the port, ours or not; `SO_REUSEADDR` keeps
+/// connections left in TIME_WAIT from counting. Port 0 is always free.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "{addr} is already in use by {}; stop it, or set server.listen to another port",
+                super::port_owner::describe(addr.port())
+            ),
+        )),
+        other => other,
+    }
 }
 
 /// [`bind`] outside a runtime: the listener is registered with one later.

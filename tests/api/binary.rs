@@ -55,6 +55,33 @@ fn start_logging(data_dir: &Path, port: u16, log: Option<&Path>) -> KillOnDrop {
         .expect("the binary starts")
 }
 
+/// Runs a second server on `port` to its end (it should refuse to start), output captured.
+fn second_on_the_same_port(data_dir: &Path, port: u16) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhifu"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU")) {
+        cmd.env_remove(key);
+    }
+    let mut child = cmd
+        .arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .env("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", data_dir)
+        .env("ZHIFU__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the second server did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output of the second server")
+}
+
 /// A blocking GET; `None` while nothing answers.
 fn get(port: u16, path: &str) -> Option<String> {
     get_with_id(port, path, "t-0")
@@ -137,6 +164,21 @@ fn the_binary_serves_from_its_own_cluster_and_leaves_no_process_behind() {
         !processes_mentioning(&data_dir_text).is_empty(),
         "no postgres child found"
     );
+
+    // A second server on the same port is refused at start-up, naming the first; the first
+    // keeps serving alone (SO_REUSEPORT must not let the two share the port).
+    let second = second_on_the_same_port(&dir.join("pg-second"), port);
+    assert!(!second.status.success(), "a second server started on a port in use");
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        said.contains("already in use") && said.contains(&format!("process {} (", child.id())),
+        "the refusal does not name the running server: {said}"
+    );
+    assert!(
+        !dir.join("pg-second").exists(),
+        "the refused server started a database anyway"
+    );
+    assert!(get(port, "/healthz").unwrap().starts_with("HTTP/1.1 200"));
 
     // SIGTERM: a clean exit, and the cluster goes with it.
     // SAFETY: kill(2) on our own child.

@@ -66,3 +66,47 @@ fn help_lists_the_commands() {
         assert!(text.contains(command), "{command} missing from --help: {text}");
     }
 }
+
+#[test]
+fn unknown_keys_and_wrong_types_are_all_listed_each_with_a_fix() {
+    let dir = crate::helpers::scratch_dir("check-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(
+        &file,
+        "server:\n  listn: \"127.0.0.1:8080\"\n  max_connections: lots\n\
+         database:\n  pool_size: [1, 2]\n\
+         payments:\n  sandbox: maybe\n  min_amount: \"0.5\"\n\
+         rankngs:\n  timezone: Asia/Shanghai\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zhifu"))
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config")
+        .env("ZHIFU__LIMITS__LOGIN_BURST", "five")
+        .env("ZHIFU__PAYMENTS__MAX_AMOUNT", "0.1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.trim_start().starts_with("- ")).collect();
+    for (key, fix) in [
+        ("server.listn", "did you mean server.listen?"),
+        ("server.max_connections", "write a whole number, e.g. 10000"),
+        ("database.pool_size", "write a whole number, e.g. 16"),
+        ("payments.sandbox", "write true or false"),
+        ("rankngs", "did you mean rankings?"),
+        ("limits.login_burst", "write a whole number, e.g. 5"),
+        // A value problem, found in the same run as the shape problems.
+        ("payments.max_amount", "make max_amount at least min_amount"),
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!("- {key}: ")))
+            .unwrap_or_else(|| panic!("{key} is not listed: {stderr}"));
+        assert!(line.contains(&format!("(fix: {fix}")), "{line}");
+    }
+    assert_eq!(lines.len(), 7, "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
