@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
-use crate::{account, admin};
+use crate::{account, admin, media, notify};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,10 @@ pub enum Route<'a> {
     Account(account::Route<'a>),
     /// The admin API and pages (`/api/admin/…`, `/admin…`).
     Admin(admin::Route<'a>),
+    /// Images: uploads and serving (`/api/images`, `/media/…`).
+    Media(media::Route<'a>),
+    /// The signed-in user's notifications (`/api/me/notifications…`).
+    Notifications(notify::Route),
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -84,7 +88,13 @@ const CORE_NAMES: &[&str] = &[
 ];
 
 /// The name tables of the core and of each module, in the order of their index ranges.
-const MODULES: &[&[&str]] = &[CORE_NAMES, account::Route::NAMES, admin::Route::NAMES];
+const MODULES: &[&[&str]] = &[
+    CORE_NAMES,
+    account::Route::NAMES,
+    admin::Route::NAMES,
+    media::Route::NAMES,
+    notify::Route::NAMES,
+];
 
 /// First index of each entry of [`MODULES`].
 const BASES: [usize; MODULES.len()] = {
@@ -214,6 +224,8 @@ impl Route<'_> {
             Route::StatsChart => 18,
             Route::Account(route) => BASES[1] + route.index(),
             Route::Admin(route) => BASES[2] + route.index(),
+            Route::Media(route) => BASES[3] + route.index(),
+            Route::Notifications(route) => BASES[4] + route.index(),
         }
     }
 }
@@ -264,7 +276,18 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     // Each module's prefixes; the module parses the whole path.
     match segments {
         ["api", "admin", ..] | ["admin", ..] => return admin::Route::parse(verb, rest).into_route(Route::Admin),
-        ["api", "auth", ..] | ["api", "me", ..] | ["auth", ..] | ["login"] | ["me"] => {
+        ["api", "images"] | ["media", ..] => return media::Route::parse(verb, segments).into_route(Route::Media),
+        // Before the account module's `api/me` prefix.
+        ["api", "me", "notifications", ..] => {
+            return notify::Route::parse(verb, segments).into_route(Route::Notifications);
+        }
+        ["api", "auth", ..]
+        | ["api", "me", ..]
+        | ["api", "users", ..]
+        | ["auth", ..]
+        | ["login"]
+        | ["me"]
+        | ["sandbox", "mail"] => {
             return account::Route::parse(verb, segments).into_route(Route::Account);
         }
         _ => {}
