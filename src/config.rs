@@ -1043,7 +1043,11 @@ mod tests {
         assert!(check_smtp_url("smtp://127.0.0.1:2525").is_ok());
         assert!(check_smtp_url("smtp://u:p@mail.example.org:25").is_err());
         assert!(check_smtp_url("http://mail.example.org").is_err());
-        let err = load_from(None, env(&[("ZHIFU__MAIL__SMTP_URL", "smtp://u:hunter2@mail.example.org")])).unwrap_err();
+        let err = load_from(
+            None,
+            env(&[("ZHIFU__MAIL__SMTP_URL", "smtp://u:hunter2@mail.example.org")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("mail.smtp_url"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         let err = load_from(None, env(&[("ZHIFU__MAIL__FROM", "nobody")])).unwrap_err();

@@ -147,7 +147,10 @@ pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
     let total: i64 = match rows.first() {
         Some(row) => row.get(9),
         None => client
-            .query_one("SELECT count(*) FROM addresses WHERE user_id = $1", &[&principal.user_id])
+            .query_one(
+                "SELECT count(*) FROM addresses WHERE user_id = $1",
+                &[&principal.user_id],
+            )
             .await
             .map_err(StoreError::from)?
             .get(0),
@@ -158,7 +161,8 @@ pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
 }
 
 const LOCK_USER: &str = "SELECT 1 FROM users WHERE id = $1 FOR UPDATE";
-const UNSET_DEFAULT: &str = "UPDATE addresses SET is_default = false, updated_at = now() WHERE user_id = $1 AND is_default";
+const UNSET_DEFAULT: &str =
+    "UPDATE addresses SET is_default = false, updated_at = now() WHERE user_id = $1 AND is_default";
 
 /// `POST /api/me/addresses` → `201` with the address; the first one is the default.
 pub async fn create(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, AppError> {
@@ -166,7 +170,8 @@ pub async fn create(state: &State, parts: &Parts, body: &[u8]) -> Result<Respons
     extract::body_kind(&parts.headers, &[BodyKind::Json])?;
     let input: AddressBody = extract::json(body)?;
     let fields = check(&input)?;
-    let (Some(name), Some(phone), Some(region), Some(detail)) = (fields.name, fields.phone, fields.region, fields.detail)
+    let (Some(name), Some(phone), Some(region), Some(detail)) =
+        (fields.name, fields.phone, fields.region, fields.detail)
     else {
         return Err(AppError::invalid(
             "missing_field",
@@ -240,7 +245,11 @@ pub async fn one(state: &State, parts: &Parts, id: i64, body: &[u8]) -> Result<R
         }
         http::Method::DELETE => {
             remove(&tx, &row, owner).await?;
-            respond::with_body(StatusCode::NO_CONTENT, HeaderValue::from_static("text/plain"), Bytes::new())
+            respond::with_body(
+                StatusCode::NO_CONTENT,
+                HeaderValue::from_static("text/plain"),
+                Bytes::new(),
+            )
         }
         _ => respond::json(StatusCode::OK, json(&row).to_string()),
     };
@@ -277,7 +286,14 @@ async fn change(
     let id: i64 = row.get(0);
     tx.query_one(
         &sql,
-        &[&id, &fields.name, &fields.phone, &fields.region, &fields.detail, &is_default],
+        &[
+            &id,
+            &fields.name,
+            &fields.phone,
+            &fields.region,
+            &fields.detail,
+            &is_default,
+        ],
     )
     .await
     .map_err(|e| AppError::from(StoreError::from(e)))

@@ -16,9 +16,11 @@ use crate::notify::{self, Actor, Kind, Notice, Target, TargetId};
 use crate::store::StoreError;
 
 const USER_STATE: &str = "SELECT disabled FROM users WHERE id = $1";
-const FOLLOW: &str = "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1";
+const FOLLOW: &str =
+    "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1";
 const UNFOLLOW: &str = "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2 RETURNING 1";
-const MOVE_COUNTS: &str = "UPDATE users SET followers_count = followers_count + $2, following_count = following_count + $3
+const MOVE_COUNTS: &str =
+    "UPDATE users SET followers_count = followers_count + $2, following_count = following_count + $3
   WHERE id = $1";
 
 /// `PUT` (`on`) or `DELETE /api/users/{id}/follow`: answers the followed user's profile.
@@ -73,6 +75,8 @@ pub async fn follow(state: &State, parts: &Parts, user_id: i64, on: bool) -> Res
         profile_changed(&tx, me).await.map_err(StoreError::from)?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    // Back to the pool before the profile is read (it may need a connection of its own).
+    drop(client);
     if changed {
         state.profiles.changed(user_id);
         state.profiles.changed(me);

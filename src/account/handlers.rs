@@ -12,9 +12,9 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use serde::Deserialize;
 
+use super::Role;
 use super::users::{self, Issued, Lockout, Method};
 use super::wechat::{Flow, LoginClient};
-use super::Role;
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::assets;

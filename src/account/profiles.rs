@@ -95,7 +95,11 @@ pub async fn profile_changed(client: &impl GenericClient, user_id: i64) -> Resul
 
 /// The profile JSON of `user_id` with `followed_by_me`; 404 for no such user.
 pub async fn profile_body(state: &State, user_id: i64, followed_by_me: bool) -> Result<Bytes, AppError> {
-    let head = state.profiles.head(&state.store, user_id).await?.ok_or(AppError::NotFound)?;
+    let head = state
+        .profiles
+        .head(&state.store, user_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let tail: &[u8] = if followed_by_me {
         b",\"followed_by_me\":true}"
     } else {
@@ -124,7 +128,10 @@ pub async fn profile(state: &State, parts: &Parts, user_id: i64) -> Result<Respo
         Some(viewer) if viewer.user_id != user_id => follows(&state.store, viewer.user_id, user_id).await?,
         _ => false,
     };
-    Ok(respond::json(StatusCode::OK, profile_body(state, user_id, followed).await?))
+    Ok(respond::json(
+        StatusCode::OK,
+        profile_body(state, user_id, followed).await?,
+    ))
 }
 
 /// The profile fields of `PATCH /api/me`; absent fields stay as they are.
@@ -133,11 +140,16 @@ pub async fn profile(state: &State, parts: &Parts, user_id: i64) -> Result<Respo
 pub struct ProfilePatch {
     #[serde(default)]
     display_name: Option<String>,
-    /// An image id, or `null` to remove the avatar.
-    #[serde(default)]
+    /// An image id, or `null` to remove the avatar (present-but-null is `Some(Null)`).
+    #[serde(default, deserialize_with = "present")]
     avatar: Option<serde_json::Value>,
     #[serde(default)]
     bio: Option<String>,
+}
+
+/// A field that is present, `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// A patch checked field by field.
@@ -223,7 +235,9 @@ pub async fn update_me(state: &State, principal: &Principal, patch: ProfilePatch
             .await
             .map_err(StoreError::from)?;
     }
-    profile_changed(&tx, principal.user_id).await.map_err(StoreError::from)?;
+    profile_changed(&tx, principal.user_id)
+        .await
+        .map_err(StoreError::from)?;
     tx.commit().await.map_err(StoreError::from)?;
     // The events reach this instance a moment later; the next read must not wait for them.
     state.profiles.changed(principal.user_id);

@@ -39,7 +39,9 @@ pub fn clean_email(text: &str) -> Option<String> {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
     (plausible && email.parse::<lettre::Address>().is_ok()).then(|| email.to_string())
 }
 
@@ -87,6 +89,7 @@ pub async fn register(state: &State, parts: &Parts, body: &[u8]) -> Result<Respo
         .get(0);
     send_link(state, &tx, user_id, &email, &display_name).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    drop(client);
     let user = super::handlers::me_json(state, user_id).await?;
     Ok(respond::json(
         StatusCode::CREATED,
@@ -125,8 +128,7 @@ async fn send_link(
     Ok(())
 }
 
-const SELECT_UNVERIFIED: &str =
-    "SELECT email, display_name FROM users WHERE id = $1 AND email IS NOT NULL AND email_verified_at IS NULL FOR UPDATE";
+const SELECT_UNVERIFIED: &str = "SELECT email, display_name FROM users WHERE id = $1 AND email IS NOT NULL AND email_verified_at IS NULL FOR UPDATE";
 
 /// `POST /api/me/email/verify`: mails a new link (earlier ones keep working until they
 /// expire); `409 email_verified` when there is nothing to verify.
@@ -156,7 +158,8 @@ struct VerifyPage<'a> {
 
 const USE_LINK: &str = "UPDATE email_verifications SET used_at = now()
   WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > now() RETURNING user_id, email";
-const MARK_VERIFIED: &str = "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+const MARK_VERIFIED: &str =
+    "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
   WHERE id = $1 AND lower(email) = lower($2)";
 const LINK_STATE: &str = "SELECT used_at IS NOT NULL FROM email_verifications WHERE token_sha256 = $1";
 

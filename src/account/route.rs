@@ -14,8 +14,8 @@ use crate::app::State;
 use crate::error::AppError;
 use crate::http::limit;
 use crate::http::read_body;
-use crate::http::respond::Response;
 use crate::http::respond;
+use crate::http::respond::Response;
 use crate::http::route::{Match, Verb, is_order_no, path_id};
 
 /// An account endpoint.
@@ -139,7 +139,9 @@ impl<'a> Route<'a> {
             ["api", "auth", "register"] => Match::post(verb, Route::Register),
             ["auth", "verify-email"] => Match::get(verb, Route::VerifyEmail),
             ["api", "me", "email", "verify"] => Match::post(verb, Route::ResendVerification),
-            ["api", "me", "addresses"] => Match::any(verb, &[Verb::Get, Verb::Post], "GET, HEAD, POST", Route::Addresses),
+            ["api", "me", "addresses"] => {
+                Match::any(verb, &[Verb::Get, Verb::Post], "GET, HEAD, POST", Route::Addresses)
+            }
             ["api", "me", "addresses", id] => match path_id(id) {
                 Some(id) => Match::any(
                     verb,
@@ -151,7 +153,9 @@ impl<'a> Route<'a> {
             },
             ["api", "users", id, rest @ ..] => match (path_id(id), rest) {
                 (Some(id), []) => Match::get(verb, Route::User(id)),
-                (Some(id), ["follow"]) => Match::any(verb, &[Verb::Put, Verb::Delete], "PUT, DELETE", Route::Follow(id)),
+                (Some(id), ["follow"]) => {
+                    Match::any(verb, &[Verb::Put, Verb::Delete], "PUT, DELETE", Route::Follow(id))
+                }
                 (Some(id), ["followers"]) => Match::get(verb, Route::Followers(id)),
                 (Some(id), ["following"]) => Match::get(verb, Route::Following(id)),
                 _ => Match::NotFound,

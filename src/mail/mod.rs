@@ -142,7 +142,11 @@ const RETRY: &str = "UPDATE mail_outbox SET last_error = $2,
   WHERE id = $1";
 
 /// Sends every due mail; returns how many were attempted.
-async fn send_due(store: &Store, transport: &AsyncSmtpTransport<Tokio1Executor>, from: &Mailbox) -> Result<usize, StoreError> {
+async fn send_due(
+    store: &Store,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+) -> Result<usize, StoreError> {
     let mut attempted = 0;
     loop {
         let client = store.client().await?;

@@ -37,7 +37,12 @@ pub enum DecodeError {
     #[error("the image could not be read: {0}")]
     Corrupt(String),
     #[error("the image is {width} × {height} pixels ({frames} frame(s)), more than the {max} pixels allowed")]
-    TooLarge { width: u32, height: u32, frames: usize, max: u64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        frames: usize,
+        max: u64,
+    },
 }
 
 /// Sniffs, checks, decodes and re-encodes `data`; images over `max_pixels` (width × height,
@@ -95,7 +100,9 @@ fn still(data: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Processed,
     let mut reader = ImageReader::with_format(Cursor::new(data), format);
     reader.limits(limits(max_pixels));
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
@@ -202,4 +209,213 @@ fn encode_jpeg(image: &DynamicImage, quality: u8, icc: Option<Vec<u8>>) -> Resul
     }
     image.write_with_encoder(encoder).map_err(corrupt)?;
     Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use image::{GenericImageView, Rgb, RgbImage, Rgba, RgbaImage};
+
+    use super::*;
+
+    /// Counts what this thread allocates while `TRACKING` is on (other threads are left alone).
+    struct Counting;
+
+    thread_local! {
+        static TRACKING: Cell<bool> = const { Cell::new(false) };
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn track(delta: isize) {
+        let _ = TRACKING.try_with(|on| {
+            if on.get() {
+                let live = LIVE.with(|l| {
+                    l.set(l.get() + delta);
+                    l.get()
+                });
+                PEAK.with(|p| p.set(p.get().max(live)));
+            }
+        });
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            track(layout.size() as isize);
+            // SAFETY: the caller's contract is the system allocator's.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            track(-(layout.size() as isize));
+            // SAFETY: `ptr` came from `alloc` above, i.e. from the system allocator.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            track(new_size as isize - layout.size() as isize);
+            // SAFETY: as for `alloc` and `dealloc`.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// The most bytes live at once on this thread while `work` ran.
+    fn peak_allocation<T>(work: impl FnOnce() -> T) -> (T, usize) {
+        LIVE.with(|l| l.set(0));
+        PEAK.with(|p| p.set(0));
+        TRACKING.with(|t| t.set(true));
+        let out = work();
+        TRACKING.with(|t| t.set(false));
+        (out, PEAK.with(|p| p.get()).max(0) as usize)
+    }
+
+    /// A `side` × `side` black PNG of 1-bit pixels, written row by row (it compresses ~1000:1).
+    pub(crate) fn png_bomb(side: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(Cursor::new(&mut out), side, side);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::One);
+        encoder.set_compression(png::Compression::High);
+        let mut header = encoder.write_header().unwrap();
+        let mut writer = header.stream_writer().unwrap();
+        let row = vec![0u8; side.div_ceil(8) as usize];
+        for _ in 0..side {
+            std::io::Write::write_all(&mut writer, &row).unwrap();
+        }
+        writer.finish().unwrap();
+        drop(header);
+        out
+    }
+
+    fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    /// A JPEG whose EXIF says "rotate 90° clockwise" and carries a GPS block with `marker`.
+    pub(crate) fn jpeg_with_gps(width: u32, height: u32, marker: &[u8; 14]) -> Vec<u8> {
+        let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, _| Rgb([(x * 5) as u8, 90, 200])));
+        let jpeg = encoded(&photo, ImageFormat::Jpeg);
+        // TIFF (big-endian): IFD0 at 8 with Orientation = 6 and the GPS IFD pointer; the GPS
+        // IFD at 38 with GPSLatitudeRef "N" and GPSProcessingMethod (22 bytes at 68).
+        let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+        tiff.extend_from_slice(&[0, 2]);
+        tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]);
+        tiff.extend_from_slice(&[0x88, 0x25, 0, 4, 0, 0, 0, 1, 0, 0, 0, 38]);
+        tiff.extend_from_slice(&[0, 0, 0, 0]);
+        tiff.extend_from_slice(&[0, 2]);
+        tiff.extend_from_slice(&[0x00, 0x01, 0, 2, 0, 0, 0, 2, b'N', 0, 0, 0]);
+        tiff.extend_from_slice(&[0x00, 0x1b, 0, 7, 0, 0, 0, 22, 0, 0, 0, 68]);
+        tiff.extend_from_slice(&[0, 0, 0, 0]);
+        tiff.extend_from_slice(b"ASCII\0\0\0");
+        tiff.extend_from_slice(marker);
+        let mut app1 = vec![0xff, 0xe1];
+        let length = (2 + 6 + tiff.len()) as u16;
+        app1.extend_from_slice(&length.to_be_bytes());
+        app1.extend_from_slice(b"Exif\0\0");
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_from_its_header_without_allocating_its_pixels() {
+        let bomb = png_bomb(20_000);
+        assert!(bomb.len() < 100_000, "the bomb is small: {} bytes", bomb.len());
+        let (outcome, peak) = peak_allocation(|| process(&bomb, 40_000_000));
+        assert!(
+            matches!(
+                outcome,
+                Err(DecodeError::TooLarge {
+                    width: 20_000,
+                    height: 20_000,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        // Its pixels would take 50 MB at one bit each, 400 MB at a byte.
+        assert!(peak < 1 << 20, "refusing it allocated {peak} bytes at once");
+    }
+
+    #[test]
+    fn gps_exif_is_stripped_and_the_orientation_applied() {
+        let marker = b"SECRET-GPS-123";
+        let upload = jpeg_with_gps(40, 20, marker);
+        assert!(upload.windows(4).any(|w| w == b"Exif"));
+        let stored = process(&upload, 40_000_000).unwrap();
+        assert_eq!(stored.content_type, "image/jpeg");
+        assert!(!stored.bytes.windows(4).any(|w| w == b"Exif"), "EXIF kept");
+        assert!(!stored.bytes.windows(marker.len()).any(|w| w == marker), "GPS kept");
+        assert_eq!((stored.width, stored.height), (20, 40), "rotated upright");
+        let back = image::load_from_memory(&stored.bytes).unwrap();
+        assert_eq!(back.dimensions(), (20, 40));
+    }
+
+    #[test]
+    fn the_format_comes_from_the_bytes_and_wide_images_get_a_360_px_thumbnail() {
+        let png = encoded(
+            &DynamicImage::ImageRgba8(RgbaImage::from_pixel(720, 100, Rgba([1, 2, 3, 128]))),
+            ImageFormat::Png,
+        );
+        let stored = process(&png, 40_000_000).unwrap();
+        assert_eq!(stored.content_type, "image/png");
+        assert_eq!(image::guess_format(&stored.bytes).unwrap(), ImageFormat::Png);
+        let (thumb, kind) = stored.thumb.expect("a thumbnail");
+        assert_eq!(kind, "image/png", "transparency keeps PNG");
+        assert_eq!(image::load_from_memory(&thumb).unwrap().dimensions(), (360, 50));
+
+        let narrow = encoded(
+            &DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 10, Rgb([9, 9, 9]))),
+            ImageFormat::Png,
+        );
+        assert!(process(&narrow, 40_000_000).unwrap().thumb.is_none());
+    }
+
+    #[test]
+    fn webp_is_kept_as_jpeg_and_text_is_not_an_image() {
+        let webp = encoded(
+            &DynamicImage::ImageRgb8(RgbImage::from_pixel(400, 200, Rgb([200, 10, 10]))),
+            ImageFormat::WebP,
+        );
+        let stored = process(&webp, 40_000_000).unwrap();
+        assert_eq!(stored.content_type, "image/jpeg");
+        let (thumb, kind) = stored.thumb.unwrap();
+        assert_eq!(kind, "image/jpeg");
+        assert_eq!(image::load_from_memory(&thumb).unwrap().dimensions(), (360, 180));
+        assert_eq!(
+            process(b"hello, world\n", 40_000_000).unwrap_err(),
+            DecodeError::NotImage
+        );
+        let truncated = &webp[..webp.len() / 2];
+        assert!(process(truncated, 40_000_000).is_err());
+    }
+
+    #[test]
+    fn an_animated_gif_stays_animated_and_its_frames_count_toward_the_limit() {
+        let frames: Vec<_> = (0..3u8)
+            .map(|i| image::Frame::new(RgbaImage::from_pixel(20, 10, Rgba([i * 80, 0, 0, 255]))))
+            .collect();
+        let mut gif = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut gif);
+            encoder.encode_frames(frames).unwrap();
+        }
+        let stored = process(&gif, 40_000_000).unwrap();
+        assert_eq!(stored.content_type, "image/gif");
+        let decoder = GifDecoder::new(Cursor::new(&stored.bytes)).unwrap();
+        assert_eq!(decoder.into_frames().count(), 3);
+        let refused = process(&gif, 500).unwrap_err();
+        assert!(
+            matches!(refused, DecodeError::TooLarge { frames: 3, .. }),
+            "{refused:?}"
+        );
+    }
 }

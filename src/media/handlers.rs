@@ -35,7 +35,12 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, AppError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
         "multipart/form-data" => multer::parse_boundary(content_type)
             .map(Upload::Multipart)
@@ -97,7 +102,10 @@ async fn file_part(body: Bytes, boundary: String, max: usize) -> Result<Bytes, A
             return field.bytes().await.map_err(refuse);
         }
     }
-    Err(AppError::invalid("missing_file", "the multipart body has no part named file"))
+    Err(AppError::invalid(
+        "missing_file",
+        "the multipart body has no part named file",
+    ))
 }
 
 const INSERT_IMAGE: &str = "INSERT INTO images (id, content_type, bytes, width, height, thumb, thumb_type)
@@ -105,13 +113,7 @@ const INSERT_IMAGE: &str = "INSERT INTO images (id, content_type, bytes, width, 
 const INSERT_UPLOAD: &str = "INSERT INTO image_uploads (image_id, user_id, ip) VALUES ($1, $2, $3)";
 
 /// The image (once, whoever uploads it first) and this upload, in one transaction.
-async fn save(
-    store: &Store,
-    id: &str,
-    image: &decode::Processed,
-    user_id: i64,
-    ip: IpAddr,
-) -> Result<(), StoreError> {
+async fn save(store: &Store, id: &str, image: &decode::Processed, user_id: i64, ip: IpAddr) -> Result<(), StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     let (thumb, thumb_type) = match &image.thumb {
@@ -140,7 +142,11 @@ async fn save(
 
 /// `GET /media/{id}` and `GET /media/{id}/thumb`.
 pub async fn serve(state: &State, parts: &Parts, id: &str, thumb: bool) -> Result<Response, AppError> {
-    let blob = state.media.blob(&state.store, id, thumb).await?.ok_or(AppError::NotFound)?;
+    let blob = state
+        .media
+        .blob(&state.store, id, thumb)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let matches = parts
         .headers
         .get_all(header::IF_NONE_MATCH)
@@ -166,7 +172,8 @@ pub async fn serve(state: &State, parts: &Parts, id: &str, thumb: bool) -> Resul
 }
 
 const SELECT_IMAGE: &str = "SELECT content_type, bytes FROM images WHERE id = $1";
-const SELECT_THUMB: &str = "SELECT coalesce(thumb_type, content_type), coalesce(thumb, bytes) FROM images WHERE id = $1";
+const SELECT_THUMB: &str =
+    "SELECT coalesce(thumb_type, content_type), coalesce(thumb, bytes) FROM images WHERE id = $1";
 
 /// Why a blob could not be read.
 #[derive(Debug, thiserror::Error)]

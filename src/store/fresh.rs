@@ -26,7 +26,9 @@ pub struct Fresh<V: Clone + Send + Sync + 'static> {
 
 impl<V: Clone + Send + Sync + 'static> std::fmt::Debug for Fresh<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fresh").field("entries", &self.cache.entry_count()).finish()
+        f.debug_struct("Fresh")
+            .field("entries", &self.cache.entry_count())
+            .finish()
     }
 }
 
@@ -34,7 +36,10 @@ impl<V: Clone + Send + Sync + 'static> Fresh<V> {
     /// At most `capacity` entries; `ttl` is a safety net only (events keep entries fresh).
     pub fn new(capacity: u64, ttl: Duration) -> Fresh<V> {
         Fresh {
-            cache: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
             changes: AtomicU64::new(0),
             changed_all_at: AtomicU64::new(0),
         }
@@ -59,10 +64,12 @@ impl<V: Clone + Send + Sync + 'static> Fresh<V> {
         if self.changed_all_at.load(Ordering::Acquire) > began {
             return;
         }
-        self.cache.entry(id).and_compute_with(|entry| match entry.map(|e| e.into_value()) {
-            Some(Slot::Stale(at)) if at > began => Op::Nop,
-            _ => Op::Put(Slot::Fresh(value)),
-        });
+        self.cache
+            .entry(id)
+            .and_compute_with(|entry| match entry.map(|e| e.into_value()) {
+                Some(Slot::Stale(at)) if at > began => Op::Nop,
+                _ => Op::Put(Slot::Fresh(value)),
+            });
     }
 
     /// `id` changed: forget its value.

@@ -12,7 +12,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
     (7, "0007_media", include_str!("migrations/0007_media.sql")),
     (8, "0008_people", include_str!("migrations/0008_people.sql")),
-    (9, "0009_notifications", include_str!("migrations/0009_notifications.sql")),
+    (
+        9,
+        "0009_notifications",
+        include_str!("migrations/0009_notifications.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.
