@@ -392,6 +392,51 @@ mod tests {
             parse(&Method::GET, "/admin/categories"),
             Route::Admin(admin::Route::Page("categories"))
         );
+        let id = "ab".repeat(32);
+        assert_eq!(parse(&Method::POST, "/api/images"), Route::Media(media::Route::Upload));
+        assert_eq!(
+            parse(&Method::GET, &format!("/media/{id}")),
+            Route::Media(media::Route::Image(&id))
+        );
+        assert_eq!(
+            parse(&Method::HEAD, &format!("/media/{id}/thumb")),
+            Route::Media(media::Route::Thumb(&id))
+        );
+        assert_eq!(parse(&Method::GET, "/media/AB"), Route::NotFound);
+        assert_eq!(
+            parse(&Method::GET, "/api/me/notifications/unread-count"),
+            Route::Notifications(notify::Route::UnreadCount),
+            "before the account module's api/me"
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/me/notifications/read"),
+            Route::Notifications(notify::Route::Read)
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/auth/register"),
+            Route::Account(account::Route::Register)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/users/42"),
+            Route::Account(account::Route::User(42))
+        );
+        assert_eq!(
+            parse(&Method::DELETE, "/api/users/42/follow"),
+            Route::Account(account::Route::Follow(42))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/users/42/follow"),
+            Route::MethodNotAllowed { allow: "PUT, DELETE" }
+        );
+        assert_eq!(parse(&Method::GET, "/api/users/042"), Route::NotFound);
+        assert_eq!(
+            parse(&Method::PATCH, "/api/me/addresses/7"),
+            Route::Account(account::Route::Address(7))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/sandbox/mail"),
+            Route::Account(account::Route::SandboxMail)
+        );
         assert_eq!(parse(&Method::GET, "/api/me/nothing"), Route::NotFound);
         assert_eq!(
             parse(&Method::DELETE, "/api/me"),
