@@ -137,6 +137,9 @@ impl Application {
         let catalog = Catalog::new(Arc::clone(&engine.policy));
         let rankings = Rankings::new(&config.settings.rankings.timezone);
         let limits = Limits::new(&config.settings.limits);
+        if config.settings.mail.smtp_url.is_empty() && !config.settings.payments.sandbox {
+            tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
+        }
         let media = crate::media::Media::new(&config.settings.media);
         let state = Arc::new(State {
             media,

@@ -463,3 +463,70 @@ async fn concurrent_address_changes_leave_exactly_one_default() {
     assert_eq!(app.count("SELECT count(*) FROM addresses WHERE is_default").await, 1);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_verification_page_reads_on_a_phone() {
+    let Some(browser) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(std::env::var_os("CI").is_none(), "chromium is required in CI");
+        eprintln!("SKIPPED: chromium is not installed");
+        return;
+    };
+    let app = spawn_app().await;
+    assert_eq!(
+        register(&app, "phone", "phone@example.com").await.status,
+        StatusCode::CREATED
+    );
+    let link = link_path(
+        app.get("/sandbox/mail").await.json()["items"][0]["text"]
+            .as_str()
+            .unwrap(),
+    );
+    let dir = crate::helpers::scratch_dir("verify-shot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("verify-email-390x844.png");
+    let url = app.url(&link);
+    let output = tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        let profile = dir.join("profile");
+        move || {
+            std::process::Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--hide-scrollbars",
+                ])
+                .args([
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--window-size=390,844",
+                ])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg(format!("--screenshot={}", shot.display()))
+                .arg(url)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let image = image::open(&shot).unwrap();
+    assert_eq!((image.width(), image.height()), (390, 844));
+    eprintln!("screenshot: {}", shot.display());
+    // The browser opened the link: the address is verified.
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE email_verified_at IS NOT NULL")
+            .await,
+        1
+    );
+    app.shutdown().await;
+}
