@@ -342,6 +342,10 @@ pub(crate) mod tests {
             "{outcome:?}"
         );
         // Its pixels would take 50 MB at one bit each, 400 MB at a byte.
+        eprintln!(
+            "a {} byte PNG of 20000 × 20000 refused; at most {peak} bytes live meanwhile",
+            bomb.len()
+        );
         assert!(peak < 1 << 20, "refusing it allocated {peak} bytes at once");
     }
 
