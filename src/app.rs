@@ -45,6 +45,12 @@ pub struct State {
     pub limits: Limits,
     /// Signed-in sessions, cached.
     pub sessions: Sessions,
+    /// Images: upload limits, the decode gate and the serving cache.
+    pub media: crate::media::Media,
+    /// Unread notification counts and their long-poll waiters.
+    pub notices: crate::notify::Board,
+    /// Public profiles, pre-serialized.
+    pub profiles: crate::account::Profiles,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
     pub engine: Arc<Engine>,
@@ -139,7 +145,12 @@ impl Application {
         let access = log
             .access
             .then(|| crate::http::access::AccessLog::start(log.format == "json"));
+        if config.settings.mail.smtp_url.is_empty() && !config.settings.payments.sandbox {
+            tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
+        }
+        let media = crate::media::Media::new(&config.settings.media);
         let state = Arc::new(State {
+            media,
             config,
             store,
             events,
@@ -149,6 +160,8 @@ impl Application {
             limits,
             access,
             sessions: Sessions::new(),
+            notices: crate::notify::Board::default(),
+            profiles: crate::account::Profiles::default(),
             wechat_login,
             engine,
             sandbox,
@@ -163,6 +176,12 @@ impl Application {
             Arc::new(state.config.clone()),
             state.store.clone(),
             Arc::clone(&state.last_backup),
+            state.shutdown.clone(),
+        ));
+        tokio::spawn(crate::mail::run_sender(
+            state.store.clone(),
+            Arc::clone(&state.events),
+            state.config.settings.mail.clone(),
             state.shutdown.clone(),
         ));
         tokio::spawn(reconcile::run(
@@ -448,6 +467,16 @@ async fn route_events(state: Arc<State>) {
                     Some("sessions") => state.sessions.invalidate_all(),
                     Some("rankings") => state.rankings.invalidate(),
                     Some("payment_settings") => reload_policy(&state).await,
+                    Some("notification") => {
+                        if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
+                            state.notices.changed(user_id);
+                        }
+                    }
+                    Some("profile") => {
+                        if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
+                            state.profiles.changed(user_id);
+                        }
+                    }
                     Some("payment") => {
                         if message.get("purpose").and_then(|p| p.as_str()) == Some("donation") {
                             state.rankings.invalidate();
@@ -465,6 +494,8 @@ async fn route_events(state: Arc<State>) {
                 state.catalog.invalidate();
                 state.rankings.invalidate();
                 state.engine.status.changed_all();
+                state.notices.changed_all();
+                state.profiles.changed_all();
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
@@ -491,7 +522,10 @@ async fn forget_idle_clients(state: Arc<State>) {
     let mut minutes = 0u32;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => state.limits.retain_recent(),
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                state.limits.retain_recent();
+                state.media.retain_recent();
+            }
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         minutes += 1;

@@ -54,6 +54,8 @@ pub struct Settings {
     pub rankings: Rankings,
     pub accounts: Accounts,
     pub limits: Limits,
+    pub media: Media,
+    pub mail: Mail,
     pub log: Log,
     pub backup: Backup,
 }
@@ -383,6 +385,61 @@ impl Default for Backup {
             dir: PathBuf::new(),
             every_hours: 0,
             keep: 7,
+        }
+    }
+}
+
+/// `media.*`: uploaded images.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Media {
+    /// Largest upload in bytes (the image itself; a multipart body may be a little larger).
+    pub max_bytes: usize,
+    /// Largest image in pixels (width × height, every frame of a GIF together), judged from
+    /// the header before anything is decoded.
+    pub max_pixels: u64,
+    /// Uploads a user may make per minute, on average (per instance); 0 = unlimited.
+    pub uploads_per_minute: u32,
+    /// Uploads a user may make at once before the average applies.
+    pub upload_burst: u32,
+    /// Bytes of images and thumbnails kept in memory for serving.
+    pub cache_bytes: u64,
+    /// Seconds a client may take to send an upload's body.
+    pub read_timeout_secs: u64,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            max_bytes: 10 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            uploads_per_minute: 20,
+            upload_burst: 10,
+            cache_bytes: 64 * 1024 * 1024,
+            read_timeout_secs: 120,
+        }
+    }
+}
+
+/// `mail.*`: outgoing mail (verification links).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mail {
+    /// `smtps://user:pass@host:465` or `smtp://user:pass@host:587?tls=required`; empty = mail
+    /// is kept in the database outbox (shown at `/sandbox/mail` in sandbox mode), not sent.
+    pub smtp_url: Secret,
+    /// The sender, e.g. `zhifu <no-reply@example.org>`.
+    pub from: String,
+    /// Seconds an SMTP exchange may take before it counts as failed (and is retried).
+    pub timeout_secs: u64,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Mail {
+            smtp_url: Secret::default(),
+            from: "zhifu <no-reply@localhost>".into(),
+            timeout_secs: 30,
         }
     }
 }
@@ -809,6 +866,9 @@ fn validate_after(
         }
     }
 
+    validate_media(&settings.media, &mut bad);
+    validate_mail(&settings.mail, &mut bad);
+
     if settings.rankings.timezone.trim().is_empty() {
         bad(
             "rankings.timezone",
@@ -858,6 +918,92 @@ fn beside_config(base: &Path, path: &Path) -> PathBuf {
         std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf())
     };
     base.join(path)
+}
+
+fn validate_media(m: &Media, bad: &mut impl FnMut(&'static str, String, &str)) {
+    if !(1024..=256 * 1024 * 1024).contains(&m.max_bytes) {
+        bad(
+            "media.max_bytes",
+            format!("{} is outside 1024..=268435456", m.max_bytes),
+            "set e.g. 10485760 (10 MiB)",
+        );
+    }
+    if !(1..=1_000_000_000).contains(&m.max_pixels) {
+        bad(
+            "media.max_pixels",
+            format!("{} is outside 1..=1000000000", m.max_pixels),
+            "set e.g. 40000000 (40 megapixels)",
+        );
+    }
+    if !(1..=3600).contains(&m.read_timeout_secs) {
+        bad(
+            "media.read_timeout_secs",
+            format!("{} is outside 1..=3600", m.read_timeout_secs),
+            "set e.g. 120",
+        );
+    }
+    if m.cache_bytes < 1024 * 1024 {
+        bad(
+            "media.cache_bytes",
+            format!("{} is below 1 MiB", m.cache_bytes),
+            "set e.g. 67108864 (64 MiB)",
+        );
+    }
+}
+
+fn validate_mail(m: &Mail, bad: &mut impl FnMut(&'static str, String, &str)) {
+    let url = m.smtp_url.expose();
+    if !url.is_empty()
+        && let Err(problem) = check_smtp_url(url)
+    {
+        bad(
+            "mail.smtp_url",
+            problem.into(),
+            "write smtps://user:password@host:465, or smtp://user:password@host:587?tls=required (plain smtp only to loopback)",
+        );
+    }
+    if m.from.parse::<lettre::message::Mailbox>().is_err() {
+        bad(
+            "mail.from",
+            format!("{:?} is not a mail address", m.from),
+            "write e.g. zhifu <no-reply@example.org>",
+        );
+    }
+    if !(1..=600).contains(&m.timeout_secs) {
+        bad(
+            "mail.timeout_secs",
+            format!("{} is outside 1..=600", m.timeout_secs),
+            "set e.g. 30",
+        );
+    }
+}
+
+/// An SMTP URL lettre understands, encrypted unless the server is on loopback. The problem
+/// never repeats the URL (it may hold a password).
+fn check_smtp_url(url: &str) -> Result<(), &'static str> {
+    let (scheme, rest) = url.split_once("://").ok_or("is not a URL")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err("names no host");
+    }
+    let tls = rest
+        .split_once('?')
+        .map(|(_, q)| q.split('&').any(|p| p == "tls=required"))
+        .unwrap_or(false);
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "smtps" => {}
+        "smtp" if tls || loopback => {}
+        "smtp" => return Err("sends mail (and the password) unencrypted to another host"),
+        _ => return Err("is neither smtps:// nor smtp://"),
+    }
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url).map_err(|_| "is not an SMTP URL")?;
+    Ok(())
 }
 
 /// Outbound URLs must be https; plain http is for emulators on loopback only.
@@ -960,6 +1106,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("payments.sandbox"), "{err}");
+    }
+
+    #[test]
+    fn smtp_urls_must_encrypt_unless_on_loopback() {
+        assert!(check_smtp_url("smtps://u:p@mail.example.org:465").is_ok());
+        assert!(check_smtp_url("smtp://u:p@mail.example.org:587?tls=required").is_ok());
+        assert!(check_smtp_url("smtp://127.0.0.1:2525").is_ok());
+        assert!(check_smtp_url("smtp://u:p@mail.example.org:25").is_err());
+        assert!(check_smtp_url("http://mail.example.org").is_err());
+        let err = load_from(
+            None,
+            env(&[("ZHIFU__MAIL__SMTP_URL", "smtp://u:hunter2@mail.example.org")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("mail.smtp_url"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = load_from(None, env(&[("ZHIFU__MAIL__FROM", "nobody")])).unwrap_err();
+        assert!(err.to_string().contains("mail.from"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub enum AppError {
     /// 415
     #[error("content type must be {expected}")]
     UnsupportedMediaType { expected: &'static str },
+    /// 415: an upload is not an image that can be read (the bytes decide, not the type).
+    #[error("{message}")]
+    UnsupportedImage { message: Cow<'static, str> },
     /// 429: this client sent too many requests of a kind; retry after the given seconds.
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -121,7 +124,9 @@ impl AppError {
             AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::UnsupportedMediaType { .. } | AppError::UnsupportedImage { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -143,6 +148,7 @@ impl AppError {
             AppError::Conflict { code, .. } => code,
             AppError::TooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::UnsupportedImage { .. } => "unsupported_image",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Provider(_) => "provider_unavailable",

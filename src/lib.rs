@@ -12,6 +12,9 @@
 //! - `backup`: `zhifu backup` / `zhifu restore` and the scheduled backups.
 //! - `ui`: what every page shares — layout data, the header's sections, message catalogs
 //!   (Chinese and English), SVG charts, HTML error pages.
+//! - `media`: image uploads (decoded, re-encoded, content-addressed) and serving.
+//! - `notify`: notifications every module writes, their list and unread-count long-poll.
+//! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`).
@@ -28,6 +31,9 @@ pub mod donate;
 pub mod error;
 pub mod fuzzing;
 pub mod http;
+pub mod mail;
+pub mod media;
+pub mod notify;
 pub mod ops;
 pub mod pay;
 pub mod payments;

@@ -61,6 +61,12 @@ pub fn metrics(state: &State) -> Response {
         "Orders with at least one parked long-poll.",
         state.engine.status.waiting_orders(),
     );
+    gauge(
+        &mut out,
+        "zhifu_longpoll_notification_users",
+        "Users with at least one parked unread-count long-poll.",
+        state.notices.waiting_users(),
+    );
     let status = store.pool.status();
     gauge(
         &mut out,

@@ -12,9 +12,9 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use serde::Deserialize;
 
+use super::Role;
 use super::users::{self, Issued, Lockout, Method};
 use super::wechat::{Flow, LoginClient};
-use super::{Principal, Role};
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
@@ -374,15 +374,17 @@ pub async fn login_page(state: &State, parts: &Parts) -> Result<Response, AppErr
     ui::page(page.ui.lang, StatusCode::OK, &page)
 }
 
-async fn me_json(state: &State, user_id: i64) -> Result<serde_json::Value, AppError> {
+const SELECT_ME: &str = "SELECT id, username, display_name, role, wechat_openid IS NOT NULL, created_at, email,
+        email_verified_at IS NOT NULL, avatar, bio, followers_count, following_count, posts_count
+   FROM users WHERE id = $1";
+
+/// The signed-in user as `GET /api/me` shows it (their own email included).
+pub(super) async fn me_json(state: &State, user_id: i64) -> Result<serde_json::Value, AppError> {
     let row = state
         .store
         .client()
         .await?
-        .query_opt(
-            "SELECT id, username, display_name, role, wechat_openid IS NOT NULL, created_at FROM users WHERE id = $1",
-            &[&user_id],
-        )
+        .query_opt(SELECT_ME, &[&user_id])
         .await
         .map_err(StoreError::from)?
         .ok_or(AppError::Unauthorized)?;
@@ -392,63 +394,33 @@ async fn me_json(state: &State, user_id: i64) -> Result<serde_json::Value, AppEr
         row.get(2),
         Role::parse(row.get(3)).unwrap_or(Role::User),
     );
+    let avatar: Option<String> = row.get(8);
     json["wechat"] = row.get::<_, bool>(4).into();
     json["created_at"] = rfc3339(row.get(5)).into();
+    json["email"] = row.get::<_, Option<String>>(6).into();
+    json["email_verified"] = row.get::<_, bool>(7).into();
+    json["avatar"] = avatar.clone().into();
+    json["avatar_url"] = avatar.as_deref().map(crate::media::url).into();
+    json["bio"] = row.get::<_, String>(9).into();
+    json["followers"] = row.get::<_, i64>(10).into();
+    json["following"] = row.get::<_, i64>(11).into();
+    json["posts"] = row.get::<_, i64>(12).into();
     Ok(json)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProfileBody {
-    display_name: String,
-}
-
-/// `GET /api/me` (the profile) and `PATCH /api/me` `{"display_name": "…"}`.
+/// `GET /api/me` (the profile) and `PATCH /api/me` `{"display_name", "avatar", "bio"}`
+/// (each optional).
 pub async fn me(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, AppError> {
     let principal = state.sessions.require(&state.store, parts, Role::User).await?;
     if parts.method == http::Method::PATCH {
         extract::body_kind(&parts.headers, &[BodyKind::Json])?;
-        let input: ProfileBody = extract::json(body)?;
-        let name = users::clean_display_name(&input.display_name).ok_or_else(|| {
-            AppError::invalid(
-                "invalid_display_name",
-                "display_name must be 1 to 32 characters, no control characters",
-            )
-        })?;
-        rename(state, &principal, &name).await?;
+        let patch: super::profiles::ProfilePatch = extract::json(body)?;
+        super::profiles::update_me(state, &principal, patch).await?;
     }
     Ok(respond::json(
         StatusCode::OK,
         me_json(state, principal.user_id).await?.to_string(),
     ))
-}
-
-/// Renames the user, and their rows in the rankings with them, in one transaction.
-async fn rename(state: &State, principal: &Principal, name: &str) -> Result<(), AppError> {
-    let mut client = state.store.client().await?;
-    let tx = client.transaction().await.map_err(StoreError::from)?;
-    tx.execute(
-        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1",
-        &[&principal.user_id, &name],
-    )
-    .await
-    .map_err(StoreError::from)?;
-    tx.execute(
-        "UPDATE donation_totals SET donor = $2 WHERE donor_key = 'u:' || $1::bigint",
-        &[&principal.user_id, &name],
-    )
-    .await
-    .map_err(StoreError::from)?;
-    crate::store::events::publish(&tx, r#"{"kind":"rankings"}"#)
-        .await
-        .map_err(StoreError::from)?;
-    crate::store::events::publish(&tx, r#"{"kind":"sessions"}"#)
-        .await
-        .map_err(StoreError::from)?;
-    tx.commit().await.map_err(StoreError::from)?;
-    state.rankings.invalidate();
-    state.sessions.invalidate_all();
-    Ok(())
 }
 
 #[derive(Deserialize)]

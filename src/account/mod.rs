@@ -7,9 +7,13 @@
 //! cookie [`COOKIE`]. A cookie is believed on a state-changing request only when the browser
 //! says the request came from our own pages (see [`cookie_is_same_origin`]).
 
+pub mod addresses;
 pub mod cli;
+mod follows;
 pub mod handlers;
 pub mod password;
+pub mod profiles;
+mod register;
 mod route;
 pub mod users;
 pub mod wechat;
@@ -27,6 +31,7 @@ use time::OffsetDateTime;
 use crate::error::AppError;
 use crate::store::{Store, StoreError};
 
+pub use profiles::Profiles;
 pub use route::{Route, dispatch};
 
 /// The session cookie pages use.

@@ -1,19 +1,22 @@
-//! The account module's routes: sign-in and sessions (`/api/auth/…`, `/login`, `/auth/…`),
-//! the signed-in user's own records (`/api/me…`, `/me`) and the WeChat sign-in emulator
-//! (`/sandbox/wxlogin/…`). Parsed from the path by [`Route::parse`], served by [`dispatch`].
+//! The account module's routes: registration, sign-in and sessions (`/api/auth/…`, `/login`,
+//! `/auth/…`), the signed-in user's own records (`/api/me…`, `/me`: profile, donations,
+//! addresses), public profiles and follows (`/api/users/…`), and the sandbox's WeChat
+//! sign-in emulator (`/sandbox/wxlogin/…`) and mail outbox (`/sandbox/mail`). Parsed from the
+//! path by [`Route::parse`], served by [`dispatch`].
 
 use std::net::IpAddr;
 
 use http::request::Parts;
 use hyper::body::Incoming;
 
-use super::handlers;
+use super::{addresses, follows, handlers, profiles, register};
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::limit;
 use crate::http::read_body;
+use crate::http::respond;
 use crate::http::respond::Response;
-use crate::http::route::{Match, Verb, is_order_no};
+use crate::http::route::{Match, Verb, is_order_no, path_id};
 
 /// An account endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,26 @@ pub enum Route<'a> {
     MePage,
     /// The WeChat sign-in emulator under `/sandbox/wxlogin/…`: the path after that prefix.
     SandboxWechatLogin(&'a str),
+    /// `POST /api/auth/register`
+    Register,
+    /// `GET /auth/verify-email?token=`: the page a verification link opens.
+    VerifyEmail,
+    /// `POST /api/me/email/verify`: mail a new verification link.
+    ResendVerification,
+    /// `GET /api/users/{id}`: a public profile.
+    User(i64),
+    /// `PUT` / `DELETE /api/users/{id}/follow`
+    Follow(i64),
+    /// `GET /api/users/{id}/followers`
+    Followers(i64),
+    /// `GET /api/users/{id}/following`
+    Following(i64),
+    /// `GET` / `POST /api/me/addresses`
+    Addresses,
+    /// `GET` / `PATCH` / `DELETE /api/me/addresses/{id}`
+    Address(i64),
+    /// `GET /sandbox/mail`: the mail outbox (sandbox mode only).
+    SandboxMail,
 }
 
 impl<'a> Route<'a> {
@@ -61,6 +84,16 @@ impl<'a> Route<'a> {
         "my_donation",
         "me_page",
         "sandbox_wechat_login",
+        "register",
+        "verify_email",
+        "resend_verification",
+        "user_profile",
+        "follow",
+        "followers",
+        "following",
+        "addresses",
+        "address",
+        "sandbox_mail",
         "login_form",
     ];
 
@@ -79,7 +112,17 @@ impl<'a> Route<'a> {
             Route::MyDonation(_) => 9,
             Route::MePage => 10,
             Route::SandboxWechatLogin(_) => 11,
-            Route::LoginForm => 12,
+            Route::Register => 12,
+            Route::VerifyEmail => 13,
+            Route::ResendVerification => 14,
+            Route::User(_) => 15,
+            Route::Follow(_) => 16,
+            Route::Followers(_) => 17,
+            Route::Following(_) => 18,
+            Route::Addresses => 19,
+            Route::Address(_) => 20,
+            Route::SandboxMail => 21,
+            Route::LoginForm => 22,
         }
     }
 
@@ -101,6 +144,31 @@ impl<'a> Route<'a> {
             ["api", "me", "password"] => Match::post(verb, Route::MePassword),
             ["api", "me", "donations"] => Match::get(verb, Route::MyDonations),
             ["api", "me", "donations", no] if is_order_no(no) => Match::get(verb, Route::MyDonation(no)),
+            ["api", "auth", "register"] => Match::post(verb, Route::Register),
+            ["auth", "verify-email"] => Match::get(verb, Route::VerifyEmail),
+            ["api", "me", "email", "verify"] => Match::post(verb, Route::ResendVerification),
+            ["api", "me", "addresses"] => {
+                Match::any(verb, &[Verb::Get, Verb::Post], "GET, HEAD, POST", Route::Addresses)
+            }
+            ["api", "me", "addresses", id] => match path_id(id) {
+                Some(id) => Match::any(
+                    verb,
+                    &[Verb::Get, Verb::Patch, Verb::Delete],
+                    "GET, HEAD, PATCH, DELETE",
+                    Route::Address(id),
+                ),
+                None => Match::NotFound,
+            },
+            ["api", "users", id, rest @ ..] => match (path_id(id), rest) {
+                (Some(id), []) => Match::get(verb, Route::User(id)),
+                (Some(id), ["follow"]) => {
+                    Match::any(verb, &[Verb::Put, Verb::Delete], "PUT, DELETE", Route::Follow(id))
+                }
+                (Some(id), ["followers"]) => Match::get(verb, Route::Followers(id)),
+                (Some(id), ["following"]) => Match::get(verb, Route::Following(id)),
+                _ => Match::NotFound,
+            },
+            ["sandbox", "mail"] => Match::get(verb, Route::SandboxMail),
             _ => Match::NotFound,
         }
     }
@@ -109,7 +177,14 @@ impl<'a> Route<'a> {
     pub fn is_bounded_read(&self) -> bool {
         matches!(
             self,
-            Route::LoginPage | Route::MePage | Route::MyDonations | Route::MyDonation(_)
+            Route::LoginPage
+                | Route::MePage
+                | Route::MyDonations
+                | Route::MyDonation(_)
+                | Route::User(_)
+                | Route::Followers(_)
+                | Route::Following(_)
+                | Route::SandboxMail
         )
     }
 }
@@ -124,7 +199,12 @@ pub async fn dispatch(
 ) -> Result<Response, AppError> {
     if matches!(
         route,
-        Route::Login | Route::LoginForm | Route::WechatLogin | Route::WechatCallback
+        Route::Login
+            | Route::LoginForm
+            | Route::WechatLogin
+            | Route::WechatCallback
+            | Route::Register
+            | Route::ResendVerification
     ) {
         state.limits.check(limit::Kind::Login, ip)?;
     }
@@ -147,6 +227,29 @@ pub async fn dispatch(
         Route::SandboxWechatLogin(path) => {
             let sandbox = state.sandbox.as_ref().ok_or(AppError::NotFound)?;
             super::wechat::sandbox(sandbox, path, parts, &read_body(state, body).await?).await
+        }
+        Route::Register => register::register(state, parts, &read_body(state, body).await?).await,
+        Route::VerifyEmail => register::verify_email(state, parts).await,
+        Route::ResendVerification => {
+            read_body(state, body).await?;
+            register::resend(state, parts).await
+        }
+        Route::User(id) => profiles::profile(state, parts, id).await,
+        Route::Follow(id) => {
+            read_body(state, body).await?;
+            follows::follow(state, parts, id, parts.method == http::Method::PUT).await
+        }
+        Route::Followers(id) => follows::list(state, parts, id, true).await,
+        Route::Following(id) => follows::list(state, parts, id, false).await,
+        Route::Addresses if parts.method == http::Method::POST => {
+            addresses::create(state, parts, &read_body(state, body).await?).await
+        }
+        Route::Addresses => addresses::list(state, parts).await,
+        Route::Address(id) => addresses::one(state, parts, id, &read_body(state, body).await?).await,
+        Route::SandboxMail => {
+            state.sandbox.as_ref().ok_or(AppError::NotFound)?;
+            let body = crate::mail::outbox_json(&state.store).await?;
+            Ok(respond::json(http::StatusCode::OK, body))
         }
     }
 }

@@ -123,6 +123,10 @@ pub async fn update(state: &State, actor: &Actor, id: i64, input: UserChange) ->
     let changed = before.role != after.role || before.disabled != after.disabled;
     if changed {
         revoke_all(&tx, id).await.map_err(StoreError::from)?;
+        // A disabled account's public profile goes away on every instance.
+        crate::account::profiles::profile_changed(&tx, id)
+            .await
+            .map_err(StoreError::from)?;
         actor
             .audit(
                 &tx,
@@ -137,6 +141,7 @@ pub async fn update(state: &State, actor: &Actor, id: i64, input: UserChange) ->
     tx.commit().await.map_err(StoreError::from)?;
     if changed {
         state.sessions.invalidate_all();
+        state.profiles.changed(id);
     }
     ok_json(&after)
 }

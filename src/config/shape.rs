@@ -198,7 +198,7 @@ mod tests {
             "database": {"pool_size": -3, "embedded": "here"},
             "payments": {"sandbox": "maybe", "order_ttl_secs": "600"},
             "limits": {"create_per_minute": 99999999999u64},
-            "mall": {"x": 1},
+            "frobnicate": {"x": 1},
         });
         let (settings, problems) = check(&tree);
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
@@ -209,7 +209,7 @@ mod tests {
             "database.embedded",
             "payments.sandbox",
             "limits.create_per_minute",
-            "mall",
+            "frobnicate",
         ] {
             assert!(keys.contains(&key), "{key} missing from {problems:#?}");
         }
@@ -218,8 +218,8 @@ mod tests {
         assert_eq!(listn.fix, "did you mean server.listen?");
         let sandbox = problems.iter().find(|p| p.key == "payments.sandbox").unwrap();
         assert!(sandbox.fix.contains("true or false"), "{sandbox:?}");
-        let mall = problems.iter().find(|p| p.key == "mall").unwrap();
-        assert!(mall.fix.starts_with("remove it; the sections are"), "{mall:?}");
+        let unknown = problems.iter().find(|p| p.key == "frobnicate").unwrap();
+        assert!(unknown.fix.starts_with("remove it; the sections are"), "{unknown:?}");
         // What was right is kept, text that reads as a number included.
         assert_eq!(settings.server.workers, 2);
         assert_eq!(settings.payments.order_ttl_secs, 600);

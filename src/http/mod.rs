@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, donate, ops, payments, ui};
+use crate::{account, admin, donate, media, notify, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -43,7 +43,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
     let request_id_value = state.request_id(&parts.headers);
     let request_id = request_id_value.to_str().unwrap_or_default();
     let route = route::parse(&parts.method, parts.uri.path());
-    let limit = state.config.settings.server.max_body_bytes;
+    let limit = match route {
+        Route::Media(media::Route::Upload) => state.config.settings.media.max_bytes + media::MULTIPART_SLACK,
+        _ => state.config.settings.server.max_body_bytes,
+    };
     let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
 
     let mut response = if content_length(&parts) > limit as u64 {
@@ -108,7 +111,9 @@ async fn dispatch(
     let engine = &state.engine;
     match route {
         Route::CreateDonation => state.limits.check(limit::Kind::Create, ip)?,
-        Route::PaymentStatus(_) => state.limits.check(limit::Kind::Status, ip)?,
+        Route::PaymentStatus(_) | Route::Notifications(notify::Route::UnreadCount) => {
+            state.limits.check(limit::Kind::Status, ip)?
+        }
         _ => {}
     }
     match route {
@@ -172,6 +177,11 @@ async fn dispatch(
         // Modules: cold paths, boxed so they do not grow every connection's future.
         Route::Account(route) => Box::pin(account::dispatch(state, route, parts, body, ip)).await,
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
+        Route::Media(route) => Box::pin(media::dispatch(state, route, parts, body, ip)).await,
+        // The unread-count long-poll parks like a payment status poll: unboxed, its future
+        // no larger than that one (tested), so parking it costs no more.
+        Route::Notifications(notify::Route::UnreadCount) => notify::unread_count(state, parts).await,
+        Route::Notifications(route) => Box::pin(notify::dispatch(state, route, parts, body)).await,
         Route::NotFound => Box::pin(ui::not_found(state, parts)).await,
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
     }
@@ -194,6 +204,8 @@ async fn bounded_if_reading(
         | Route::PaymentQr(..) => crate::store::bounded(work).await,
         Route::Account(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Admin(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Media(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Notifications(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         _ => work.await,
     }
 }

@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
-use crate::{account, admin};
+use crate::{account, admin, media, notify};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,10 @@ pub enum Route<'a> {
     Account(account::Route<'a>),
     /// The admin API and pages (`/api/admin/…`, `/admin…`).
     Admin(admin::Route<'a>),
+    /// Images: uploads and serving (`/api/images`, `/media/…`).
+    Media(media::Route<'a>),
+    /// The signed-in user's notifications (`/api/me/notifications…`).
+    Notifications(notify::Route),
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -87,7 +91,13 @@ const CORE_NAMES: &[&str] = &[
 ];
 
 /// The name tables of the core and of each module, in the order of their index ranges.
-const MODULES: &[&[&str]] = &[CORE_NAMES, account::Route::NAMES, admin::Route::NAMES];
+const MODULES: &[&[&str]] = &[
+    CORE_NAMES,
+    account::Route::NAMES,
+    admin::Route::NAMES,
+    media::Route::NAMES,
+    notify::Route::NAMES,
+];
 
 /// First index of each entry of [`MODULES`].
 const BASES: [usize; MODULES.len()] = {
@@ -218,6 +228,8 @@ impl Route<'_> {
             Route::SetLanguage(_) => 19,
             Route::Account(route) => BASES[1] + route.index(),
             Route::Admin(route) => BASES[2] + route.index(),
+            Route::Media(route) => BASES[3] + route.index(),
+            Route::Notifications(route) => BASES[4] + route.index(),
         }
     }
 }
@@ -268,7 +280,18 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     // Each module's prefixes; the module parses the whole path.
     match segments {
         ["api", "admin", ..] | ["admin", ..] => return admin::Route::parse(verb, rest).into_route(Route::Admin),
-        ["api", "auth", ..] | ["api", "me", ..] | ["auth", ..] | ["login"] | ["me"] => {
+        ["api", "images"] | ["media", ..] => return media::Route::parse(verb, segments).into_route(Route::Media),
+        // Before the account module's `api/me` prefix.
+        ["api", "me", "notifications", ..] => {
+            return notify::Route::parse(verb, segments).into_route(Route::Notifications);
+        }
+        ["api", "auth", ..]
+        | ["api", "me", ..]
+        | ["api", "users", ..]
+        | ["auth", ..]
+        | ["login"]
+        | ["me"]
+        | ["sandbox", "mail"] => {
             return account::Route::parse(verb, segments).into_route(Route::Account);
         }
         _ => {}
@@ -378,6 +401,51 @@ mod tests {
         assert_eq!(
             parse(&Method::GET, "/admin/categories"),
             Route::Admin(admin::Route::Page("categories"))
+        );
+        let id = "ab".repeat(32);
+        assert_eq!(parse(&Method::POST, "/api/images"), Route::Media(media::Route::Upload));
+        assert_eq!(
+            parse(&Method::GET, &format!("/media/{id}")),
+            Route::Media(media::Route::Image(&id))
+        );
+        assert_eq!(
+            parse(&Method::HEAD, &format!("/media/{id}/thumb")),
+            Route::Media(media::Route::Thumb(&id))
+        );
+        assert_eq!(parse(&Method::GET, "/media/AB"), Route::NotFound);
+        assert_eq!(
+            parse(&Method::GET, "/api/me/notifications/unread-count"),
+            Route::Notifications(notify::Route::UnreadCount),
+            "before the account module's api/me"
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/me/notifications/read"),
+            Route::Notifications(notify::Route::Read)
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/auth/register"),
+            Route::Account(account::Route::Register)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/users/42"),
+            Route::Account(account::Route::User(42))
+        );
+        assert_eq!(
+            parse(&Method::DELETE, "/api/users/42/follow"),
+            Route::Account(account::Route::Follow(42))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/users/42/follow"),
+            Route::MethodNotAllowed { allow: "PUT, DELETE" }
+        );
+        assert_eq!(parse(&Method::GET, "/api/users/042"), Route::NotFound);
+        assert_eq!(
+            parse(&Method::PATCH, "/api/me/addresses/7"),
+            Route::Account(account::Route::Address(7))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/sandbox/mail"),
+            Route::Account(account::Route::SandboxMail)
         );
         assert_eq!(parse(&Method::GET, "/api/me/nothing"), Route::NotFound);
         assert_eq!(

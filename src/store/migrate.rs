@@ -10,6 +10,13 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_payments", include_str!("migrations/0002_payments.sql")),
     (3, "0003_rankings", include_str!("migrations/0003_rankings.sql")),
     (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
+    (7, "0007_media", include_str!("migrations/0007_media.sql")),
+    (8, "0008_people", include_str!("migrations/0008_people.sql")),
+    (
+        9,
+        "0009_notifications",
+        include_str!("migrations/0009_notifications.sql"),
+    ),
     (11, "0011_backups", include_str!("migrations/0011_backups.sql")),
 ];
 

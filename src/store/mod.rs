@@ -3,6 +3,7 @@
 
 pub mod embedded;
 pub mod events;
+pub mod fresh;
 pub mod migrate;
 
 use std::sync::Arc;

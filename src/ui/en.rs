@@ -165,6 +165,11 @@ pub static CATALOG: Catalog = Catalog {
         no_donations: "You have not donated yet.",
         go_donate: "Make a donation",
         details: "View order",
+        verify_title: "Email verification",
+        verify_verified: "Your email address is verified. Thank you!",
+        verify_used: "This verification link has already been used.",
+        verify_expired: "This verification link has expired; sign in and ask for a new one on your page.",
+        verify_invalid: "This verification link is not valid.",
     },
     admin: Admin {
         area: "Admin",

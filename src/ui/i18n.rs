@@ -363,6 +363,11 @@ pub struct Account {
     pub no_donations: &'static str,
     pub go_donate: &'static str,
     pub details: &'static str,
+    pub verify_title: &'static str,
+    pub verify_verified: &'static str,
+    pub verify_used: &'static str,
+    pub verify_expired: &'static str,
+    pub verify_invalid: &'static str,
 }
 
 /// The admin area.

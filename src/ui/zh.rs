@@ -166,6 +166,11 @@ pub static CATALOG: Catalog = Catalog {
         no_donations: "还没有捐赠记录。",
         go_donate: "去捐赠",
         details: "查看订单",
+        verify_title: "邮箱验证",
+        verify_verified: "邮箱已验证，谢谢！",
+        verify_used: "这个验证链接已经用过了。",
+        verify_expired: "这个验证链接已过期，请登录后在“我的”页面重新发送。",
+        verify_invalid: "这个验证链接无效。",
     },
     admin: Admin {
         area: "管理",

@@ -198,12 +198,15 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         ("/admin/audit".into(), Some(admin.as_str())),
         ("/admin/payments?status=lost".into(), Some(admin.as_str())),
         ("/admin".into(), Some(user.as_str())),
+        ("/auth/verify-email?token=not-a-token".into(), None),
     ];
     for lang in Lang::ALL {
         for (path, session) in &pages {
             let answer = get_in(&app, path, lang, *session).await;
             let expected = match path.as_str() {
-                "/no-such-page" | "/pay/NO_SUCH_ORDER" => StatusCode::NOT_FOUND,
+                "/no-such-page" | "/pay/NO_SUCH_ORDER" | "/auth/verify-email?token=not-a-token" => {
+                    StatusCode::NOT_FOUND
+                }
                 "/admin/payments?status=lost" => StatusCode::UNPROCESSABLE_ENTITY,
                 "/admin" if *session == Some(user.as_str()) => StatusCode::FORBIDDEN,
                 _ => StatusCode::OK,

@@ -286,6 +286,10 @@ async fn the_logs_of_payments_and_refunds_through_the_engine_hold_no_key_materia
         .with_ansi(false)
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
+    // With a single dispatcher registered, tracing decides whether a log line that another
+    // test's thread reaches first is ever wanted by asking *that* thread's subscriber (none),
+    // and caches "never". A second registered dispatcher makes it ask every dispatcher.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
 
     let providers = FakeProviders::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")

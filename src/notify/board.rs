@@ -1,0 +1,124 @@
+//! Unread counts and their long-poll waiters, per user. A count is read once from the
+//! database and kept until an event says the user's notifications changed (`Fresh`); waiters
+//! park on a `Notify` per user and are woken by those events, on every instance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::store::fresh::Fresh;
+use crate::store::{Store, StoreError};
+
+/// Unread counts and waiters.
+pub struct Board {
+    counts: Fresh<i64>,
+    /// Users someone waits on; the `Notify` lives as long as a waiter holds it.
+    /// A std mutex: held for a map operation only, never across an await.
+    waiters: Mutex<HashMap<i64, Weak<Notify>>>,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board").field("counts", &self.counts).finish()
+    }
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            counts: Fresh::new(200_000, Duration::from_secs(300)),
+            waiters: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+const COUNT_UNREAD: &str = "SELECT count(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL";
+
+impl Board {
+    /// `user_id`'s unread count: from memory, else one query.
+    pub async fn unread(&self, store: &Store, user_id: i64) -> Result<i64, StoreError> {
+        if let Some(n) = self.counts.get(user_id) {
+            return Ok(n);
+        }
+        // Boxed: a parked long-poll holds this future; the miss path must not set its size.
+        Box::pin(self.fill(store, user_id)).await
+    }
+
+    async fn fill(&self, store: &Store, user_id: i64) -> Result<i64, StoreError> {
+        let began = self.counts.begin();
+        let client = store.client().await?;
+        let statement = client.prepare_cached(COUNT_UNREAD).await?;
+        let n: i64 = client.query_one(&statement, &[&user_id]).await?.get(0);
+        self.counts.keep(user_id, n, began);
+        Ok(n)
+    }
+
+    /// `user_id`'s notifications changed: forget the count, wake the waiters.
+    pub fn changed(&self, user_id: i64) {
+        self.counts.changed(user_id);
+        let notify = self.waiters.lock().ok().and_then(|mut w| w.remove(&user_id)?.upgrade());
+        if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Anything may have changed (the event listener reconnected): forget all, wake all.
+    pub fn changed_all(&self) {
+        self.counts.changed_all();
+        let all: Vec<_> = self.waiters.lock().map(|mut w| w.drain().collect()).unwrap_or_default();
+        for (_, notify) in all {
+            if let Some(notify) = notify.upgrade() {
+                notify.notify_waiters();
+            }
+        }
+    }
+
+    /// The `Notify` that `changed(user_id)` will wake; hold it while waiting.
+    pub fn waiter(&self, user_id: i64) -> Arc<Notify> {
+        let Ok(mut waiters) = self.waiters.lock() else {
+            return Arc::new(Notify::new());
+        };
+        if let Some(existing) = waiters.get(&user_id).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if waiters.len() > 1024 && waiters.len().is_power_of_two() {
+            waiters.retain(|_, w| w.strong_count() > 0);
+        }
+        let notify = Arc::new(Notify::new());
+        waiters.insert(user_id, Arc::downgrade(&notify));
+        notify
+    }
+
+    /// Users with at least one parked waiter (for metrics).
+    pub fn waiting_users(&self) -> usize {
+        self.waiters
+            .lock()
+            .map(|w| w.values().filter(|n| n.strong_count() > 0).count())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_wakes_the_users_waiters_only() {
+        let board = Board::default();
+        let alice = board.waiter(1);
+        let bob = board.waiter(2);
+        let alice_woken = alice.notified();
+        let bob_woken = bob.notified();
+        tokio::pin!(alice_woken, bob_woken);
+        alice_woken.as_mut().enable();
+        bob_woken.as_mut().enable();
+        board.changed(1);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(alice_woken.as_mut().poll(&mut cx).is_ready());
+        assert!(bob_woken.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(board.waiting_users(), 1, "bob still waits; alice's entry was taken");
+    }
+}
