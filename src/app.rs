@@ -237,6 +237,7 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
     let settings = EngineSettings {
         notify_base,
         hooks: vec![crate::donate::rankings::hook(&config.settings.rankings.timezone)],
+        provider_timeout: Duration::from_secs(payments.request_timeout_secs),
     };
     let policy = Policy::new(PaymentPolicy {
         wechat: providers.wechat.is_some(),

@@ -204,6 +204,7 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
             let state_name = match state {
                 RefundState::Succeeded { .. } => "succeeded",
                 RefundState::Processing => "processing",
+                RefundState::Stuck { .. } => "stuck",
                 RefundState::Failed { .. } => "failed",
             };
             let inbox = Inbox {

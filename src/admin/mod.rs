@@ -30,29 +30,6 @@ use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
 use crate::http::respond::{self, Response};
 
-/// Writes one audit row in the caller's transaction. `before`/`after` are the record's
-/// state around the change (never secrets: no password hashes, no tokens).
-#[allow(clippy::too_many_arguments)]
-pub async fn audit(
-    client: &impl GenericClient,
-    actor_id: Option<i64>,
-    actor: &str,
-    action: &str,
-    target: &str,
-    before: Option<&serde_json::Value>,
-    after: Option<&serde_json::Value>,
-    ip: &str,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "INSERT INTO admin_audit (actor_id, actor, action, target, before, after, ip)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&actor_id, &actor, &action, &target, &before, &after, &ip],
-        )
-        .await
-        .map(drop)
-}
-
 /// The admin behind a request and where it came from, for the audit log.
 struct Actor {
     principal: Arc<Principal>,
@@ -68,6 +45,15 @@ impl Actor {
             .unwrap_or(&self.principal.display_name)
     }
 
+    /// This actor as the audit log records it.
+    fn audit_actor(&self) -> crate::store::audit::Actor<'_> {
+        crate::store::audit::Actor {
+            user_id: Some(self.principal.user_id),
+            name: self.name(),
+            ip: &self.ip,
+        }
+    }
+
     /// Writes this actor's audit row for `action` on `target`.
     async fn audit(
         &self,
@@ -77,17 +63,7 @@ impl Actor {
         before: Option<&serde_json::Value>,
         after: Option<&serde_json::Value>,
     ) -> Result<(), tokio_postgres::Error> {
-        audit(
-            client,
-            Some(self.principal.user_id),
-            self.name(),
-            action,
-            target,
-            before,
-            after,
-            &self.ip,
-        )
-        .await
+        crate::store::audit::write(client, self.audit_actor(), action, target, before, after).await
     }
 }
 

@@ -16,7 +16,6 @@ use crate::error::AppError;
 use crate::http::respond::Response;
 use crate::pay::engine::EngineError;
 use crate::pay::money::{format_yuan, parse_yuan};
-use crate::pay::refunds::RefundAudit;
 use crate::pay::{CST, rfc3339};
 use crate::store::StoreError;
 
@@ -390,17 +389,7 @@ pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundR
     let requested_by = format!("admin:{}", actor.name());
     let refund_no = state
         .engine
-        .request_refund_audited(
-            order_no,
-            amount_fen,
-            reason,
-            &requested_by,
-            Some(RefundAudit {
-                actor_id: Some(actor.principal.user_id),
-                actor: actor.name(),
-                ip: &actor.ip,
-            }),
-        )
+        .request_refund_audited(order_no, amount_fen, reason, &requested_by, Some(actor.audit_actor()))
         .await
         .map_err(|e| match e {
             EngineError::UnknownOrder => AppError::NotFound,

@@ -16,7 +16,7 @@ use super::alipay::AlipayClient;
 use super::policy::Policy;
 use super::provider::{Channel, CreateOrder, Created, Paid, ProviderError, RefundOrder, RefundState, TradeState};
 use super::qr::QrCache;
-use super::refunds::queue_refund;
+use super::refunds::{NewRefund, queue_refund};
 use super::status::{Snapshot, Status, StatusBoard};
 use super::wechat::WechatClient;
 use crate::store::events;
@@ -75,6 +75,28 @@ impl Provider<'_> {
             Provider::Alipay(c) => c.refund(refund).await,
         }
     }
+
+    /// Where the provider's books say a refund stands; `None` when it has no such refund.
+    pub async fn query_refund(self, order_no: &str, refund_no: &str) -> Result<Option<RefundState>, ProviderError> {
+        match self {
+            Provider::Wechat(c) => c.query_refund(refund_no).await,
+            Provider::Alipay(c) => c.query_refund_of(order_no, refund_no).await,
+        }
+    }
+
+    /// True when `error`, the answer to a refund request, is a signed refusal the provider
+    /// documents as final. Everything else (rate limits, busy, 5xx, timeouts, unsigned or
+    /// unverifiable answers, codes it does not document) may still be followed by the money
+    /// moving, so the refund is retried with the same refund number.
+    pub fn refused_for_good(self, error: &ProviderError) -> bool {
+        let ProviderError::Rejected { code, .. } = error else {
+            return false;
+        };
+        match self {
+            Provider::Wechat(_) => super::wechat::client::refund_refusal_is_final(code),
+            Provider::Alipay(_) => super::alipay::client::refund_refusal_is_final(code),
+        }
+    }
 }
 
 /// Settings the engine applies.
@@ -84,6 +106,9 @@ pub struct EngineSettings {
     pub notify_base: String,
     /// What each purpose keeps in step with its payments, inside the same transactions.
     pub hooks: Vec<PurposeHook>,
+    /// The longest a provider API call may take (`payments.request_timeout_secs`); claims
+    /// and queued work are leased from it.
+    pub provider_timeout: Duration,
 }
 
 /// SQL a purpose runs inside the transaction of a transition, so what it derives from
@@ -104,6 +129,11 @@ pub struct PurposeHook {
 impl EngineSettings {
     pub(super) fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
         self.hooks.iter().find(|h| h.purpose == purpose)
+    }
+
+    /// The worst case of one provider call and the database work around it.
+    pub fn call_budget(&self) -> Duration {
+        self.provider_timeout + crate::store::ANSWER_WITHIN
     }
 }
 
@@ -419,15 +449,15 @@ impl Engine {
         }
         let refund_no = if late && self.policy.current().refund_late_payments {
             let refund_no = new_order_no();
-            queue_refund(
-                &tx,
-                &refund_no,
-                &paid.order_no,
-                paid.amount_fen,
-                "订单已关闭后到账，自动退款 (late payment)",
-                "late_payment_policy",
-            )
-            .await?;
+            let refund = NewRefund {
+                order_no: &paid.order_no,
+                amount_fen: paid.amount_fen,
+                reason: "订单已关闭后到账，自动退款 (late payment)",
+                requested_by: "late_payment_policy",
+                refund_no: None,
+            };
+            let lease = (3 * self.settings.call_budget()).as_secs_f64();
+            queue_refund(&tx, &refund_no, &refund, lease).await?;
             Some(refund_no)
         } else {
             None

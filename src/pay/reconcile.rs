@@ -71,11 +71,10 @@ pub async fn pass(engine: &Engine) -> Result<PassReport, EngineError> {
             }
         }
     }
-    // Re-submitting is safe: the refund number makes it idempotent at both providers, and
-    // the answer says where the refund stands (so no separate query is needed).
+    // The provider's books first; a refund they lack is re-submitted under the same number.
     for refund_no in claim_refunds(engine).await? {
         report.refunds_checked += 1;
-        if let Err(e) = engine.submit_refund(&refund_no).await {
+        if let Err(e) = engine.check_refund(&refund_no).await {
             tracing::info!(%refund_no, error = %e, "refund not settled yet; will retry");
         }
     }

@@ -29,4 +29,5 @@ mod pages;
 mod payments;
 mod rankings;
 mod realmode;
+mod refunds;
 mod secrets;
