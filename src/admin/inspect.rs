@@ -106,10 +106,23 @@ pub struct OrderLine {
     pub check_count: i32,
 }
 
+/// A pending order the reconcile job stopped asking about: the provider's answer
+/// contradicts it (another amount, another order).
+#[derive(Debug, Clone, Serialize)]
+pub struct FlaggedLine {
+    #[serde(flatten)]
+    pub order: OrderLine,
+    /// Why, in the reconcile job's words.
+    pub issue: String,
+    pub flagged_at: String,
+}
+
 /// What needs an operator's eye.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub pending_minutes: u32,
+    /// Orders whose provider answer contradicts them: no longer queried until looked at.
+    pub flagged: Vec<FlaggedLine>,
     /// Orders still pending that were created more than `pending_minutes` ago.
     pub pending: Vec<OrderLine>,
     /// Payments that arrived after their order had closed.
@@ -151,6 +164,16 @@ pub async fn report(state: &State, query: Option<&str>) -> Result<Report, AppErr
         )
         .await
         .map_err(StoreError::from)?;
+    let flagged = client
+        .query(
+            &format!(
+                "SELECT {ORDER_COLUMNS}, reconcile_issue, reconcile_issue_at FROM payments
+                  WHERE reconcile_issue IS NOT NULL ORDER BY reconcile_issue_at DESC LIMIT $1"
+            ),
+            &[&REPORT_ROWS],
+        )
+        .await
+        .map_err(StoreError::from)?;
     let late = client
         .query(
             &format!("SELECT {ORDER_COLUMNS} FROM payments WHERE late ORDER BY paid_at DESC LIMIT $1"),
@@ -169,6 +192,14 @@ pub async fn report(state: &State, query: Option<&str>) -> Result<Report, AppErr
         .map_err(StoreError::from)?;
     Ok(Report {
         pending_minutes: minutes,
+        flagged: flagged
+            .iter()
+            .map(|row| FlaggedLine {
+                order: order_line(row),
+                issue: row.get(8),
+                flagged_at: rfc3339(row.get(9)),
+            })
+            .collect(),
         pending: pending.iter().map(order_line).collect(),
         late: late.iter().map(order_line).collect(),
         refunds: refunds.iter().map(refund_from_row).collect(),

@@ -45,6 +45,18 @@ impl Providers {
         };
         provider.ok_or(EngineError::ChannelDisabled(channel))
     }
+
+    /// The channels with a configured provider.
+    pub fn channels(&self) -> Vec<Channel> {
+        let mut channels = Vec::with_capacity(2);
+        if self.wechat.is_some() {
+            channels.push(Channel::Wechat);
+        }
+        if self.alipay.is_some() {
+            channels.push(Channel::Alipay);
+        }
+        channels
+    }
 }
 
 impl Provider<'_> {

@@ -67,6 +67,19 @@ pub struct Faults {
     /// Added before every answer, in milliseconds.
     latency_ms: AtomicU64,
     calls: [AtomicU64; 6],
+    /// Calls being answered now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
+}
+
+/// Counts a call as in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Faults);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Faults {
@@ -106,6 +119,18 @@ impl Faults {
     /// How many calls of `api` the emulator received so far.
     pub fn calls(&self, api: Api) -> u64 {
         self.calls[api.index()].load(Ordering::Relaxed)
+    }
+
+    /// Marks a call in flight until the guard drops (the emulators hold it while answering).
+    pub fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// The most calls that were ever being answered at once.
+    pub fn most_in_flight(&self) -> u64 {
+        self.most_in_flight.load(Ordering::Relaxed)
     }
 
     /// Calls of every API so far.

@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_payments", include_str!("migrations/0002_payments.sql")),
     (3, "0003_rankings", include_str!("migrations/0003_rankings.sql")),
     (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
+    (5, "0005_money_path", include_str!("migrations/0005_money_path.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

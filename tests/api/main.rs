@@ -29,5 +29,6 @@ mod pages;
 mod payments;
 mod rankings;
 mod realmode;
+mod reconcile;
 mod refunds;
 mod secrets;

@@ -143,6 +143,7 @@ impl AlipayEmulator {
         if method != Method::POST && method != Method::GET {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }
+        let _in_flight = self.faults.enter();
         let latency = self.faults.latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -182,6 +182,7 @@ impl WechatEmulator {
         headers: &HeaderMap,
         body: Bytes,
     ) -> http::Response<Full<Bytes>> {
+        let _in_flight = self.faults.enter();
         let latency = self.faults.latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
