@@ -437,7 +437,9 @@ async fn route_events(state: Arc<State>) {
                 reload_policy(&state).await;
                 state.catalog.invalidate();
                 state.rankings.invalidate();
-                state.engine.status.changed_all();
+                // One batched read for the parked polls, off this loop.
+                let resync = Arc::clone(&state);
+                tokio::spawn(async move { resync.engine.status.resync(&resync.store).await });
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }

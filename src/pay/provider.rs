@@ -175,3 +175,27 @@ pub enum NotifyError {
     #[error("notification for another merchant: {0}")]
     WrongMerchant(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::types::{FromSql, Type};
+
+    use super::Channel;
+    use crate::pay::status::Status;
+
+    #[test]
+    fn channels_and_statuses_from_the_database_are_known_values_or_errors() {
+        assert_eq!(Channel::from_sql(&Type::TEXT, b"alipay").unwrap(), Channel::Alipay);
+        assert!(
+            Channel::from_sql(&Type::TEXT, b"paypal").is_err(),
+            "never silently WeChat"
+        );
+        assert!(Channel::from_sql(&Type::TEXT, b"").is_err());
+        assert_eq!(Status::from_sql(&Type::TEXT, b"refunded").unwrap(), Status::Refunded);
+        assert!(
+            Status::from_sql(&Type::TEXT, b"lost").is_err(),
+            "never silently pending"
+        );
+        assert!(!<Channel as FromSql>::accepts(&Type::INT4));
+    }
+}

@@ -32,3 +32,4 @@ mod realmode;
 mod reconcile;
 mod refunds;
 mod secrets;
+mod status_cache;
