@@ -45,6 +45,9 @@ pub enum AppError {
     /// 409
     #[error("{0}")]
     Conflict(Cow<'static, str>),
+    /// 409: the first request with this `Idempotency-Key` is still running; retry shortly.
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    KeyInUse,
     /// 413
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -95,7 +98,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::KeyInUse => StatusCode::CONFLICT,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -117,6 +120,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::BodyTimeout => "body_timeout",
             AppError::Conflict(_) => "conflict",
+            AppError::KeyInUse => "idempotency_key_in_use",
             AppError::TooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",

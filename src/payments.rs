@@ -313,23 +313,10 @@ pub async fn sandbox_pay(
     }
     let is_form = extract::body_kind(headers, &[extract::BodyKind::Form]).is_ok();
     if is_form {
-        return Ok(see_other(&format!("/pay/{order_no}")));
+        return Ok(respond::see_other(&format!("/pay/{order_no}")));
     }
     let now = snapshot(engine, order_no).await?;
     Ok(respond::json(StatusCode::OK, now.json.clone()))
-}
-
-/// A `303 See Other` to `location`.
-pub fn see_other(location: &str) -> Response {
-    let mut response = respond::with_body(
-        StatusCode::SEE_OTHER,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-        Bytes::new(),
-    );
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
 }
 
 /// The mounted emulators' APIs.

@@ -313,7 +313,7 @@ impl LoginEmulator {
                         .append_pair("state", &state)
                         .finish()
                 );
-                Ok(crate::payments::see_other(&back))
+                Ok(crate::http::respond::see_other(&back))
             }
             // What `wx.login()` gives a mini program: a code for `{"openid": …}`.
             (&Method::POST, "code") => {

@@ -93,7 +93,7 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
         (["payments"], Get) => payments::search(state, query).await,
         (["payments.csv"], Get) => export::csv(state, query).await,
         (["payments", no], Get) => payments::detail(state, no).await,
-        (["payments", no, "refund"], Post) => payments::refund(state, &actor, no, json_body(parts, &body)?).await,
+        (["payments", no, "refund"], Post) => payments::refund(state, &actor, no, parts, &body).await,
         (["payments", _, "refund"], _) => not_allowed("POST"),
         (["callbacks"], Get) => inspect::callbacks(state, query).await,
         (["reconcile"], Get) => inspect::reconcile(state, query).await,
@@ -143,7 +143,7 @@ pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, 
         Err(AppError::Unauthorized) => {
             let next = format!("/admin{}{path}", if path.is_empty() { "" } else { "/" });
             let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
-            return Ok(crate::payments::see_other(&format!("/login?next={encoded}")));
+            return Ok(crate::http::respond::see_other(&format!("/login?next={encoded}")));
         }
         Err(other) => return Err(other),
     }

@@ -4,6 +4,7 @@
 
 use deadpool_postgres::GenericClient;
 use http::StatusCode;
+use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
@@ -13,9 +14,11 @@ use tokio_postgres::types::ToSql;
 use super::{Actor, Listing, Paging, filter_param, ok_json, with_status};
 use crate::app::State;
 use crate::error::AppError;
+use crate::http::idempotent;
 use crate::http::respond::Response;
 use crate::pay::engine::EngineError;
 use crate::pay::money::{format_yuan, parse_yuan};
+use crate::pay::refunds::NewRefund;
 use crate::pay::{CST, rfc3339};
 use crate::store::StoreError;
 
@@ -363,33 +366,78 @@ impl RefundRequest {
 
 /// `POST /api/admin/payments/{order_no}/refund` `{"amount": "12.34", "reason": "…"}`
 /// (contract: "Accounts and admin"): 201 with the refund (`processing` until the provider
-/// confirms, `succeeded`, or `failed`) and the payment as it stands.
-pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundRequest) -> Result<Response, AppError> {
+/// confirms, `succeeded`, or `failed`) and the payment as it stands. With an
+/// `Idempotency-Key` (per admin and order), one refund per key, its answer replayed.
+pub async fn refund(
+    state: &State,
+    actor: &Actor,
+    order_no: &str,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Response, AppError> {
+    let caller = format!("u:{}", actor.principal.user_id);
+    let lock = state.engine.idempotency_lock();
+    idempotent::run(
+        &state.engine.keys,
+        &state.store,
+        parts,
+        body,
+        &caller,
+        lock,
+        |refund_no| refund_once(state, actor, order_no, parts, body, refund_no),
+    )
+    .await
+}
+
+/// Queues and submits one refund as `refund_no` (an idempotent request's number, or new).
+/// A refund already queued under `refund_no` (its request died before its answer was
+/// kept) is answered as it stands.
+async fn refund_once(
+    state: &State,
+    actor: &Actor,
+    order_no: &str,
+    parts: &Parts,
+    body: &[u8],
+    refund_no: Option<String>,
+) -> Result<Response, AppError> {
+    let input: RefundRequest = super::json_body(parts, body)?;
     let (amount_fen, reason) = input.checked()?;
     let before = {
         let client = state.store.client().await?;
         load(&client, order_no).await?.ok_or(AppError::NotFound)?
     };
-    // The engine decides under the order's row lock; these checks only name the reason.
-    if !matches!(before.payment.status.as_str(), "paid" | "refunded") {
-        return Err(AppError::Conflict(
-            format!(
-                "the payment is {}; only a paid payment can be refunded",
-                before.payment.status
-            )
-            .into(),
-        ));
-    }
-    if amount_fen > before.refundable_fen {
-        return Err(AppError::invalid(
-            "refund_exceeds_remaining",
-            format!("only {} can still be refunded", before.refundable),
-        ));
+    let made_before = refund_no
+        .as_deref()
+        .is_some_and(|no| before.refunds.iter().any(|r| r.refund_no == no));
+    if !made_before {
+        // The engine decides under the order's row lock; these checks only name the reason.
+        if !matches!(before.payment.status.as_str(), "paid" | "refunded") {
+            return Err(AppError::Conflict(
+                format!(
+                    "the payment is {}; only a paid payment can be refunded",
+                    before.payment.status
+                )
+                .into(),
+            ));
+        }
+        if amount_fen > before.refundable_fen {
+            return Err(AppError::invalid(
+                "refund_exceeds_remaining",
+                format!("only {} can still be refunded", before.refundable),
+            ));
+        }
     }
     let requested_by = format!("admin:{}", actor.name());
+    let refund = NewRefund {
+        order_no,
+        amount_fen,
+        reason,
+        requested_by: &requested_by,
+        refund_no: refund_no.as_deref(),
+    };
     let refund_no = state
         .engine
-        .request_refund_audited(order_no, amount_fen, reason, &requested_by, Some(actor.audit_actor()))
+        .refund(refund, Some(actor.audit_actor()))
         .await
         .map_err(|e| match e {
             EngineError::UnknownOrder => AppError::NotFound,

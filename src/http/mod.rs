@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod client_ip;
 pub mod extract;
+pub mod idempotent;
 pub mod limit;
 pub mod metrics;
 pub mod respond;
@@ -125,7 +126,7 @@ async fn dispatch(
                 let body = read_body(state, body).await?;
                 // A stale or broken session must not stop a donation: it is then made unsigned.
                 let user = state.sessions.principal(&state.store, parts).await.ok().flatten();
-                donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id)).await
+                donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id), ip).await
             })
             .await
         }

@@ -234,6 +234,8 @@ pub struct Engine {
     /// Channels on/off, bounds, TTL and late-payment policy, changeable at run time.
     pub policy: Arc<Policy>,
     pub metrics: PayMetrics,
+    /// `Idempotency-Key` records of the creates that cost money.
+    pub keys: super::idempotency::Keys,
 }
 
 /// How far apart reconcile queries of a pending order are: 15 s after creation, then
@@ -265,6 +267,7 @@ impl Engine {
             settings,
             policy,
             metrics: PayMetrics::default(),
+            keys: super::idempotency::Keys::default(),
         })
     }
 
@@ -277,6 +280,12 @@ impl Engine {
         format!("{}/notify/{}", self.settings.notify_base, channel.as_str())
     }
 
+    /// How long an idempotent create may run before a retry may take its key over: a
+    /// provider call or two and the database work around them, with room to spare.
+    pub fn idempotency_lock(&self) -> Duration {
+        4 * self.settings.call_budget()
+    }
+
     /// Creates the QR order at the provider. The caller stores it (one INSERT of its own,
     /// with the purpose's row) and then calls [`Engine::remember`].
     pub async fn prepare(
@@ -285,7 +294,19 @@ impl Engine {
         amount_fen: i64,
         description: &str,
     ) -> Result<PreparedOrder, EngineError> {
-        let order_no = new_order_no();
+        self.prepare_as(None, channel, amount_fen, description).await
+    }
+
+    /// [`Engine::prepare`] under a given order number (an idempotent request's resource id:
+    /// asking the provider again with the same number makes no second order); `None` = new.
+    pub async fn prepare_as(
+        &self,
+        order_no: Option<String>,
+        channel: Channel,
+        amount_fen: i64,
+        description: &str,
+    ) -> Result<PreparedOrder, EngineError> {
+        let order_no = order_no.unwrap_or_else(new_order_no);
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .unwrap_or_else(|_| OffsetDateTime::now_utc());

@@ -8,12 +8,14 @@
 //! - `sandbox`: fault injection shared by the emulators.
 //! - `engine`: create, settle and close, each transition one audited transaction.
 //! - `refunds`: queue, submit and settle refunds.
+//! - `idempotency`: `Idempotency-Key` records (claim, replay, release, purge).
 //! - `status`: in-memory order snapshots and long-poll waiters.
 //! - `qr`: QR images, cached.
 //! - `reconcile`: the background job for missed callbacks, expiry and refunds.
 
 pub mod alipay;
 pub mod engine;
+pub mod idempotency;
 pub mod keys;
 pub mod money;
 pub mod outbound;

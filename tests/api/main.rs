@@ -20,6 +20,7 @@ mod events;
 mod faults;
 mod hostile;
 mod http_edge;
+mod idempotency;
 mod limits;
 mod migrations;
 mod nginx;
