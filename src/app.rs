@@ -38,7 +38,7 @@ pub struct State {
     pub events: Arc<EventBus>,
     pub metrics: HttpMetrics,
     pub catalog: Catalog,
-    pub rankings: Rankings,
+    pub rankings: Arc<Rankings>,
     /// Per-client-IP rate limits.
     pub limits: Limits,
     /// Signed-in sessions, cached.
@@ -125,11 +125,11 @@ impl Application {
         let listener = crate::http::server::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
         let local = listener.local_addr()?;
-        let (engine, sandbox) = payment_engine(&config, &store, local)?;
+        let rankings = Arc::new(Rankings::new(&config.settings.rankings.timezone));
+        let (engine, sandbox) = payment_engine(&config, &store, local, &rankings)?;
         let wechat_login = wechat_login_client(&config, sandbox.as_ref(), local);
         engine.policy.reload(&store).await?;
         let catalog = Catalog::new(Arc::clone(&engine.policy));
-        let rankings = Rankings::new(&config.settings.rankings.timezone);
         let limits = Limits::new(&config.settings.limits);
         let state = Arc::new(State {
             config,
@@ -188,7 +188,12 @@ impl Application {
 
 /// The engine with its providers: the emulators in sandbox mode (reached over loopback, so
 /// the real clients and their signatures run), else the configured merchants' keys.
-fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
+fn payment_engine(
+    config: &Config,
+    store: &Store,
+    local: SocketAddr,
+    rankings: &Arc<Rankings>,
+) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
     let payments = &config.settings.payments;
     let http = HttpClient::new(Duration::from_secs(payments.request_timeout_secs));
     let loopback = loopback(local);
@@ -236,7 +241,10 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
     };
     let settings = EngineSettings {
         notify_base,
-        hooks: vec![crate::donate::rankings::hook(&config.settings.rankings.timezone)],
+        hooks: vec![crate::donate::rankings::hook(
+            &config.settings.rankings.timezone,
+            Arc::clone(rankings),
+        )],
         provider_timeout: Duration::from_secs(payments.request_timeout_secs),
     };
     let policy = Policy::new(PaymentPolicy {
@@ -413,23 +421,8 @@ async fn route_events(state: Arc<State>) {
         };
         match event {
             Ok(Event::Message(payload)) => {
-                let Ok(message) = serde_json::from_str::<serde_json::Value>(&payload) else {
-                    continue;
-                };
-                match message.get("kind").and_then(|k| k.as_str()) {
-                    Some("categories") => state.catalog.invalidate(),
-                    Some("sessions") => state.sessions.invalidate_all(),
-                    Some("rankings") => state.rankings.invalidate(),
-                    Some("payment_settings") => reload_policy(&state).await,
-                    Some("payment") => {
-                        if message.get("purpose").and_then(|p| p.as_str()) == Some("donation") {
-                            state.rankings.invalidate();
-                        }
-                        if let Some(order_no) = message.get("order_no").and_then(|o| o.as_str()) {
-                            state.engine.status.changed(order_no).await;
-                        }
-                    }
-                    _ => {}
+                if let Ok(message) = serde_json::from_str::<serde_json::Value>(&payload) {
+                    apply_event(&state, &message).await;
                 }
             }
             Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -443,6 +436,32 @@ async fn route_events(state: Arc<State>) {
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// What one event (`{"kind": …}`) changes in this instance's memory. Run for every event
+/// from the bus, and by a handler right after its own commit when its change must show on
+/// this instance at once. A payment event goes to the order's waiters and to its purpose's
+/// hook, which knows what that purpose keeps in memory.
+pub async fn apply_event(state: &State, message: &serde_json::Value) {
+    let text = |name: &str| message.get(name).and_then(|v| v.as_str());
+    match text("kind") {
+        Some("categories") => state.catalog.invalidate(),
+        Some("sessions") => state.sessions.invalidate_all(),
+        // A donor renamed (rankings show current names), or any other reason to recompute.
+        Some("rankings") | Some("user_renamed") => state.rankings.invalidate(),
+        Some("payment_settings") => reload_policy(state).await,
+        Some("payment") => {
+            let status = text("status").and_then(crate::pay::status::Status::parse);
+            let hook = text("purpose").and_then(|p| state.engine.settings.hook(p));
+            if let (Some(status), Some(on_event)) = (status, hook.and_then(|h| h.on_event.as_ref())) {
+                (on_event.0)(status);
+            }
+            if let Some(order_no) = text("order_no") {
+                state.engine.status.changed(order_no).await;
+            }
+        }
+        _ => {}
     }
 }
 

@@ -386,7 +386,8 @@ pub async fn me(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, A
     ))
 }
 
-/// Renames the user, and their rows in the rankings with them, in one transaction.
+/// Renames the user and says so on the event bus (`user_renamed`: whoever shows names, such
+/// as the rankings, reacts there), and to this instance at once.
 async fn rename(state: &State, principal: &Principal, name: &str) -> Result<(), AppError> {
     let mut client = state.store.client().await?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
@@ -396,21 +397,17 @@ async fn rename(state: &State, principal: &Principal, name: &str) -> Result<(), 
     )
     .await
     .map_err(StoreError::from)?;
-    tx.execute(
-        "UPDATE donation_totals SET donor = $2 WHERE donor_key = 'u:' || $1::bigint",
-        &[&principal.user_id, &name],
-    )
-    .await
-    .map_err(StoreError::from)?;
-    crate::store::events::publish(&tx, r#"{"kind":"rankings"}"#)
-        .await
-        .map_err(StoreError::from)?;
-    crate::store::events::publish(&tx, r#"{"kind":"sessions"}"#)
-        .await
-        .map_err(StoreError::from)?;
+    let renamed = serde_json::json!({"kind": "user_renamed", "user_id": principal.user_id});
+    let sessions = serde_json::json!({"kind": "sessions"});
+    for event in [&renamed, &sessions] {
+        crate::store::events::publish(&tx, &event.to_string())
+            .await
+            .map_err(StoreError::from)?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
-    state.rankings.invalidate();
-    state.sessions.invalidate_all();
+    for event in [&renamed, &sessions] {
+        crate::app::apply_event(state, event).await;
+    }
     Ok(())
 }
 

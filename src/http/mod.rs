@@ -108,7 +108,10 @@ async fn dispatch(
     match route {
         Route::CreateDonation => state.limits.check(limit::Kind::Create, ip)?,
         Route::Login | Route::WechatLogin | Route::WechatCallback => state.limits.check(limit::Kind::Login, ip)?,
-        Route::PaymentStatus(_) => state.limits.check(limit::Kind::Status, ip)?,
+        // The public reads that can reach the database share the status allowance.
+        Route::PaymentStatus(_) | Route::Rankings | Route::RecentDonations | Route::Stats | Route::StatsChart => {
+            state.limits.check(limit::Kind::Status, ip)?
+        }
         _ => {}
     }
     match route {

@@ -136,10 +136,25 @@ pub struct PurposeHook {
     pub on_refunded: &'static str,
     /// A text parameter for both statements (e.g. the rankings time zone).
     pub param: String,
+    /// Runs on every instance when a payment of this purpose changed (its new status from
+    /// the event bus): what the purpose derives from its payments in memory (cached
+    /// rankings, progress) is dropped here when that status changes it.
+    pub on_event: Option<EventHook>,
+}
+
+/// A purpose's reaction to a payment event, see [`PurposeHook::on_event`].
+#[derive(Clone)]
+pub struct EventHook(pub Arc<dyn Fn(Status) + Send + Sync>);
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook")
+    }
 }
 
 impl EngineSettings {
-    pub(super) fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
+    /// The hook of `purpose`, if it has one.
+    pub fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
         self.hooks.iter().find(|h| h.purpose == purpose)
     }
 

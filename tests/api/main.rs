@@ -29,6 +29,7 @@ mod page_security;
 mod pages;
 mod payments;
 mod rankings;
+mod rankings_cache;
 mod realmode;
 mod reconcile;
 mod refunds;
