@@ -430,14 +430,15 @@ impl Engine {
             )
             .await?
             .ok_or(EngineError::UnknownOrder)?;
-        let status: String = row.get(0);
-        let order_channel: String = row.get(1);
+        let status: Status = row.try_get(0)?;
+        let order_channel: Channel = row.try_get(1)?;
         let amount_fen: i64 = row.get(2);
         let transaction_id: Option<String> = row.get(3);
         let purpose: String = row.get(4);
-        if order_channel != channel.as_str() {
+        if order_channel != channel {
             return Err(EngineError::Mismatch(format!(
-                "order is {order_channel}, payment came from {}",
+                "order is {}, payment came from {}",
+                order_channel.as_str(),
                 channel.as_str()
             )));
         }
@@ -447,14 +448,14 @@ impl Engine {
                 paid.amount_fen
             )));
         }
-        if status == "paid" || status == "refunded" {
+        if matches!(status, Status::Paid | Status::Refunded) {
             if transaction_id.as_deref() != Some(paid.transaction_id.as_str()) {
                 // A second, different payment for one order: keep it visible for ops.
                 insert_event(
                     &tx,
                     &paid.order_no,
                     "second_payment",
-                    Some(&status),
+                    Some(status.as_str()),
                     None,
                     Some(paid.amount_fen),
                     source,
@@ -484,7 +485,7 @@ impl Engine {
             &tx,
             &paid.order_no,
             if late { "paid_late" } else { "paid" },
-            Some(&status),
+            Some(status.as_str()),
             Some("paid"),
             Some(paid.amount_fen),
             source,

@@ -14,6 +14,7 @@ use deadpool_postgres::Transaction;
 
 use super::engine::{Engine, EngineError, Inbox, Provider, insert_event, insert_inbox, new_order_no, publish_change};
 use super::provider::{Channel, ProviderError, RefundOrder, RefundState};
+use super::status::Status;
 use crate::store::audit::{self, Actor};
 
 /// Pushes a processing refund's next check back (10 s, doubling, at most 10 minutes) and
@@ -154,10 +155,13 @@ impl Engine {
                 &[&refund.order_no],
             )
             .await?;
-        let status: String = row.get(0);
+        let status: Status = row.try_get(0)?;
         let refundable: i64 = row.get(1);
-        if status != "paid" && status != "refunded" {
-            return Err(EngineError::RefundRefused(format!("the order is {status}, not paid")));
+        if !matches!(status, Status::Paid | Status::Refunded) {
+            return Err(EngineError::RefundRefused(format!(
+                "the order is {}, not paid",
+                status.as_str()
+            )));
         }
         if refund.amount_fen > refundable {
             return Err(EngineError::RefundRefused(format!(
@@ -171,7 +175,7 @@ impl Engine {
         if let Some(actor) = audit {
             let refunded_fen: i64 = row.get(2);
             let before = serde_json::json!({
-                "status": status, "refunded_fen": refunded_fen, "refundable_fen": refundable,
+                "status": status.as_str(), "refunded_fen": refunded_fen, "refundable_fen": refundable,
             });
             let after = serde_json::json!({
                 "refund": {"refund_no": refund_no, "amount_fen": refund.amount_fen, "reason": refund.reason, "status": "processing"},

@@ -33,5 +33,6 @@ mod rankings_cache;
 mod realmode;
 mod reconcile;
 mod refunds;
+mod seams;
 mod secrets;
 mod status_cache;
