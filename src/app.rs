@@ -478,8 +478,9 @@ pub async fn reload_policy(state: &State) {
     }
 }
 
-/// Keeps the rate limiters' memory to the clients seen lately, and the sessions table to
-/// sessions that may still be used (hourly).
+/// Keeps the rate limiters' memory to the clients seen lately, and hourly the sessions table
+/// to sessions that may still be used, callback bodies to their retention period and
+/// idempotency keys to their day.
 async fn forget_idle_clients(state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
     let mut minutes = 0u32;
@@ -494,6 +495,15 @@ async fn forget_idle_clients(state: Arc<State>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "removed ended sessions"),
                 Err(e) => tracing::warn!(error = %e, "cannot remove ended sessions; retrying in an hour"),
+            }
+            let days = state.config.settings.payments.callback_retention_days;
+            match crate::pay::retention::run_once(&state.store, days).await {
+                Ok(purged) if purged == Default::default() => {}
+                Ok(purged) => tracing::info!(
+                    ?purged,
+                    "purged callback bodies past retention and expired idempotency keys"
+                ),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying in an hour"),
             }
         }
     }

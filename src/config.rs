@@ -156,6 +156,9 @@ pub struct Payments {
     pub request_timeout_secs: u64,
     /// Seconds between passes of the reconcile job (missed callbacks, expiry, refunds).
     pub reconcile_interval_secs: u64,
+    /// Days the raw bodies of provider callbacks are kept; then they are emptied (the
+    /// callback's row — what arrived, when, what it did — stays).
+    pub callback_retention_days: u32,
     pub wechat: Wechat,
     pub alipay: Alipay,
 }
@@ -170,6 +173,7 @@ impl Default for Payments {
             late_payment: "keep".into(),
             request_timeout_secs: 10,
             reconcile_interval_secs: 5,
+            callback_retention_days: 180,
             wechat: Wechat::default(),
             alipay: Alipay::default(),
         }
@@ -659,6 +663,13 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
             "set e.g. 5",
         );
     }
+    if !(1..=3650).contains(&p.callback_retention_days) {
+        bad(
+            "payments.callback_retention_days",
+            format!("{} is outside 1..=3650", p.callback_retention_days),
+            "set e.g. 180 (disputes and audits look back months)",
+        );
+    }
     if p.sandbox && (p.wechat.has_credentials() || p.alipay.has_credentials()) {
         bad(
             "payments.sandbox",
@@ -875,6 +886,16 @@ mod tests {
         }
         let err = load_from(None, env(&[("ZHIFU__SERVER__RUNTIME", "threads")])).unwrap_err();
         assert!(err.to_string().contains("server.runtime"), "{err}");
+    }
+
+    #[test]
+    fn callback_retention_is_days_and_named_when_wrong() {
+        let config = load_from(None, vec![]).unwrap();
+        assert_eq!(config.settings.payments.callback_retention_days, 180);
+        let kept = load_from(None, env(&[("ZHIFU__PAYMENTS__CALLBACK_RETENTION_DAYS", "30")])).unwrap();
+        assert_eq!(kept.settings.payments.callback_retention_days, 30);
+        let err = load_from(None, env(&[("ZHIFU__PAYMENTS__CALLBACK_RETENTION_DAYS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("payments.callback_retention_days"), "{err}");
     }
 
     #[test]

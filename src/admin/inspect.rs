@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
 
 use super::payments::{RefundRow, refund_from_row};
 use super::{Listing, Paging, filter_param, ok_json};
@@ -45,25 +46,23 @@ pub async fn find_callbacks(state: &State, query: Option<&str>) -> Result<Listin
     };
     let paging = Paging::parse(query, 50, 200)?;
     let client = state.store.client().await?;
-    const WHERE: &str = "($1::text IS NULL OR order_no = $1) AND ($2::boolean IS NULL OR accepted = $2)";
+    let (total_sql, page_sql) = callbacks_sql(order_no.is_some(), accepted.is_some());
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(4);
+    if let Some(no) = &order_no {
+        params.push(no);
+    }
+    if let Some(accepted) = &accepted {
+        params.push(accepted);
+    }
     let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM callback_inbox WHERE {WHERE}"),
-            &[&order_no, &accepted],
-        )
+        .query_one(&total_sql, &params)
         .await
         .map_err(StoreError::from)?
         .get(0);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT id, channel, kind, subject_id, order_no, accepted, outcome, headers, body, received_at
-                   FROM callback_inbox WHERE {WHERE} ORDER BY id DESC LIMIT $3 OFFSET $4"
-            ),
-            &[&order_no, &accepted, &paging.limit(), &paging.offset()],
-        )
-        .await
-        .map_err(StoreError::from)?;
+    let (limit, offset) = (paging.limit(), paging.offset());
+    params.push(&limit);
+    params.push(&offset);
+    let rows = client.query(&page_sql, &params).await.map_err(StoreError::from)?;
     let items = rows
         .iter()
         .map(|row| CallbackRow {
@@ -85,6 +84,32 @@ pub async fn find_callbacks(state: &State, query: Option<&str>) -> Result<Listin
         total,
         items,
     })
+}
+
+/// The count and page queries of the inbox with only the filters given (each combination
+/// plans with its index): `$1` order_no, then accepted, then limit and offset.
+pub(super) fn callbacks_sql(by_order: bool, by_accepted: bool) -> (String, String) {
+    let mut conditions = Vec::new();
+    if by_order {
+        conditions.push(format!("order_no = ${}", conditions.len() + 1));
+    }
+    if by_accepted {
+        conditions.push(format!("accepted = ${}", conditions.len() + 1));
+    }
+    let n = conditions.len() + 1;
+    let condition = if conditions.is_empty() {
+        "true".to_string()
+    } else {
+        conditions.join(" AND ")
+    };
+    (
+        format!("SELECT count(*) FROM callback_inbox WHERE {condition}"),
+        format!(
+            "SELECT id, channel, kind, subject_id, order_no, accepted, outcome, headers, body, received_at
+               FROM callback_inbox WHERE {condition} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
+            n + 1
+        ),
+    )
 }
 
 /// `GET /api/admin/callbacks?order_no=&accepted=&page=&size=`
@@ -131,7 +156,23 @@ pub struct Report {
     pub refunds: Vec<RefundRow>,
 }
 
-const ORDER_COLUMNS: &str = "order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count";
+/// The reconcile report's lists (`$1` minutes and `$2` rows for the first, `$1` rows for
+/// the others), each served by its index (migration 0006).
+pub(super) const REPORT_PENDING: &str =
+    "SELECT order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count
+       FROM payments WHERE status = 'pending' AND created_at < now() - make_interval(mins => $1)
+      ORDER BY created_at LIMIT $2";
+pub(super) const REPORT_FLAGGED: &str =
+    "SELECT order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count,
+            reconcile_issue, reconcile_issue_at
+       FROM payments WHERE reconcile_issue IS NOT NULL ORDER BY reconcile_issue_at DESC LIMIT $1";
+pub(super) const REPORT_LATE: &str =
+    "SELECT order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count
+       FROM payments WHERE late ORDER BY paid_at DESC LIMIT $1";
+pub(super) const REPORT_REFUNDS: &str =
+    "SELECT refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts,
+            created_at, updated_at
+       FROM refunds WHERE status IN ('processing', 'failed') ORDER BY created_at LIMIT $1";
 
 fn order_line(row: &tokio_postgres::Row) -> OrderLine {
     let amount_fen: i64 = row.get(3);
@@ -154,40 +195,19 @@ pub async fn report(state: &State, query: Option<&str>) -> Result<Report, AppErr
     let minutes = extract::number_param(query, "pending_minutes", 15, 10_080, "invalid_pending_minutes")?;
     let client = state.store.client().await?;
     let pending = client
-        .query(
-            &format!(
-                "SELECT {ORDER_COLUMNS} FROM payments
-                  WHERE status = 'pending' AND created_at < now() - make_interval(mins => $1)
-                  ORDER BY created_at LIMIT $2"
-            ),
-            &[&(minutes as i32), &REPORT_ROWS],
-        )
+        .query(REPORT_PENDING, &[&(minutes as i32), &REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     let flagged = client
-        .query(
-            &format!(
-                "SELECT {ORDER_COLUMNS}, reconcile_issue, reconcile_issue_at FROM payments
-                  WHERE reconcile_issue IS NOT NULL ORDER BY reconcile_issue_at DESC LIMIT $1"
-            ),
-            &[&REPORT_ROWS],
-        )
+        .query(REPORT_FLAGGED, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     let late = client
-        .query(
-            &format!("SELECT {ORDER_COLUMNS} FROM payments WHERE late ORDER BY paid_at DESC LIMIT $1"),
-            &[&REPORT_ROWS],
-        )
+        .query(REPORT_LATE, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     let refunds = client
-        .query(
-            "SELECT refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts, created_at,
-                    updated_at
-               FROM refunds WHERE status IN ('processing', 'failed') ORDER BY created_at LIMIT $1",
-            &[&REPORT_ROWS],
-        )
+        .query(REPORT_REFUNDS, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     Ok(Report {

@@ -7,6 +7,7 @@
 //! - `pages`: the server-rendered pages over the same queries.
 
 mod categories;
+mod explain;
 mod export;
 mod inspect;
 mod pages;
@@ -23,6 +24,8 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub use explain::explain_filtered_reads;
 
 use crate::account::{Principal, Role};
 use crate::app::State;

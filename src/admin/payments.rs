@@ -104,16 +104,68 @@ impl Filters {
         })
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 5] {
-        [&self.order_no, &self.status, &self.channel, &self.from, &self.to]
+    /// The WHERE of this search with only the filters given, and its parameters from `$1`.
+    /// Built per combination (each its own cached plan) because a `$1 IS NULL OR …` condition
+    /// would keep the planner from every index. The order number prefix is a range on
+    /// `text_pattern_ops` (`~>=~`, `~<~`), which a generic plan can use where `LIKE $1` cannot.
+    pub(super) fn clause(&self) -> Clause<'_> {
+        let mut clause = Clause::default();
+        if let Some(no) = &self.order_no {
+            let n = clause.push(no);
+            clause.add(format!("p.order_no ~>=~ ${n} AND p.order_no ~<~ (${n} || '~')"));
+        }
+        if let Some(status) = &self.status {
+            let n = clause.push(status);
+            clause.add(format!("p.status = ${n}"));
+        }
+        if let Some(channel) = &self.channel {
+            let n = clause.push(channel);
+            clause.add(format!("p.channel = ${n}"));
+        }
+        if let Some(from) = &self.from {
+            let n = clause.push(from);
+            clause.add(format!("p.created_at >= ${n}"));
+        }
+        if let Some(to) = &self.to {
+            let n = clause.push(to);
+            clause.add(format!("p.created_at < ${n}"));
+        }
+        clause
     }
 }
 
-pub(super) const WHERE: &str = "($1::text IS NULL OR left(p.order_no, length($1)) = $1)
-    AND ($2::text IS NULL OR p.status = $2)
-    AND ($3::text IS NULL OR p.channel = $3)
-    AND ($4::timestamptz IS NULL OR p.created_at >= $4)
-    AND ($5::timestamptz IS NULL OR p.created_at < $5)";
+/// A WHERE clause and its parameters (`sql` is `true` when there is no condition).
+#[derive(Default)]
+pub(super) struct Clause<'a> {
+    conditions: Vec<String>,
+    pub params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Clause<'a> {
+    /// Adds a parameter; returns its number.
+    fn push(&mut self, param: &'a (dyn ToSql + Sync)) -> usize {
+        self.params.push(param);
+        self.params.len()
+    }
+
+    fn add(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    /// The condition, for after `WHERE`.
+    pub fn sql(&self) -> String {
+        if self.conditions.is_empty() {
+            "true".into()
+        } else {
+            self.conditions.join(" AND ")
+        }
+    }
+
+    /// The number the next parameter gets.
+    pub fn next(&self) -> usize {
+        self.params.len() + 1
+    }
+}
 
 pub(super) const COLUMNS: &str = "p.order_no, p.purpose, p.channel, p.status, p.amount_fen, p.refunded_fen, p.late,
     p.created_at, p.paid_at, p.closed_at, p.expires_at, p.transaction_id,
@@ -181,27 +233,41 @@ pub(super) fn payment_from_row(row: &Row) -> PaymentRow {
 /// One page of the payments matching `filters`, newest first.
 pub async fn find(state: &State, filters: &Filters, paging: Paging) -> Result<Listing<PaymentRow>, AppError> {
     let client = state.store.client().await?;
-    let params = filters.params();
+    let (total_sql, page_sql) = search_sql(filters);
+    let mut clause = filters.clause();
     let total: i64 = client
-        .query_one(&format!("SELECT count(*) FROM payments p WHERE {WHERE}"), &params)
+        .query_one(&total_sql, &clause.params)
         .await
         .map_err(StoreError::from)?
         .get(0);
-    let sql = format!(
-        "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {WHERE}
-          ORDER BY p.created_at DESC, p.order_no DESC LIMIT $6 OFFSET $7"
-    );
     let (limit, offset) = (paging.limit(), paging.offset());
-    let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
-    all.push(&limit);
-    all.push(&offset);
-    let rows = client.query(&sql, &all).await.map_err(StoreError::from)?;
+    clause.params.push(&limit);
+    clause.params.push(&offset);
+    let rows = client
+        .query(&page_sql, &clause.params)
+        .await
+        .map_err(StoreError::from)?;
     Ok(Listing {
         page: paging.page,
         size: paging.size,
         total,
         items: rows.iter().map(payment_from_row).collect(),
     })
+}
+
+/// The count and the page query of a search (the page's limit and offset are its two last
+/// parameters).
+pub(super) fn search_sql(filters: &Filters) -> (String, String) {
+    let clause = filters.clause();
+    let (condition, n) = (clause.sql(), clause.next());
+    (
+        format!("SELECT count(*) FROM payments p WHERE {condition}"),
+        format!(
+            "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {condition}
+              ORDER BY p.created_at DESC, p.order_no DESC LIMIT ${n} OFFSET ${}",
+            n + 1
+        ),
+    )
 }
 
 /// `GET /api/admin/payments?order_no=&status=&channel=&from=&to=&page=&size=`

@@ -112,7 +112,7 @@ const RELEASE: &str = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $
 
 const DROP_EXPIRED: &str = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at < now()";
 
-const PURGE: &str = "DELETE FROM idempotency_keys WHERE ctid IN
+pub(crate) const PURGE: &str = "DELETE FROM idempotency_keys WHERE ctid IN
      (SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT $1)";
 
 impl Keys {

@@ -12,6 +12,7 @@
 //! - `status`: in-memory order snapshots and long-poll waiters.
 //! - `qr`: QR images, cached.
 //! - `reconcile`: the background job for missed callbacks, expiry and refunds.
+//! - `retention`: hourly housekeeping (callback bodies past retention, old idempotency keys).
 
 pub mod alipay;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod provider;
 pub mod qr;
 pub mod reconcile;
 pub mod refunds;
+pub mod retention;
 pub mod sandbox;
 pub mod status;
 pub mod wechat;

@@ -11,6 +11,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "0003_rankings", include_str!("migrations/0003_rankings.sql")),
     (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
     (5, "0005_money_path", include_str!("migrations/0005_money_path.sql")),
+    (
+        6,
+        "0006_admin_indexes",
+        include_str!("migrations/0006_admin_indexes.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.
