@@ -15,17 +15,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use crate::account::Sessions;
-use crate::account::wechat::{LoginClient, LoginEmulator};
+use crate::account::wechat::LoginClient;
 use crate::config::Config;
 use crate::donate::{Catalog, Rankings};
 use crate::http::limit::Limits;
 use crate::http::metrics::HttpMetrics;
-use crate::pay::alipay::{AlipayClient, AlipayCredentials, AlipayEmulator};
+use crate::pay::alipay::{AlipayClient, AlipayCredentials};
 use crate::pay::engine::{Engine, EngineSettings, Providers};
 use crate::pay::outbound::HttpClient;
 use crate::pay::policy::{PaymentPolicy, Policy};
 use crate::pay::reconcile;
-use crate::pay::wechat::{WechatClient, WechatCredentials, WechatEmulator};
+use crate::pay::wechat::{WechatClient, WechatCredentials};
 use crate::payments::Sandbox;
 use crate::store::events::{Event, EventBus};
 use crate::store::{Store, migrate};
@@ -201,22 +201,7 @@ fn payment_engine(
     let mut providers = Providers::default();
     let (sandbox, notify_base) = if payments.sandbox {
         let base = format!("http://{loopback}");
-        let (wechat_credentials, wechat_emulator) = WechatEmulator::sandbox_pair();
-        let (alipay_credentials, alipay_emulator) = AlipayEmulator::sandbox_pair();
-        let sandbox = Sandbox {
-            wechat: WechatEmulator::new(wechat_emulator, http.clone()),
-            alipay: AlipayEmulator::new(alipay_emulator, http.clone()),
-            wechat_login: Arc::new(LoginEmulator::new()),
-        };
-        if payments.wechat.enabled {
-            let api = format!("{base}/sandbox/wechat");
-            providers.wechat = Some(WechatClient::new(wechat_credentials, api, http.clone()));
-        }
-        if payments.alipay.enabled {
-            let gateway = format!("{base}/sandbox/alipay/gateway.do");
-            providers.alipay = Some(AlipayClient::new(alipay_credentials, gateway, http.clone()));
-        }
-        (Some(sandbox), base)
+        (Some(emulated(config, &http, &base, &mut providers)?), base)
     } else {
         if payments.wechat.enabled {
             let credentials = WechatCredentials::from_config(&payments.wechat)?;
@@ -261,6 +246,39 @@ fn payment_engine(
     ))
 }
 
+/// The sandbox: both providers' emulators, mounted under `/sandbox/…` at `base`, and clients
+/// of them for the enabled channels (so the real clients and signatures run).
+#[cfg(feature = "sandbox")]
+fn emulated(config: &Config, http: &HttpClient, base: &str, providers: &mut Providers) -> anyhow::Result<Sandbox> {
+    use crate::account::wechat::LoginEmulator;
+    use crate::pay::alipay::AlipayEmulator;
+    use crate::pay::wechat::WechatEmulator;
+    let payments = &config.settings.payments;
+    let (wechat_credentials, wechat_emulator) = WechatEmulator::sandbox_pair();
+    let (alipay_credentials, alipay_emulator) = AlipayEmulator::sandbox_pair();
+    let sandbox = Sandbox {
+        wechat: WechatEmulator::new(wechat_emulator, http.clone()),
+        alipay: AlipayEmulator::new(alipay_emulator, http.clone()),
+        wechat_login: Arc::new(LoginEmulator::new()),
+    };
+    if payments.wechat.enabled {
+        let api = format!("{base}/sandbox/wechat");
+        providers.wechat = Some(WechatClient::new(wechat_credentials, api, http.clone()));
+    }
+    if payments.alipay.enabled {
+        let gateway = format!("{base}/sandbox/alipay/gateway.do");
+        providers.alipay = Some(AlipayClient::new(alipay_credentials, gateway, http.clone()));
+    }
+    Ok(sandbox)
+}
+
+/// A build without the `sandbox` feature has no emulators (configuration validation says
+/// so first).
+#[cfg(not(feature = "sandbox"))]
+fn emulated(_: &Config, _: &HttpClient, _: &str, _: &mut Providers) -> anyhow::Result<Sandbox> {
+    anyhow::bail!("payments.sandbox: this build has no sandbox (built without the `sandbox` feature)")
+}
+
 /// WeChat sign-in: the configured apps, else the sandbox's emulator (over loopback, so the
 /// real client runs).
 fn wechat_login_client(config: &Config, sandbox: Option<&Sandbox>, local: SocketAddr) -> Option<LoginClient> {
@@ -268,12 +286,20 @@ fn wechat_login_client(config: &Config, sandbox: Option<&Sandbox>, local: Socket
     if let Some(client) = LoginClient::from_settings(&config.settings.accounts.wechat, http.clone()) {
         return Some(client);
     }
-    let sandbox = sandbox?;
-    Some(LoginClient::sandbox(
-        &sandbox.wechat_login,
-        &format!("http://{}", loopback(local)),
-        http,
-    ))
+    #[cfg(feature = "sandbox")]
+    {
+        let sandbox = sandbox?;
+        Some(LoginClient::sandbox(
+            &sandbox.wechat_login,
+            &format!("http://{}", loopback(local)),
+            http,
+        ))
+    }
+    #[cfg(not(feature = "sandbox"))]
+    {
+        let _ = (sandbox, local);
+        None
+    }
 }
 
 fn loopback(local: SocketAddr) -> SocketAddr {

@@ -670,6 +670,13 @@ pub fn validate(settings: Settings, file: Option<PathBuf>, base: &Path) -> Resul
             "set e.g. 180 (disputes and audits look back months)",
         );
     }
+    if p.sandbox && !cfg!(feature = "sandbox") {
+        bad(
+            "payments.sandbox",
+            "is true, but this build has no sandbox (built without the `sandbox` feature)".into(),
+            "set it to false and configure payments.wechat / payments.alipay, or run a build with the sandbox",
+        );
+    }
     if p.sandbox && (p.wechat.has_credentials() || p.alipay.has_credentials()) {
         bad(
             "payments.sandbox",
@@ -833,7 +840,10 @@ mod tests {
                 ("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", "/var/lib/zhifu/pg"),
                 ("ZHIFU__DATABASE__POOL_SIZE", "4"),
                 ("ZHIFU__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1"),
-                ("ZHIFU__PAYMENTS__SANDBOX", "true"),
+                (
+                    "ZHIFU__PAYMENTS__SANDBOX",
+                    if cfg!(feature = "sandbox") { "true" } else { "false" },
+                ),
             ]),
         )
         .expect("valid");
@@ -841,7 +851,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/zhifu/pg"));
         assert_eq!(config.settings.database.pool_size, 4);
         assert_eq!(config.trusted_proxies.len(), 2);
-        assert!(config.settings.payments.sandbox);
+        assert_eq!(config.settings.payments.sandbox, cfg!(feature = "sandbox"));
     }
 
     #[test]
@@ -896,6 +906,14 @@ mod tests {
         assert_eq!(kept.settings.payments.callback_retention_days, 30);
         let err = load_from(None, env(&[("ZHIFU__PAYMENTS__CALLBACK_RETENTION_DAYS", "0")])).unwrap_err();
         assert!(err.to_string().contains("payments.callback_retention_days"), "{err}");
+    }
+
+    #[cfg(not(feature = "sandbox"))]
+    #[test]
+    fn a_build_without_the_sandbox_refuses_payments_sandbox() {
+        let err = load_from(None, env(&[("ZHIFU__PAYMENTS__SANDBOX", "true")])).unwrap_err();
+        assert!(err.to_string().contains("payments.sandbox"), "{err}");
+        assert!(err.to_string().contains("feature"), "{err}");
     }
 
     #[test]

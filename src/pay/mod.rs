@@ -5,7 +5,7 @@
 //! - `outbound`: the pooled HTTPS client for provider APIs.
 //! - `provider`: protocol-independent requests, answers and notifications.
 //! - `wechat`, `alipay`: the two wire protocols (client, notification verification, emulator).
-//! - `sandbox`: fault injection shared by the emulators.
+//! - `sandbox`: scripted answers shared by the emulators (`sandbox` feature).
 //! - `engine`: create, settle and close, each transition one audited transaction.
 //! - `refunds`: queue, submit and settle refunds.
 //! - `idempotency`: `Idempotency-Key` records (claim, replay, release, purge).
@@ -26,6 +26,7 @@ pub mod qr;
 pub mod reconcile;
 pub mod refunds;
 pub mod retention;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod status;
 pub mod wechat;
