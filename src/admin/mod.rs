@@ -2,8 +2,9 @@
 //! session first: 401 without one, 403 without the admin role. Every change is written with
 //! its audit row (who, what, on which record, before and after) in one transaction.
 //!
-//! - `categories`, `settings`, `payments`, `inspect` (callbacks, reconcile, audit), `users`:
-//!   the API, each a module of queries returning typed rows plus its handlers.
+//! - `categories`, `settings`, `payments` (with `export` and `refund`), `inspect` (callbacks,
+//!   reconcile, audit), `users`: the API, each a module of queries returning typed rows plus
+//!   its handlers; `explain` the plans of the filtered reads, for the index test.
 //! - `pages`: the server-rendered pages over the same queries.
 
 mod categories;
@@ -12,6 +13,7 @@ mod export;
 mod inspect;
 mod pages;
 mod payments;
+mod refund;
 mod settings;
 mod users;
 
@@ -96,7 +98,7 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
         (["payments"], Get) => payments::search(state, query).await,
         (["payments.csv"], Get) => export::csv(state, query).await,
         (["payments", no], Get) => payments::detail(state, no).await,
-        (["payments", no, "refund"], Post) => payments::refund(state, &actor, no, parts, &body).await,
+        (["payments", no, "refund"], Post) => refund::refund(state, &actor, no, parts, &body).await,
         (["payments", _, "refund"], _) => not_allowed("POST"),
         (["callbacks"], Get) => inspect::callbacks(state, query).await,
         (["reconcile"], Get) => inspect::reconcile(state, query).await,

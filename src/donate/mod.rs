@@ -2,6 +2,7 @@
 //! with its donate form, and creating a donation (`create`).
 
 pub mod catalog;
+mod chart;
 pub mod create;
 pub mod rankings;
 

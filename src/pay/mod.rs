@@ -4,6 +4,7 @@
 //! - `keys`: RSA keys (PEM / base64), SHA256withRSA sign and verify.
 //! - `outbound`: the pooled HTTPS client for provider APIs.
 //! - `provider`: protocol-independent requests, answers and notifications.
+//! - `providers`: the enabled providers' clients behind one enum.
 //! - `wechat`, `alipay`: the two wire protocols (client, notification verification, emulator).
 //! - `sandbox`: scripted answers shared by the emulators (`sandbox` feature).
 //! - `engine`: create, settle and close, each transition one audited transaction.
@@ -22,6 +23,7 @@ pub mod money;
 pub mod outbound;
 pub mod policy;
 pub mod provider;
+pub mod providers;
 pub mod qr;
 pub mod reconcile;
 pub mod refunds;

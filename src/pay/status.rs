@@ -310,9 +310,14 @@ impl StatusBoard {
         true
     }
 
-    /// Seeds the cache with an order just created here.
+    /// Seeds the cache with an order just created here, unless it changed already (a
+    /// payment can land between the order's INSERT and this call).
     pub async fn put(&self, snapshot: Snapshot) {
-        self.cache.insert(snapshot.order_no.clone(), Arc::new(snapshot));
+        if let Ok(changes) = self.changes.lock()
+            && !changes.recent.contains_key(&snapshot.order_no)
+        {
+            self.cache.insert(snapshot.order_no.clone(), Arc::new(snapshot));
+        }
     }
 
     /// The order changed: number the change, drop its snapshot and wake its waiters.
