@@ -286,6 +286,9 @@ async fn the_logs_of_payments_and_refunds_through_the_engine_hold_no_key_materia
         .with_ansi(false)
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
+    // A callsite first hit by another test while this subscriber was being set may have
+    // cached "never": recompute every callsite's interest now that it is set.
+    tracing::callsite::rebuild_interest_cache();
 
     let providers = FakeProviders::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
