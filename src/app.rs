@@ -15,17 +15,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use crate::account::Sessions;
-use crate::account::wechat::{LoginClient, LoginEmulator};
+use crate::account::wechat::LoginClient;
 use crate::config::Config;
 use crate::donate::{Catalog, Rankings};
 use crate::http::limit::Limits;
 use crate::http::metrics::HttpMetrics;
-use crate::pay::alipay::{AlipayClient, AlipayCredentials, AlipayEmulator};
+use crate::pay::alipay::{AlipayClient, AlipayCredentials};
 use crate::pay::engine::{Engine, EngineSettings, Providers};
 use crate::pay::outbound::HttpClient;
 use crate::pay::policy::{PaymentPolicy, Policy};
 use crate::pay::reconcile;
-use crate::pay::wechat::{WechatClient, WechatCredentials, WechatEmulator};
+use crate::pay::wechat::{WechatClient, WechatCredentials};
 use crate::payments::Sandbox;
 use crate::store::events::{Event, EventBus};
 use crate::store::{Store, migrate};
@@ -38,7 +38,7 @@ pub struct State {
     pub events: Arc<EventBus>,
     pub metrics: HttpMetrics,
     pub catalog: Catalog,
-    pub rankings: Rankings,
+    pub rankings: Arc<Rankings>,
     /// The access log, when `log.access` is on.
     pub access: Option<Arc<crate::http::access::AccessLog>>,
     /// Per-client-IP rate limits.
@@ -135,11 +135,11 @@ impl Application {
         let listener = crate::http::server::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
         let local = listener.local_addr()?;
-        let (engine, sandbox) = payment_engine(&config, &store, local)?;
+        let rankings = Arc::new(Rankings::new(&config.settings.rankings.timezone));
+        let (engine, sandbox) = payment_engine(&config, &store, local, &rankings)?;
         let wechat_login = wechat_login_client(&config, sandbox.as_ref(), local);
         engine.policy.reload(&store).await?;
         let catalog = Catalog::new(Arc::clone(&engine.policy));
-        let rankings = Rankings::new(&config.settings.rankings.timezone);
         let limits = Limits::new(&config.settings.limits);
         let log = &config.settings.log;
         let access = log
@@ -227,7 +227,12 @@ impl Application {
 
 /// The engine with its providers: the emulators in sandbox mode (reached over loopback, so
 /// the real clients and their signatures run), else the configured merchants' keys.
-fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
+fn payment_engine(
+    config: &Config,
+    store: &Store,
+    local: SocketAddr,
+    rankings: &Arc<Rankings>,
+) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
     let payments = &config.settings.payments;
     let http = HttpClient::new(Duration::from_secs(payments.request_timeout_secs));
     let loopback = loopback(local);
@@ -235,22 +240,7 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
     let mut providers = Providers::default();
     let (sandbox, notify_base) = if payments.sandbox {
         let base = format!("http://{loopback}");
-        let (wechat_credentials, wechat_emulator) = WechatEmulator::sandbox_pair();
-        let (alipay_credentials, alipay_emulator) = AlipayEmulator::sandbox_pair();
-        let sandbox = Sandbox {
-            wechat: WechatEmulator::new(wechat_emulator, http.clone()),
-            alipay: AlipayEmulator::new(alipay_emulator, http.clone()),
-            wechat_login: Arc::new(LoginEmulator::new()),
-        };
-        if payments.wechat.enabled {
-            let api = format!("{base}/sandbox/wechat");
-            providers.wechat = Some(WechatClient::new(wechat_credentials, api, http.clone()));
-        }
-        if payments.alipay.enabled {
-            let gateway = format!("{base}/sandbox/alipay/gateway.do");
-            providers.alipay = Some(AlipayClient::new(alipay_credentials, gateway, http.clone()));
-        }
-        (Some(sandbox), base)
+        (Some(emulated(config, &http, &base, &mut providers)?), base)
     } else {
         if payments.wechat.enabled {
             let credentials = WechatCredentials::from_config(&payments.wechat)?;
@@ -275,7 +265,11 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
     };
     let settings = EngineSettings {
         notify_base,
-        hooks: vec![crate::donate::rankings::hook(&config.settings.rankings.timezone)],
+        hooks: vec![crate::donate::rankings::hook(
+            &config.settings.rankings.timezone,
+            Arc::clone(rankings),
+        )],
+        provider_timeout: Duration::from_secs(payments.request_timeout_secs),
     };
     let policy = Policy::new(PaymentPolicy {
         wechat: providers.wechat.is_some(),
@@ -291,6 +285,39 @@ fn payment_engine(config: &Config, store: &Store, local: SocketAddr) -> anyhow::
     ))
 }
 
+/// The sandbox: both providers' emulators, mounted under `/sandbox/…` at `base`, and clients
+/// of them for the enabled channels (so the real clients and signatures run).
+#[cfg(feature = "sandbox")]
+fn emulated(config: &Config, http: &HttpClient, base: &str, providers: &mut Providers) -> anyhow::Result<Sandbox> {
+    use crate::account::wechat::LoginEmulator;
+    use crate::pay::alipay::AlipayEmulator;
+    use crate::pay::wechat::WechatEmulator;
+    let payments = &config.settings.payments;
+    let (wechat_credentials, wechat_emulator) = WechatEmulator::sandbox_pair();
+    let (alipay_credentials, alipay_emulator) = AlipayEmulator::sandbox_pair();
+    let sandbox = Sandbox {
+        wechat: WechatEmulator::new(wechat_emulator, http.clone()),
+        alipay: AlipayEmulator::new(alipay_emulator, http.clone()),
+        wechat_login: Arc::new(LoginEmulator::new()),
+    };
+    if payments.wechat.enabled {
+        let api = format!("{base}/sandbox/wechat");
+        providers.wechat = Some(WechatClient::new(wechat_credentials, api, http.clone()));
+    }
+    if payments.alipay.enabled {
+        let gateway = format!("{base}/sandbox/alipay/gateway.do");
+        providers.alipay = Some(AlipayClient::new(alipay_credentials, gateway, http.clone()));
+    }
+    Ok(sandbox)
+}
+
+/// A build without the `sandbox` feature has no emulators (configuration validation says
+/// so first).
+#[cfg(not(feature = "sandbox"))]
+fn emulated(_: &Config, _: &HttpClient, _: &str, _: &mut Providers) -> anyhow::Result<Sandbox> {
+    anyhow::bail!("payments.sandbox: this build has no sandbox (built without the `sandbox` feature)")
+}
+
 /// WeChat sign-in: the configured apps, else the sandbox's emulator (over loopback, so the
 /// real client runs).
 fn wechat_login_client(config: &Config, sandbox: Option<&Sandbox>, local: SocketAddr) -> Option<LoginClient> {
@@ -298,12 +325,20 @@ fn wechat_login_client(config: &Config, sandbox: Option<&Sandbox>, local: Socket
     if let Some(client) = LoginClient::from_settings(&config.settings.accounts.wechat, http.clone()) {
         return Some(client);
     }
-    let sandbox = sandbox?;
-    Some(LoginClient::sandbox(
-        &sandbox.wechat_login,
-        &format!("http://{}", loopback(local)),
-        http,
-    ))
+    #[cfg(feature = "sandbox")]
+    {
+        let sandbox = sandbox?;
+        Some(LoginClient::sandbox(
+            &sandbox.wechat_login,
+            &format!("http://{}", loopback(local)),
+            http,
+        ))
+    }
+    #[cfg(not(feature = "sandbox"))]
+    {
+        let _ = (sandbox, local);
+        None
+    }
 }
 
 fn loopback(local: SocketAddr) -> SocketAddr {
@@ -459,33 +494,8 @@ async fn route_events(state: Arc<State>) {
         };
         match event {
             Ok(Event::Message(payload)) => {
-                let Ok(message) = serde_json::from_str::<serde_json::Value>(&payload) else {
-                    continue;
-                };
-                match message.get("kind").and_then(|k| k.as_str()) {
-                    Some("categories") => state.catalog.invalidate(),
-                    Some("sessions") => state.sessions.invalidate_all(),
-                    Some("rankings") => state.rankings.invalidate(),
-                    Some("payment_settings") => reload_policy(&state).await,
-                    Some("notification") => {
-                        if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
-                            state.notices.changed(user_id);
-                        }
-                    }
-                    Some("profile") => {
-                        if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
-                            state.profiles.changed(user_id);
-                        }
-                    }
-                    Some("payment") => {
-                        if message.get("purpose").and_then(|p| p.as_str()) == Some("donation") {
-                            state.rankings.invalidate();
-                        }
-                        if let Some(order_no) = message.get("order_no").and_then(|o| o.as_str()) {
-                            state.engine.status.changed(order_no).await;
-                        }
-                    }
-                    _ => {}
+                if let Ok(message) = serde_json::from_str::<serde_json::Value>(&payload) {
+                    apply_event(&state, &message).await;
                 }
             }
             Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -493,12 +503,50 @@ async fn route_events(state: Arc<State>) {
                 reload_policy(&state).await;
                 state.catalog.invalidate();
                 state.rankings.invalidate();
-                state.engine.status.changed_all();
                 state.notices.changed_all();
                 state.profiles.changed_all();
+                // One batched read for the parked polls, off this loop.
+                let resync = Arc::clone(&state);
+                tokio::spawn(async move { resync.engine.status.resync(&resync.store).await });
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// What one event (`{"kind": …}`) changes in this instance's memory. Run for every event
+/// from the bus, and by a handler right after its own commit when its change must show on
+/// this instance at once. A payment event goes to the order's waiters and to its purpose's
+/// hook, which knows what that purpose keeps in memory.
+pub async fn apply_event(state: &State, message: &serde_json::Value) {
+    let text = |name: &str| message.get(name).and_then(|v| v.as_str());
+    match text("kind") {
+        Some("categories") => state.catalog.invalidate(),
+        Some("sessions") => state.sessions.invalidate_all(),
+        // A donor renamed (rankings show current names), or any other reason to recompute.
+        Some("rankings") | Some("user_renamed") => state.rankings.invalidate(),
+        Some("payment_settings") => reload_policy(state).await,
+        Some("notification") => {
+            if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
+                state.notices.changed(user_id);
+            }
+        }
+        Some("profile") => {
+            if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
+                state.profiles.changed(user_id);
+            }
+        }
+        Some("payment") => {
+            let status = text("status").and_then(crate::pay::status::Status::parse);
+            let hook = text("purpose").and_then(|p| state.engine.settings.hook(p));
+            if let (Some(status), Some(on_event)) = (status, hook.and_then(|h| h.on_event.as_ref())) {
+                (on_event.0)(status);
+            }
+            if let Some(order_no) = text("order_no") {
+                state.engine.status.changed(order_no).await;
+            }
+        }
+        _ => {}
     }
 }
 
@@ -515,8 +563,9 @@ pub async fn reload_policy(state: &State) {
     }
 }
 
-/// Keeps the rate limiters' memory to the clients seen lately, and the sessions table to
-/// sessions that may still be used (hourly).
+/// Keeps the rate limiters' memory to the clients seen lately, and hourly the sessions table
+/// to sessions that may still be used, callback bodies to their retention period and
+/// idempotency keys to their day.
 async fn forget_idle_clients(state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
     let mut minutes = 0u32;
@@ -534,6 +583,15 @@ async fn forget_idle_clients(state: Arc<State>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "removed ended sessions"),
                 Err(e) => tracing::warn!(error = %e, "cannot remove ended sessions; retrying in an hour"),
+            }
+            let days = state.config.settings.payments.callback_retention_days;
+            match crate::pay::retention::run_once(&state.store, days).await {
+                Ok(purged) if purged == Default::default() => {}
+                Ok(purged) => tracing::info!(
+                    ?purged,
+                    "purged callback bodies past retention and expired idempotency keys"
+                ),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying in an hour"),
             }
         }
     }

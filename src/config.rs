@@ -169,6 +169,9 @@ pub struct Payments {
     pub request_timeout_secs: u64,
     /// Seconds between passes of the reconcile job (missed callbacks, expiry, refunds).
     pub reconcile_interval_secs: u64,
+    /// Days the raw bodies of provider callbacks are kept; then they are emptied (the
+    /// callback's row — what arrived, when, what it did — stays).
+    pub callback_retention_days: u32,
     pub wechat: Wechat,
     pub alipay: Alipay,
 }
@@ -183,6 +186,7 @@ impl Default for Payments {
             late_payment: "keep".into(),
             request_timeout_secs: 10,
             reconcile_interval_secs: 5,
+            callback_retention_days: 180,
             wechat: Wechat::default(),
             alipay: Alipay::default(),
         }
@@ -773,6 +777,20 @@ fn validate_after(
             "set e.g. 5",
         );
     }
+    if !(1..=3650).contains(&p.callback_retention_days) {
+        bad(
+            "payments.callback_retention_days",
+            format!("{} is outside 1..=3650", p.callback_retention_days),
+            "set e.g. 180 (disputes and audits look back months)",
+        );
+    }
+    if p.sandbox && !cfg!(feature = "sandbox") {
+        bad(
+            "payments.sandbox",
+            "is true, but this build has no sandbox (built without the `sandbox` feature)".into(),
+            "set it to false and configure payments.wechat / payments.alipay, or run a build with the sandbox",
+        );
+    }
     if p.sandbox && (p.wechat.has_credentials() || p.alipay.has_credentials()) {
         bad(
             "payments.sandbox",
@@ -1040,7 +1058,10 @@ mod tests {
                 ("ZHIFU__DATABASE__EMBEDDED__DATA_DIR", "/var/lib/zhifu/pg"),
                 ("ZHIFU__DATABASE__POOL_SIZE", "4"),
                 ("ZHIFU__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1"),
-                ("ZHIFU__PAYMENTS__SANDBOX", "true"),
+                (
+                    "ZHIFU__PAYMENTS__SANDBOX",
+                    if cfg!(feature = "sandbox") { "true" } else { "false" },
+                ),
             ]),
         )
         .expect("valid");
@@ -1048,7 +1069,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/zhifu/pg"));
         assert_eq!(config.settings.database.pool_size, 4);
         assert_eq!(config.trusted_proxies.len(), 2);
-        assert!(config.settings.payments.sandbox);
+        assert_eq!(config.settings.payments.sandbox, cfg!(feature = "sandbox"));
     }
 
     #[test]
@@ -1093,6 +1114,24 @@ mod tests {
         }
         let err = load_from(None, env(&[("ZHIFU__SERVER__RUNTIME", "threads")])).unwrap_err();
         assert!(err.to_string().contains("server.runtime"), "{err}");
+    }
+
+    #[test]
+    fn callback_retention_is_days_and_named_when_wrong() {
+        let config = load_from(None, vec![]).unwrap();
+        assert_eq!(config.settings.payments.callback_retention_days, 180);
+        let kept = load_from(None, env(&[("ZHIFU__PAYMENTS__CALLBACK_RETENTION_DAYS", "30")])).unwrap();
+        assert_eq!(kept.settings.payments.callback_retention_days, 30);
+        let err = load_from(None, env(&[("ZHIFU__PAYMENTS__CALLBACK_RETENTION_DAYS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("payments.callback_retention_days"), "{err}");
+    }
+
+    #[cfg(not(feature = "sandbox"))]
+    #[test]
+    fn a_build_without_the_sandbox_refuses_payments_sandbox() {
+        let err = load_from(None, env(&[("ZHIFU__PAYMENTS__SANDBOX", "true")])).unwrap_err();
+        assert!(err.to_string().contains("payments.sandbox"), "{err}");
+        assert!(err.to_string().contains("feature"), "{err}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub enum AppError {
         code: &'static str,
         message: Cow<'static, str>,
     },
+    /// 409: the first request with this `Idempotency-Key` is still running; retry shortly.
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    KeyInUse,
     /// 413
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -122,7 +125,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. } | AppError::KeyInUse => StatusCode::CONFLICT,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } | AppError::UnsupportedImage { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -146,6 +149,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::BodyTimeout => "body_timeout",
             AppError::Conflict { code, .. } => code,
+            AppError::KeyInUse => "idempotency_key_in_use",
             AppError::TooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::UnsupportedImage { .. } => "unsupported_image",

@@ -17,7 +17,8 @@
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
-//! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`).
+//! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`);
+//!   like the provider emulators, only in builds with the `sandbox` feature (on by default).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -29,6 +30,7 @@ pub mod backup;
 pub mod config;
 pub mod donate;
 pub mod error;
+#[cfg(feature = "sandbox")]
 pub mod fuzzing;
 pub mod http;
 pub mod mail;

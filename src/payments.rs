@@ -17,23 +17,33 @@ use crate::error::AppError;
 use crate::http::assets;
 use crate::http::extract;
 use crate::http::respond::{self, Response};
-use crate::pay::alipay::AlipayEmulator;
 use crate::pay::engine::{Applied, Engine, EngineError, Inbox};
 use crate::pay::money::format_yuan;
 use crate::pay::provider::{Channel, Notification, NotifyError, RefundState};
 use crate::pay::qr::Format;
 use crate::pay::rfc3339;
 use crate::pay::status::{Snapshot, Status};
-use crate::pay::wechat::WechatEmulator;
 use crate::ui::{self, Section, Ui};
 
-/// The provider emulators served when `payments.sandbox` is on.
+#[cfg(feature = "sandbox")]
+mod sandbox;
+#[cfg(feature = "sandbox")]
+pub use sandbox::{Sandbox, sandbox_pay, sandbox_provider};
+
+/// Without the `sandbox` feature there are no emulators: no value of this type exists, so
+/// `State::sandbox` is always `None` and the sandbox routes answer 404.
+#[cfg(not(feature = "sandbox"))]
 #[derive(Debug, Clone)]
-pub struct Sandbox {
-    pub wechat: Arc<WechatEmulator>,
-    pub alipay: Arc<AlipayEmulator>,
-    /// WeChat sign-in (`jscode2session`, OAuth) for the sandbox's accounts.
-    pub wechat_login: Arc<crate::account::wechat::LoginEmulator>,
+pub enum Sandbox {}
+
+#[cfg(not(feature = "sandbox"))]
+pub async fn sandbox_pay(_: &Engine, sandbox: &Sandbox, _: &str, _: &HeaderMap) -> Result<Response, AppError> {
+    match *sandbox {}
+}
+
+#[cfg(not(feature = "sandbox"))]
+pub async fn sandbox_provider(sandbox: &Sandbox, _: Channel, _: &Method, _: &str, _: &HeaderMap, _: Bytes) -> Response {
+    match *sandbox {}
 }
 
 /// Longest long-poll, seconds (contract: `?wait=1..=30`).
@@ -224,6 +234,7 @@ pub async fn notify(engine: &Engine, channel: Channel, headers: &HeaderMap, body
             let state_name = match state {
                 RefundState::Succeeded { .. } => "succeeded",
                 RefundState::Processing => "processing",
+                RefundState::Stuck { .. } => "stuck",
                 RefundState::Failed { .. } => "failed",
             };
             let inbox = Inbox {
@@ -310,59 +321,4 @@ fn kept_headers(headers: &HeaderMap) -> serde_json::Value {
         }
     }
     serde_json::Value::Object(kept)
-}
-
-/// `POST /sandbox/pay/{order_no}`: the emulator pays the order and sends the real signed
-/// callback; answers with the order's status (a form post is sent back to the pay page).
-pub async fn sandbox_pay(
-    engine: &Engine,
-    sandbox: &Sandbox,
-    order_no: &str,
-    headers: &HeaderMap,
-) -> Result<Response, AppError> {
-    let order = snapshot(engine, order_no).await?;
-    let paid = match order.channel {
-        Channel::Wechat => sandbox.wechat.pay(order_no).await,
-        Channel::Alipay => sandbox.alipay.pay(order_no).await,
-    };
-    if let Err(why) = paid {
-        return Err(AppError::conflict(
-            "sandbox_refused",
-            format!("the sandbox could not pay this order: {why}"),
-        ));
-    }
-    let is_form = extract::body_kind(headers, &[extract::BodyKind::Form]).is_ok();
-    if is_form {
-        return Ok(see_other(&format!("/pay/{order_no}")));
-    }
-    let now = snapshot(engine, order_no).await?;
-    Ok(respond::json(StatusCode::OK, now.json.clone()))
-}
-
-/// A `303 See Other` to `location`.
-pub fn see_other(location: &str) -> Response {
-    let mut response = respond::with_body(
-        StatusCode::SEE_OTHER,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-        Bytes::new(),
-    );
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
-/// The mounted emulators' APIs.
-pub async fn sandbox_provider(
-    sandbox: &Sandbox,
-    channel: Channel,
-    method: &Method,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Response {
-    match channel {
-        Channel::Wechat => sandbox.wechat.handle(method, path_and_query, headers, body).await,
-        Channel::Alipay => sandbox.alipay.handle(method, path_and_query, headers, body).await,
-    }
 }

@@ -1,6 +1,7 @@
 // Admin forms: a form with data-api (and data-method) sends its named fields to the admin
-// API as JSON with the session cookie, then reloads the page; an error is shown in the
-// form's <output class="result">. data-type on a field says how to read it.
+// API as JSON with the session cookie (a POST with an Idempotency-Key per distinct content),
+// then reloads the page; an error is shown in the form's <output class="result">. data-type
+// on a field says how to read it.
 'use strict';
 
 function fieldValue(el) {
@@ -14,6 +15,12 @@ function fieldValue(el) {
     case 'ids': return text.split(/[\s,]+/).filter(Boolean).map(Number);
     default: return el.value;
   }
+}
+
+function newKey() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 async function send(form) {
@@ -36,6 +43,15 @@ async function send(form) {
   if (method !== 'DELETE') {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
+  }
+  if (method === 'POST') {
+    // The same fields sent again (a double click) carry the same Idempotency-Key: one
+    // refund, not two. Changed fields are a new request with a new key.
+    if (form.idempotencyBody !== init.body) {
+      form.idempotencyBody = init.body;
+      form.idempotencyKey = newKey();
+    }
+    init.headers['idempotency-key'] = form.idempotencyKey;
   }
   show('sending', '…');
   try {

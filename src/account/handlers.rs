@@ -115,7 +115,7 @@ pub async fn login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Res
     }
     match result {
         Ok(issued) => {
-            let mut response = crate::payments::see_other(&local_next(input.next));
+            let mut response = crate::http::respond::see_other(&local_next(input.next));
             set_cookie(
                 &mut response,
                 &super::session_cookie(&issued.token, session_ttl(state), secure_cookies(state)),
@@ -242,7 +242,7 @@ pub async fn wechat_authorize(state: &State, parts: &Parts) -> Result<Response, 
         format!("{base}{CALLBACK_PATH}")
     };
     let url = client.authorize_url(&redirect_uri, nonce)?;
-    let mut response = crate::payments::see_other(&url);
+    let mut response = crate::http::respond::see_other(&url);
     // Lax: the cookie must come back on WeChat's top-level redirect to the callback.
     let cookie = format!(
         "{STATE_COOKIE}={nonce}|{}; Path={CALLBACK_PATH}; Max-Age=600; HttpOnly; SameSite=Lax{}",
@@ -327,7 +327,7 @@ pub async fn logout(state: &State, parts: &Parts) -> Result<Response, AppError> 
     state.sessions.invalidate_all();
     // The pages' "sign out" button posts a form; it goes back home.
     let mut response = if extract::body_kind(&parts.headers, &[BodyKind::Form]).is_ok() {
-        crate::payments::see_other("/")
+        crate::http::respond::see_other("/")
     } else {
         respond::with_body(
             StatusCode::NO_CONTENT,
@@ -555,7 +555,7 @@ impl MyDonation {
 pub async fn me_page(state: &State, parts: &Parts) -> Result<Response, AppError> {
     let principal = match state.sessions.principal(&state.store, parts).await {
         Ok(Some(principal)) => principal,
-        Ok(None) | Err(AppError::Unauthorized) => return Ok(crate::payments::see_other("/login?next=/me")),
+        Ok(None) | Err(AppError::Unauthorized) => return Ok(crate::http::respond::see_other("/login?next=/me")),
         Err(other) => return Err(other),
     };
     const SIZE: u32 = 20;

@@ -202,7 +202,7 @@ const UPDATE_PROFILE: &str = "UPDATE users SET display_name = coalesce($2, displ
   WHERE id = $1";
 
 /// Applies a `PATCH /api/me` in one transaction: the avatar must name a stored image; a new
-/// name renames the user's ranking rows too.
+/// name is announced (`user_renamed`) to whoever shows it.
 pub async fn update_me(state: &State, principal: &Principal, patch: ProfilePatch) -> Result<(), AppError> {
     let checked = check(patch)?;
     let mut client = state.store.client().await?;
@@ -221,19 +221,16 @@ pub async fn update_me(state: &State, principal: &Principal, patch: ProfilePatch
     )
     .await
     .map_err(StoreError::from)?;
-    if let Some(name) = &checked.name {
-        tx.execute(
-            "UPDATE donation_totals SET donor = $2 WHERE donor_key = 'u:' || $1::bigint",
-            &[&principal.user_id, name],
-        )
-        .await
-        .map_err(StoreError::from)?;
-        crate::store::events::publish(&tx, r#"{"kind":"rankings"}"#)
-            .await
-            .map_err(StoreError::from)?;
-        crate::store::events::publish(&tx, r#"{"kind":"sessions"}"#)
-            .await
-            .map_err(StoreError::from)?;
+    // A rename is an event: whoever shows names (the rankings read current display names)
+    // reacts to it; no other module's rows are rewritten here.
+    let renamed = serde_json::json!({"kind": "user_renamed", "user_id": principal.user_id});
+    let sessions = serde_json::json!({"kind": "sessions"});
+    if checked.name.is_some() {
+        for event in [&renamed, &sessions] {
+            crate::store::events::publish(&tx, &event.to_string())
+                .await
+                .map_err(StoreError::from)?;
+        }
     }
     profile_changed(&tx, principal.user_id)
         .await
@@ -242,8 +239,9 @@ pub async fn update_me(state: &State, principal: &Principal, patch: ProfilePatch
     // The events reach this instance a moment later; the next read must not wait for them.
     state.profiles.changed(principal.user_id);
     if checked.name.is_some() {
-        state.rankings.invalidate();
-        state.sessions.invalidate_all();
+        for event in [&renamed, &sessions] {
+            crate::app::apply_event(state, event).await;
+        }
     }
     Ok(())
 }

@@ -103,15 +103,17 @@ pub async fn create_password_user(
         .ok_or_else(|| CreateError::Taken(username.to_string()))?;
     let id: i64 = row.get(0);
     let after = serde_json::json!({"id": id, "username": username, "role": role.as_str()});
-    crate::admin::audit(
+    crate::store::audit::write(
         &tx,
-        None,
-        actor,
+        crate::store::audit::Actor {
+            user_id: None,
+            name: actor,
+            ip: "",
+        },
         "user.create",
         &format!("user:{id}"),
         None,
         Some(&after),
-        "",
     )
     .await
     .map_err(StoreError::from)?;
@@ -140,15 +142,17 @@ pub async fn reset_password(
         .ok_or_else(|| CreateError::Other(anyhow::anyhow!("no account is named {username:?}")))?;
     let id: i64 = row.get(0);
     revoke_all(&tx, id).await.map_err(StoreError::from)?;
-    crate::admin::audit(
+    crate::store::audit::write(
         &tx,
-        None,
-        actor,
+        crate::store::audit::Actor {
+            user_id: None,
+            name: actor,
+            ip: "",
+        },
         "user.password_reset",
         &format!("user:{id}"),
         None,
         None,
-        "",
     )
     .await
     .map_err(StoreError::from)?;

@@ -3,9 +3,8 @@
 
 use http::StatusCode;
 use http::header::{self, HeaderValue};
-use tokio_postgres::types::ToSql;
 
-use super::payments::{COLUMNS, Filters, WHERE, payment_from_row};
+use super::payments::{COLUMNS, Filters, payment_from_row};
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::respond::{self, Response};
@@ -69,14 +68,16 @@ const CSV_HEADER: [&str; 15] = [
 pub async fn csv(state: &State, query: Option<&str>) -> Result<Response, AppError> {
     let filters = Filters::parse(query)?;
     let client = state.store.client().await?;
+    let mut clause = filters.clause();
     let sql = format!(
-        "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {WHERE}
-          ORDER BY p.created_at DESC, p.order_no DESC LIMIT $6"
+        "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {}
+          ORDER BY p.created_at DESC, p.order_no DESC LIMIT ${}",
+        clause.sql(),
+        clause.next()
     );
     let cap = CSV_MAX_ROWS + 1;
-    let mut params: Vec<&(dyn ToSql + Sync)> = filters.params().to_vec();
-    params.push(&cap);
-    let rows = client.query(&sql, &params).await.map_err(StoreError::from)?;
+    clause.params.push(&cap);
+    let rows = client.query(&sql, &clause.params).await.map_err(StoreError::from)?;
     if rows.len() as i64 > CSV_MAX_ROWS {
         return Err(AppError::invalid(
             "too_many_rows",

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
 
 use super::payments::{RefundRow, refund_from_row};
 use super::{Listing, Paging, filter_param, ok_json};
@@ -45,25 +46,23 @@ pub async fn find_callbacks(state: &State, query: Option<&str>) -> Result<Listin
     };
     let paging = Paging::parse(query, 50, 200)?;
     let client = state.store.client().await?;
-    const WHERE: &str = "($1::text IS NULL OR order_no = $1) AND ($2::boolean IS NULL OR accepted = $2)";
+    let (total_sql, page_sql) = callbacks_sql(order_no.is_some(), accepted.is_some());
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(4);
+    if let Some(no) = &order_no {
+        params.push(no);
+    }
+    if let Some(accepted) = &accepted {
+        params.push(accepted);
+    }
     let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM callback_inbox WHERE {WHERE}"),
-            &[&order_no, &accepted],
-        )
+        .query_one(&total_sql, &params)
         .await
         .map_err(StoreError::from)?
         .get(0);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT id, channel, kind, subject_id, order_no, accepted, outcome, headers, body, received_at
-                   FROM callback_inbox WHERE {WHERE} ORDER BY id DESC LIMIT $3 OFFSET $4"
-            ),
-            &[&order_no, &accepted, &paging.limit(), &paging.offset()],
-        )
-        .await
-        .map_err(StoreError::from)?;
+    let (limit, offset) = (paging.limit(), paging.offset());
+    params.push(&limit);
+    params.push(&offset);
+    let rows = client.query(&page_sql, &params).await.map_err(StoreError::from)?;
     let items = rows
         .iter()
         .map(|row| CallbackRow {
@@ -87,6 +86,32 @@ pub async fn find_callbacks(state: &State, query: Option<&str>) -> Result<Listin
     })
 }
 
+/// The count and page queries of the inbox with only the filters given (each combination
+/// plans with its index): `$1` order_no, then accepted, then limit and offset.
+pub(super) fn callbacks_sql(by_order: bool, by_accepted: bool) -> (String, String) {
+    let mut conditions = Vec::new();
+    if by_order {
+        conditions.push(format!("order_no = ${}", conditions.len() + 1));
+    }
+    if by_accepted {
+        conditions.push(format!("accepted = ${}", conditions.len() + 1));
+    }
+    let n = conditions.len() + 1;
+    let condition = if conditions.is_empty() {
+        "true".to_string()
+    } else {
+        conditions.join(" AND ")
+    };
+    (
+        format!("SELECT count(*) FROM callback_inbox WHERE {condition}"),
+        format!(
+            "SELECT id, channel, kind, subject_id, order_no, accepted, outcome, headers, body, received_at
+               FROM callback_inbox WHERE {condition} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
+            n + 1
+        ),
+    )
+}
+
 /// `GET /api/admin/callbacks?order_no=&accepted=&page=&size=`
 pub async fn callbacks(state: &State, query: Option<&str>) -> Result<Response, AppError> {
     ok_json(&find_callbacks(state, query).await?)
@@ -106,10 +131,23 @@ pub struct OrderLine {
     pub check_count: i32,
 }
 
+/// A pending order the reconcile job stopped asking about: the provider's answer
+/// contradicts it (another amount, another order).
+#[derive(Debug, Clone, Serialize)]
+pub struct FlaggedLine {
+    #[serde(flatten)]
+    pub order: OrderLine,
+    /// Why, in the reconcile job's words.
+    pub issue: String,
+    pub flagged_at: String,
+}
+
 /// What needs an operator's eye.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub pending_minutes: u32,
+    /// Orders whose provider answer contradicts them: no longer queried until looked at.
+    pub flagged: Vec<FlaggedLine>,
     /// Orders still pending that were created more than `pending_minutes` ago.
     pub pending: Vec<OrderLine>,
     /// Payments that arrived after their order had closed.
@@ -118,7 +156,23 @@ pub struct Report {
     pub refunds: Vec<RefundRow>,
 }
 
-const ORDER_COLUMNS: &str = "order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count";
+/// The reconcile report's lists (`$1` minutes and `$2` rows for the first, `$1` rows for
+/// the others), each served by its index (migration 0006).
+pub(super) const REPORT_PENDING: &str =
+    "SELECT order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count
+       FROM payments WHERE status = 'pending' AND created_at < now() - make_interval(mins => $1)
+      ORDER BY created_at LIMIT $2";
+pub(super) const REPORT_FLAGGED: &str =
+    "SELECT order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count,
+            reconcile_issue, reconcile_issue_at
+       FROM payments WHERE reconcile_issue IS NOT NULL ORDER BY reconcile_issue_at DESC LIMIT $1";
+pub(super) const REPORT_LATE: &str =
+    "SELECT order_no, channel, status, amount_fen, created_at, expires_at, paid_at, check_count
+       FROM payments WHERE late ORDER BY paid_at DESC LIMIT $1";
+pub(super) const REPORT_REFUNDS: &str =
+    "SELECT refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts,
+            created_at, updated_at
+       FROM refunds WHERE status IN ('processing', 'failed') ORDER BY created_at LIMIT $1";
 
 fn order_line(row: &tokio_postgres::Row) -> OrderLine {
     let amount_fen: i64 = row.get(3);
@@ -141,34 +195,31 @@ pub async fn report(state: &State, query: Option<&str>) -> Result<Report, AppErr
     let minutes = extract::number_param(query, "pending_minutes", 15, 10_080, "invalid_pending_minutes")?;
     let client = state.store.client().await?;
     let pending = client
-        .query(
-            &format!(
-                "SELECT {ORDER_COLUMNS} FROM payments
-                  WHERE status = 'pending' AND created_at < now() - make_interval(mins => $1)
-                  ORDER BY created_at LIMIT $2"
-            ),
-            &[&(minutes as i32), &REPORT_ROWS],
-        )
+        .query(REPORT_PENDING, &[&(minutes as i32), &REPORT_ROWS])
+        .await
+        .map_err(StoreError::from)?;
+    let flagged = client
+        .query(REPORT_FLAGGED, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     let late = client
-        .query(
-            &format!("SELECT {ORDER_COLUMNS} FROM payments WHERE late ORDER BY paid_at DESC LIMIT $1"),
-            &[&REPORT_ROWS],
-        )
+        .query(REPORT_LATE, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     let refunds = client
-        .query(
-            "SELECT refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts, created_at,
-                    updated_at
-               FROM refunds WHERE status IN ('processing', 'failed') ORDER BY created_at LIMIT $1",
-            &[&REPORT_ROWS],
-        )
+        .query(REPORT_REFUNDS, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
     Ok(Report {
         pending_minutes: minutes,
+        flagged: flagged
+            .iter()
+            .map(|row| FlaggedLine {
+                order: order_line(row),
+                issue: row.get(8),
+                flagged_at: rfc3339(row.get(9)),
+            })
+            .collect(),
         pending: pending.iter().map(order_line).collect(),
         late: late.iter().map(order_line).collect(),
         refunds: refunds.iter().map(refund_from_row).collect(),

@@ -2,16 +2,19 @@
 //! session first: 401 without one, 403 without the admin role. Every change is written with
 //! its audit row (who, what, on which record, before and after) in one transaction.
 //!
-//! - `categories`, `settings`, `payments`, `inspect` (callbacks, reconcile, audit), `users`:
-//!   the API, each a module of queries returning typed rows plus its handlers.
+//! - `categories`, `settings`, `payments` (with `export` and `refund`), `inspect` (callbacks,
+//!   reconcile, audit), `users`: the API, each a module of queries returning typed rows plus
+//!   its handlers; `explain` the plans of the filtered reads, for the index test.
 //! - `pages`: the server-rendered pages over the same queries.
 
 mod categories;
 mod dashboard;
+mod explain;
 mod export;
 mod inspect;
 mod pages;
 mod payments;
+mod refund;
 mod settings;
 mod users;
 
@@ -26,6 +29,8 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use explain::explain_filtered_reads;
+
 use crate::account::{Principal, Role};
 use crate::app::State;
 use crate::error::AppError;
@@ -33,29 +38,6 @@ use crate::http::extract::{self, BodyKind};
 pub(crate) use crate::http::list::{Listing, Paging};
 use crate::http::respond::{self, Response};
 use crate::http::route::{Match, Verb};
-
-/// Writes one audit row in the caller's transaction. `before`/`after` are the record's
-/// state around the change (never secrets: no password hashes, no tokens).
-#[allow(clippy::too_many_arguments)]
-pub async fn audit(
-    client: &impl GenericClient,
-    actor_id: Option<i64>,
-    actor: &str,
-    action: &str,
-    target: &str,
-    before: Option<&serde_json::Value>,
-    after: Option<&serde_json::Value>,
-    ip: &str,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "INSERT INTO admin_audit (actor_id, actor, action, target, before, after, ip)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&actor_id, &actor, &action, &target, &before, &after, &ip],
-        )
-        .await
-        .map(drop)
-}
 
 /// The admin behind a request and where it came from, for the audit log.
 struct Actor {
@@ -72,6 +54,15 @@ impl Actor {
             .unwrap_or(&self.principal.display_name)
     }
 
+    /// This actor as the audit log records it.
+    fn audit_actor(&self) -> crate::store::audit::Actor<'_> {
+        crate::store::audit::Actor {
+            user_id: Some(self.principal.user_id),
+            name: self.name(),
+            ip: &self.ip,
+        }
+    }
+
     /// Writes this actor's audit row for `action` on `target`.
     async fn audit(
         &self,
@@ -81,17 +72,7 @@ impl Actor {
         before: Option<&serde_json::Value>,
         after: Option<&serde_json::Value>,
     ) -> Result<(), tokio_postgres::Error> {
-        audit(
-            client,
-            Some(self.principal.user_id),
-            self.name(),
-            action,
-            target,
-            before,
-            after,
-            &self.ip,
-        )
-        .await
+        crate::store::audit::write(client, self.audit_actor(), action, target, before, after).await
     }
 }
 
@@ -178,7 +159,7 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
         (["payments"], Get) => payments::search(state, query).await,
         (["payments.csv"], Get) => export::csv(state, query).await,
         (["payments", no], Get) => payments::detail(state, no).await,
-        (["payments", no, "refund"], Post) => payments::refund(state, &actor, no, json_body(parts, &body)?).await,
+        (["payments", no, "refund"], Post) => refund::refund(state, &actor, no, parts, &body).await,
         (["payments", _, "refund"], _) => not_allowed("POST"),
         (["callbacks"], Get) => inspect::callbacks(state, query).await,
         (["reconcile"], Get) => inspect::reconcile(state, query).await,
@@ -201,7 +182,7 @@ pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, 
         Err(AppError::Unauthorized) => {
             let next = format!("/admin{}{path}", if path.is_empty() { "" } else { "/" });
             let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
-            return Ok(crate::payments::see_other(&format!("/login?next={encoded}")));
+            return Ok(crate::http::respond::see_other(&format!("/login?next={encoded}")));
         }
         Err(err @ AppError::Forbidden) => {
             let ui = crate::ui::Ui::new(state, parts, crate::ui::Section::Admin).await;

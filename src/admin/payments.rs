@@ -1,22 +1,20 @@
-//! Payments: search (order number prefix, status, channel, creation date range), one
-//! payment with its donation, events and refunds, the CSV export of a search, and refunds
-//! through the engine (which never lets refunds exceed the payment).
+//! Payments: search (order number prefix, status, channel, creation date range) and one
+//! payment with its donation, events and refunds. The CSV export is `export`, refunds
+//! `refund`.
 
 use deadpool_postgres::GenericClient;
-use http::StatusCode;
-use serde::{Deserialize, Serialize};
+
+use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{Actor, Listing, Paging, filter_param, ok_json, with_status};
+use super::{Listing, Paging, filter_param, ok_json};
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::respond::Response;
-use crate::pay::engine::EngineError;
-use crate::pay::money::{format_yuan, parse_yuan};
-use crate::pay::refunds::RefundAudit;
+use crate::pay::money::format_yuan;
 use crate::pay::{CST, rfc3339};
 use crate::store::StoreError;
 
@@ -102,16 +100,68 @@ impl Filters {
         })
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 5] {
-        [&self.order_no, &self.status, &self.channel, &self.from, &self.to]
+    /// The WHERE of this search with only the filters given, and its parameters from `$1`.
+    /// Built per combination (each its own cached plan) because a `$1 IS NULL OR …` condition
+    /// would keep the planner from every index. The order number prefix is a range on
+    /// `text_pattern_ops` (`~>=~`, `~<~`), which a generic plan can use where `LIKE $1` cannot.
+    pub(super) fn clause(&self) -> Clause<'_> {
+        let mut clause = Clause::default();
+        if let Some(no) = &self.order_no {
+            let n = clause.push(no);
+            clause.add(format!("p.order_no ~>=~ ${n} AND p.order_no ~<~ (${n} || '~')"));
+        }
+        if let Some(status) = &self.status {
+            let n = clause.push(status);
+            clause.add(format!("p.status = ${n}"));
+        }
+        if let Some(channel) = &self.channel {
+            let n = clause.push(channel);
+            clause.add(format!("p.channel = ${n}"));
+        }
+        if let Some(from) = &self.from {
+            let n = clause.push(from);
+            clause.add(format!("p.created_at >= ${n}"));
+        }
+        if let Some(to) = &self.to {
+            let n = clause.push(to);
+            clause.add(format!("p.created_at < ${n}"));
+        }
+        clause
     }
 }
 
-pub(super) const WHERE: &str = "($1::text IS NULL OR left(p.order_no, length($1)) = $1)
-    AND ($2::text IS NULL OR p.status = $2)
-    AND ($3::text IS NULL OR p.channel = $3)
-    AND ($4::timestamptz IS NULL OR p.created_at >= $4)
-    AND ($5::timestamptz IS NULL OR p.created_at < $5)";
+/// A WHERE clause and its parameters (`sql` is `true` when there is no condition).
+#[derive(Default)]
+pub(super) struct Clause<'a> {
+    conditions: Vec<String>,
+    pub params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Clause<'a> {
+    /// Adds a parameter; returns its number.
+    fn push(&mut self, param: &'a (dyn ToSql + Sync)) -> usize {
+        self.params.push(param);
+        self.params.len()
+    }
+
+    fn add(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    /// The condition, for after `WHERE`.
+    pub fn sql(&self) -> String {
+        if self.conditions.is_empty() {
+            "true".into()
+        } else {
+            self.conditions.join(" AND ")
+        }
+    }
+
+    /// The number the next parameter gets.
+    pub fn next(&self) -> usize {
+        self.params.len() + 1
+    }
+}
 
 pub(super) const COLUMNS: &str = "p.order_no, p.purpose, p.channel, p.status, p.amount_fen, p.refunded_fen, p.late,
     p.created_at, p.paid_at, p.closed_at, p.expires_at, p.transaction_id,
@@ -179,27 +229,41 @@ pub(super) fn payment_from_row(row: &Row) -> PaymentRow {
 /// One page of the payments matching `filters`, newest first.
 pub async fn find(state: &State, filters: &Filters, paging: Paging) -> Result<Listing<PaymentRow>, AppError> {
     let client = state.store.client().await?;
-    let params = filters.params();
+    let (total_sql, page_sql) = search_sql(filters);
+    let mut clause = filters.clause();
     let total: i64 = client
-        .query_one(&format!("SELECT count(*) FROM payments p WHERE {WHERE}"), &params)
+        .query_one(&total_sql, &clause.params)
         .await
         .map_err(StoreError::from)?
         .get(0);
-    let sql = format!(
-        "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {WHERE}
-          ORDER BY p.created_at DESC, p.order_no DESC LIMIT $6 OFFSET $7"
-    );
     let (limit, offset) = (paging.limit(), paging.offset());
-    let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
-    all.push(&limit);
-    all.push(&offset);
-    let rows = client.query(&sql, &all).await.map_err(StoreError::from)?;
+    clause.params.push(&limit);
+    clause.params.push(&offset);
+    let rows = client
+        .query(&page_sql, &clause.params)
+        .await
+        .map_err(StoreError::from)?;
     Ok(Listing {
         page: paging.page,
         size: paging.size,
         total,
         items: rows.iter().map(payment_from_row).collect(),
     })
+}
+
+/// The count and the page query of a search (the page's limit and offset are its two last
+/// parameters).
+pub(super) fn search_sql(filters: &Filters) -> (String, String) {
+    let clause = filters.clause();
+    let (condition, n) = (clause.sql(), clause.next());
+    (
+        format!("SELECT count(*) FROM payments p WHERE {condition}"),
+        format!(
+            "SELECT {COLUMNS} FROM payments p LEFT JOIN donations d USING (order_no) WHERE {condition}
+              ORDER BY p.created_at DESC, p.order_no DESC LIMIT ${n} OFFSET ${}",
+            n + 1
+        ),
+    )
 }
 
 /// `GET /api/admin/payments?order_no=&status=&channel=&from=&to=&page=&size=`
@@ -250,7 +314,7 @@ pub struct PaymentDetail {
     pub refunds: Vec<RefundRow>,
 }
 
-const REFUND_COLUMNS: &str =
+pub(super) const REFUND_COLUMNS: &str =
     "refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts, created_at, updated_at";
 
 pub fn refund_from_row(row: &Row) -> RefundRow {
@@ -332,98 +396,6 @@ pub async fn load(client: &impl GenericClient, order_no: &str) -> Result<Option<
 pub async fn detail(state: &State, order_no: &str) -> Result<Response, AppError> {
     let client = state.store.client().await?;
     ok_json(&load(&client, order_no).await?.ok_or(AppError::NotFound)?)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefundRequest {
-    amount: String,
-    reason: String,
-}
-
-impl RefundRequest {
-    /// The amount in fen (above 0) and the trimmed reason (1..=80 characters, as WeChat
-    /// takes at most 80).
-    fn checked(&self) -> Result<(i64, &str), AppError> {
-        let amount_fen = parse_yuan(&self.amount).ok().filter(|fen| *fen > 0).ok_or_else(|| {
-            AppError::invalid(
-                "invalid_amount",
-                "amount must be a yuan string above 0, such as \"12.34\"",
-            )
-        })?;
-        let reason = self.reason.trim();
-        if !(1..=80).contains(&reason.chars().count()) || reason.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "invalid_reason",
-                "reason must be 1 to 80 characters without control characters",
-            ));
-        }
-        Ok((amount_fen, reason))
-    }
-}
-
-/// `POST /api/admin/payments/{order_no}/refund` `{"amount": "12.34", "reason": "…"}`
-/// (contract: "Accounts and admin"): 201 with the refund (`processing` until the provider
-/// confirms, `succeeded`, or `failed`) and the payment as it stands.
-pub async fn refund(state: &State, actor: &Actor, order_no: &str, input: RefundRequest) -> Result<Response, AppError> {
-    let (amount_fen, reason) = input.checked()?;
-    let before = {
-        let client = state.store.client().await?;
-        load(&client, order_no).await?.ok_or(AppError::NotFound)?
-    };
-    // The engine decides under the order's row lock; these checks only name the reason.
-    if !matches!(before.payment.status.as_str(), "paid" | "refunded") {
-        return Err(AppError::conflict(
-            "payment_not_paid",
-            format!(
-                "the payment is {}; only a paid payment can be refunded",
-                before.payment.status
-            ),
-        ));
-    }
-    if amount_fen > before.refundable_fen {
-        return Err(AppError::invalid(
-            "refund_exceeds_remaining",
-            format!("only {} can still be refunded", before.refundable),
-        ));
-    }
-    let requested_by = format!("admin:{}", actor.name());
-    let refund_no = state
-        .engine
-        .request_refund_audited(
-            order_no,
-            amount_fen,
-            reason,
-            &requested_by,
-            Some(RefundAudit {
-                actor_id: Some(actor.principal.user_id),
-                actor: actor.name(),
-                ip: &actor.ip,
-            }),
-        )
-        .await
-        .map_err(|e| match e {
-            EngineError::UnknownOrder => AppError::NotFound,
-            EngineError::RefundRefused(message) => AppError::invalid("refund_exceeds_remaining", message),
-            EngineError::Store(s) => s.into(),
-            other => AppError::Internal(other.into()),
-        })?;
-    // The audit row went in with the refund; this reads what it became for the answer.
-    let client = state.store.client().await?;
-    let refund = client
-        .query_one(
-            &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_no = $1"),
-            &[&refund_no],
-        )
-        .await
-        .map_err(StoreError::from)?;
-    let refund = refund_from_row(&refund);
-    let after = load(&client, order_no).await?.ok_or(AppError::NotFound)?;
-    with_status(
-        StatusCode::CREATED,
-        &serde_json::json!({ "refund": refund, "payment": after.payment, "refundable": after.refundable,
-                             "refundable_fen": after.refundable_fen }),
-    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! `POST /api/donations` (contract: "Donor-facing HTTP API"): validate, create the QR order at
 //! the provider, then store payment + donation + audit row in one statement. A JSON body
-//! answers 201 with the order; a form post answers 303 to the pay page.
+//! answers 201 with the order; a form post answers 303 to the pay page. An `Idempotency-Key`
+//! makes it once per key (`http::idempotent`).
+
+use std::net::IpAddr;
 
 use http::StatusCode;
 use http::request::Parts;
@@ -8,6 +11,7 @@ use http::request::Parts;
 use super::catalog::Catalog;
 use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
+use crate::http::idempotent;
 use crate::http::respond::{self, Response};
 use crate::pay::engine::{Engine, EngineError, PreparedOrder};
 use crate::pay::money::{self, format_yuan};
@@ -221,13 +225,38 @@ const INSERT_DONATION: &str = "WITH p AS (
      SELECT order_no, $8, $9, $10, $11, $12 FROM p";
 
 /// Handles `POST /api/donations` with its already-read `body`; `user_id` is the signed-in
-/// donor, if any.
+/// donor, if any, and `ip` the client's address. With an `Idempotency-Key` the donation is
+/// made once per key (per signed-in donor, else per client address) and the first answer is
+/// replayed.
 pub async fn create(
     engine: &Engine,
     catalog: &Catalog,
     parts: &Parts,
     body: &[u8],
     user_id: Option<i64>,
+    ip: IpAddr,
+) -> Result<Response, AppError> {
+    let caller = match user_id {
+        Some(id) => format!("u:{id}"),
+        None => format!("ip:{ip}"),
+    };
+    let lock = engine.idempotency_lock();
+    idempotent::run(&engine.keys, &engine.store, parts, body, &caller, lock, |order_no| {
+        create_once(engine, catalog, parts, body, user_id, order_no)
+    })
+    .await
+}
+
+/// Validates, creates the provider order as `order_no` (an idempotent request's number, or a
+/// new one), stores it and answers. An order already stored under `order_no` (its request
+/// died before its answer was kept) is answered as it stands.
+async fn create_once(
+    engine: &Engine,
+    catalog: &Catalog,
+    parts: &Parts,
+    body: &[u8],
+    user_id: Option<i64>,
+    order_no: Option<String>,
 ) -> Result<Response, AppError> {
     let policy = engine.policy.current();
     let (min_fen, max_fen) = (policy.min_amount_fen, policy.max_amount_fen);
@@ -240,6 +269,18 @@ pub async fn create(
     let donation = validate(fields, min_fen, max_fen, |id| {
         snapshot.categories.iter().any(|c| c.id == id)
     })?;
+    if let Some(no) = &order_no
+        && let Some(made) = crate::store::bounded(engine.status.get(&engine.store, no)).await?
+    {
+        return Ok(answer(
+            kind,
+            &made.order_no,
+            made.amount_fen,
+            made.channel,
+            &made.code_url,
+            made.expires_at,
+        ));
+    }
     let category = snapshot
         .categories
         .iter()
@@ -248,7 +289,7 @@ pub async fn create(
         .unwrap_or_default();
     let description = format!("捐赠 · {category}");
     let order = engine
-        .prepare(donation.channel, donation.amount_fen, &description)
+        .prepare_as(order_no, donation.channel, donation.amount_fen, &description)
         .await
         .map_err(|e| match e {
             EngineError::ChannelDisabled(_) => {
@@ -259,21 +300,40 @@ pub async fn create(
         })?;
     crate::store::bounded(store(engine, &order, &donation, user_id)).await?;
     engine.remember(&order).await;
+    Ok(answer(
+        kind,
+        &order.order_no,
+        order.amount_fen,
+        order.channel,
+        &order.code_url,
+        order.expires_at,
+    ))
+}
+
+/// The created order: JSON (201), or for a form post a 303 to its pay page.
+fn answer(
+    kind: BodyKind,
+    order_no: &str,
+    amount_fen: i64,
+    channel: Channel,
+    code_url: &str,
+    expires_at: time::OffsetDateTime,
+) -> Response {
     if kind == BodyKind::Form {
-        return Ok(crate::payments::see_other(&format!("/pay/{}", order.order_no)));
+        return respond::see_other(&format!("/pay/{order_no}"));
     }
     let answer = serde_json::json!({
-        "order_no": order.order_no,
+        "order_no": order_no,
         "status": "pending",
-        "amount": format_yuan(order.amount_fen),
-        "amount_fen": order.amount_fen,
-        "channel": order.channel.as_str(),
-        "code_url": order.code_url,
-        "qr_url": format!("/api/payments/{}/qr.png", order.order_no),
-        "pay_url": format!("/pay/{}", order.order_no),
-        "expires_at": rfc3339(order.expires_at),
+        "amount": format_yuan(amount_fen),
+        "amount_fen": amount_fen,
+        "channel": channel.as_str(),
+        "code_url": code_url,
+        "qr_url": format!("/api/payments/{order_no}/qr.png"),
+        "pay_url": format!("/pay/{order_no}"),
+        "expires_at": rfc3339(expires_at),
     });
-    Ok(respond::json(StatusCode::CREATED, answer.to_string()))
+    respond::json(StatusCode::CREATED, answer.to_string())
 }
 
 async fn store(

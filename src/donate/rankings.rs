@@ -1,20 +1,27 @@
 //! Donation rankings, recent donations, per-category totals and the 30-day chart (contract:
 //! "Ranking JSON" and below). Totals live in `donation_totals` (category × donor × local day),
-//! kept exact by the engine's purpose hook inside every payment and refund transaction.
-//! Answers are serialized once into `Bytes` and cached per every parameter; a payment event
-//! from any instance drops them all, a `day`/`week`/`month` answer expires with its period,
-//! and a short TTL is the safety net. A hit does no I/O and no serialization.
+//! kept exact by the engine's purpose hook inside every payment and refund transaction; a
+//! signed-in donor is shown by their current display name, read with the page (a rename
+//! rewrites nothing here, it only drops the cached answers).
+//! Answers are serialized once into `Bytes` and cached per parameter set (the first
+//! [`MAX_CACHED_PAGE`] pages), weighed by their bytes, computed once per key at a time; a
+//! paid or refunded donation on any instance drops them all, a `day`/`week`/`month` answer
+//! expires with its period, and a short TTL is the safety net. A hit does no I/O and no
+//! serialization.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::error::AppError;
-use crate::pay::engine::PurposeHook;
+use crate::pay::engine::{EventHook, PurposeHook};
 use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
+use crate::pay::status::Status;
 use crate::store::{Store, StoreError};
 use crate::ui::Lang;
 
@@ -30,8 +37,10 @@ const DONOR_NAME: &str = "CASE WHEN d.anonymous THEN '匿名'
             WHEN d.user_id IS NOT NULL THEN (SELECT u.display_name FROM users u WHERE u.id = d.user_id)
             WHEN btrim(d.donor_name) = '' THEN '匿名' ELSE btrim(d.donor_name) END";
 
-/// The hook that keeps `donation_totals` in step: `$1` order_no, `$2` (or `$3`) time zone.
-pub fn hook(timezone: &str) -> PurposeHook {
+/// The hook that keeps `donation_totals` in step (`$1` order_no, `$2` (or `$3`) time zone),
+/// and drops `rankings`' answers when a donation's payment changes a total: paid or
+/// refunded, not closed or anything else.
+pub fn hook(timezone: &str, rankings: Arc<Rankings>) -> PurposeHook {
     PurposeHook {
         purpose: "donation",
         on_paid: ON_PAID.get_or_init(|| {
@@ -56,6 +65,11 @@ pub fn hook(timezone: &str) -> PurposeHook {
             )
         }),
         param: timezone.to_string(),
+        on_event: Some(EventHook(Arc::new(move |status| {
+            if matches!(status, Status::Paid | Status::Refunded) {
+                rankings.invalidate();
+            }
+        }))),
     }
 }
 
@@ -182,8 +196,10 @@ fn ranking_sql() -> &'static str {
                 SELECT donor_key, donor, amount, n, first FROM g
                  ORDER BY amount DESC, first ASC, donor_key ASC LIMIT $5 OFFSET $6)
              SELECT (SELECT count(*) FROM g), (SELECT stop::timestamp AT TIME ZONE $1 FROM bounds),
-                    page.donor, page.amount, page.n
+                    COALESCE(u.display_name, page.donor), page.amount, page.n
                FROM (SELECT 1) one LEFT JOIN page ON true
+               LEFT JOIN users u
+                 ON u.id = CASE WHEN page.donor_key LIKE 'u:%' THEN substr(page.donor_key, 3)::bigint END
               ORDER BY page.amount DESC, page.first ASC, page.donor_key ASC"
         )
     })
@@ -264,6 +280,17 @@ enum CacheKey {
     Chart(Lang, bool),
 }
 
+impl CacheKey {
+    /// Only the first pages of a ranking are kept: deeper ones (and any page an attacker
+    /// walks through) are computed for each request, so the key space stays bounded.
+    fn cacheable(&self) -> bool {
+        match self {
+            CacheKey::Ranking(key) => key.page <= MAX_CACHED_PAGE,
+            _ => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     body: Bytes,
@@ -276,6 +303,12 @@ struct Expiry;
 
 /// The longest any answer is kept without an event confirming it.
 const SAFETY_TTL: Duration = Duration::from_secs(30);
+/// Ranking pages beyond this one are not cached.
+pub const MAX_CACHED_PAGE: u32 = 5;
+/// Bytes of answers kept at most (each weighed by its body plus [`ENTRY_OVERHEAD`]).
+const MAX_CACHED_BYTES: u64 = 32 * 1024 * 1024;
+/// What an entry costs beyond its body: key, bookkeeping.
+const ENTRY_OVERHEAD: usize = 160;
 
 impl moka::Expiry<CacheKey, Entry> for Expiry {
     fn expire_after_create(&self, _key: &CacheKey, value: &Entry, created_at: Instant) -> Option<Duration> {
@@ -288,8 +321,13 @@ impl moka::Expiry<CacheKey, Entry> for Expiry {
 pub struct Rankings {
     cache: moka::sync::Cache<CacheKey, Entry>,
     /// Bumped by every invalidation; an answer computed across a bump is not cached, so a
-    /// read that raced a payment cannot outlive it.
+    /// read that raced a payment cannot outlive it. Checked and bumped under `caching`.
     generation: AtomicU64,
+    /// Held for the check-then-insert of an answer and for an invalidation, so neither can
+    /// slip between the other's two steps. A std mutex: never held across an await.
+    caching: Mutex<()>,
+    /// One computation per key at a time: later askers wait for the first one's answer.
+    flights: Mutex<HashMap<CacheKey, Weak<tokio::sync::Mutex<()>>>>,
     timezone: String,
 }
 
@@ -303,18 +341,51 @@ impl Rankings {
     pub fn new(timezone: &str) -> Rankings {
         Rankings {
             cache: moka::sync::Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(MAX_CACHED_BYTES)
+                .weigher(|_key: &CacheKey, entry: &Entry| {
+                    u32::try_from(entry.body.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                })
                 .expire_after(Expiry)
                 .build(),
             generation: AtomicU64::new(0),
+            caching: Mutex::new(()),
+            flights: Mutex::new(HashMap::new()),
             timezone: timezone.to_string(),
         }
     }
 
-    /// Drops every answer (a donation was paid or refunded somewhere).
+    /// Drops every answer (a donation was paid or refunded somewhere, a donor renamed).
     pub fn invalidate(&self) {
+        let _caching = self.caching.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
+    }
+
+    /// How many times the answers were dropped since start.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the cached answers weigh now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+
+    /// The in-flight lock of `key`.
+    fn flight(&self, key: &CacheKey) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut flights) = self.flights.lock() else {
+            return Arc::new(tokio::sync::Mutex::new(()));
+        };
+        if let Some(existing) = flights.get(key).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if flights.len() > 256 && flights.len().is_power_of_two() {
+            flights.retain(|_, f| f.strong_count() > 0);
+        }
+        let flight = Arc::new(tokio::sync::Mutex::new(()));
+        flights.insert(key.clone(), Arc::downgrade(&flight));
+        flight
     }
 
     async fn cached_or<F, Fut>(&self, key: CacheKey, load: F) -> Result<Bytes, AppError>
@@ -325,14 +396,24 @@ impl Rankings {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit.body);
         }
+        if !key.cacheable() {
+            return Ok(Box::pin(load()).await?.0);
+        }
+        let flight = self.flight(&key);
+        let _flying = flight.lock().await;
+        // The one computing before us may have cached it.
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.body);
+        }
         let generation = self.generation.load(Ordering::SeqCst);
         // Boxed: the query's future is large and only a miss needs it.
         let (body, valid_until) = Box::pin(load()).await?;
+        let expires = valid_until.map(|at| {
+            let left = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+            Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+        });
+        let _caching = self.caching.lock();
         if self.generation.load(Ordering::SeqCst) == generation {
-            let expires = valid_until.map(|at| {
-                let left = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-                Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
-            });
             self.cache.insert(
                 key,
                 Entry {

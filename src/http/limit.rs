@@ -19,7 +19,8 @@ type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>
 pub enum Kind {
     /// Creating an order (a provider call and a database write).
     Create,
-    /// Reading a payment's status (including long-polls).
+    /// Reading a payment's status (including long-polls), and the other public reads that
+    /// can reach the database (rankings, recent donations, stats).
     Status,
     /// A sign-in attempt (password or WeChat code).
     Login,

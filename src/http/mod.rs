@@ -6,6 +6,7 @@ pub mod access;
 pub mod assets;
 pub mod client_ip;
 pub mod extract;
+pub mod idempotent;
 pub mod limit;
 pub mod list;
 pub mod metrics;
@@ -111,9 +112,13 @@ async fn dispatch(
     let engine = &state.engine;
     match route {
         Route::CreateDonation => state.limits.check(limit::Kind::Create, ip)?,
-        Route::PaymentStatus(_) | Route::Notifications(notify::Route::UnreadCount) => {
-            state.limits.check(limit::Kind::Status, ip)?
-        }
+        // The public reads that can reach the database share the status allowance.
+        Route::PaymentStatus(_)
+        | Route::Notifications(notify::Route::UnreadCount)
+        | Route::Rankings
+        | Route::RecentDonations
+        | Route::Stats
+        | Route::StatsChart => state.limits.check(limit::Kind::Status, ip)?,
         _ => {}
     }
     match route {
@@ -131,7 +136,7 @@ async fn dispatch(
                 let body = read_body(state, body).await?;
                 // A stale or broken session must not stop a donation: it is then made unsigned.
                 let user = state.sessions.principal(&state.store, parts).await.ok().flatten();
-                donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id)).await
+                donate::create::create(engine, &state.catalog, parts, &body, user.map(|u| u.user_id), ip).await
             })
             .await
         }

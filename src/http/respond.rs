@@ -46,6 +46,19 @@ pub fn html(status: StatusCode, body: impl Into<Bytes>) -> Response {
     response
 }
 
+/// A `303 See Other` to `location`.
+pub fn see_other(location: &str) -> Response {
+    let mut response = with_body(
+        StatusCode::SEE_OTHER,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+        Bytes::new(),
+    );
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
 /// The contract's JSON error for `err`, with `Allow` on a 405 and `Retry-After` on a 429.
 pub fn error(err: &AppError, request_id: &str) -> Response {
     let mut response = json(err.status(), err.to_json(request_id));
@@ -64,6 +77,11 @@ pub fn error(err: &AppError, request_id: &str) -> Response {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        AppError::KeyInUse => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         _ => {}
     }

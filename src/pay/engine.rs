@@ -12,70 +12,14 @@ use bytes::Bytes;
 use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
 
-use super::alipay::AlipayClient;
 use super::policy::Policy;
-use super::provider::{Channel, CreateOrder, Created, Paid, ProviderError, RefundOrder, RefundState, TradeState};
+use super::provider::{Channel, CreateOrder, Paid, ProviderError, TradeState};
+pub use super::providers::{Provider, Providers};
 use super::qr::QrCache;
-use super::refunds::queue_refund;
+use super::refunds::{NewRefund, queue_refund};
 use super::status::{Snapshot, Status, StatusBoard};
-use super::wechat::WechatClient;
 use crate::store::events;
 use crate::store::{Store, StoreError};
-
-/// The enabled providers' clients (`None` = channel off).
-#[derive(Debug, Default)]
-pub struct Providers {
-    pub wechat: Option<WechatClient>,
-    pub alipay: Option<AlipayClient>,
-}
-
-/// One enabled provider, whichever protocol it speaks.
-#[derive(Debug, Clone, Copy)]
-pub enum Provider<'a> {
-    Wechat(&'a WechatClient),
-    Alipay(&'a AlipayClient),
-}
-
-impl Providers {
-    /// The client of `channel`, or `ChannelDisabled`.
-    pub fn get(&self, channel: Channel) -> Result<Provider<'_>, EngineError> {
-        let provider = match channel {
-            Channel::Wechat => self.wechat.as_ref().map(Provider::Wechat),
-            Channel::Alipay => self.alipay.as_ref().map(Provider::Alipay),
-        };
-        provider.ok_or(EngineError::ChannelDisabled(channel))
-    }
-}
-
-impl Provider<'_> {
-    pub async fn create(self, order: &CreateOrder<'_>) -> Result<Created, ProviderError> {
-        match self {
-            Provider::Wechat(c) => c.create(order).await,
-            Provider::Alipay(c) => c.create(order).await,
-        }
-    }
-
-    pub async fn query(self, order_no: &str) -> Result<TradeState, ProviderError> {
-        match self {
-            Provider::Wechat(c) => c.query(order_no).await,
-            Provider::Alipay(c) => c.query(order_no).await,
-        }
-    }
-
-    pub async fn close(self, order_no: &str) -> Result<(), ProviderError> {
-        match self {
-            Provider::Wechat(c) => c.close(order_no).await,
-            Provider::Alipay(c) => c.close(order_no).await,
-        }
-    }
-
-    pub async fn refund(self, refund: &RefundOrder<'_>) -> Result<RefundState, ProviderError> {
-        match self {
-            Provider::Wechat(c) => c.refund(refund).await,
-            Provider::Alipay(c) => c.refund(refund).await,
-        }
-    }
-}
 
 /// Settings the engine applies.
 #[derive(Debug, Clone)]
@@ -84,6 +28,9 @@ pub struct EngineSettings {
     pub notify_base: String,
     /// What each purpose keeps in step with its payments, inside the same transactions.
     pub hooks: Vec<PurposeHook>,
+    /// The longest a provider API call may take (`payments.request_timeout_secs`); claims
+    /// and queued work are leased from it.
+    pub provider_timeout: Duration,
 }
 
 /// SQL a purpose runs inside the transaction of a transition, so what it derives from
@@ -99,11 +46,31 @@ pub struct PurposeHook {
     pub on_refunded: &'static str,
     /// A text parameter for both statements (e.g. the rankings time zone).
     pub param: String,
+    /// Runs on every instance when a payment of this purpose changed (its new status from
+    /// the event bus): what the purpose derives from its payments in memory (cached
+    /// rankings, progress) is dropped here when that status changes it.
+    pub on_event: Option<EventHook>,
+}
+
+/// A purpose's reaction to a payment event, see [`PurposeHook::on_event`].
+#[derive(Clone)]
+pub struct EventHook(pub Arc<dyn Fn(Status) + Send + Sync>);
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook")
+    }
 }
 
 impl EngineSettings {
-    pub(super) fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
+    /// The hook of `purpose`, if it has one.
+    pub fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
         self.hooks.iter().find(|h| h.purpose == purpose)
+    }
+
+    /// The worst case of one provider call and the database work around it.
+    pub fn call_budget(&self) -> Duration {
+        self.provider_timeout + crate::store::ANSWER_WITHIN
     }
 }
 
@@ -192,6 +159,8 @@ pub struct Engine {
     /// Channels on/off, bounds, TTL and late-payment policy, changeable at run time.
     pub policy: Arc<Policy>,
     pub metrics: PayMetrics,
+    /// `Idempotency-Key` records of the creates that cost money.
+    pub keys: super::idempotency::Keys,
 }
 
 /// How far apart reconcile queries of a pending order are: 15 s after creation, then
@@ -223,6 +192,7 @@ impl Engine {
             settings,
             policy,
             metrics: PayMetrics::default(),
+            keys: super::idempotency::Keys::default(),
         })
     }
 
@@ -235,6 +205,12 @@ impl Engine {
         format!("{}/notify/{}", self.settings.notify_base, channel.as_str())
     }
 
+    /// How long an idempotent create may run before a retry may take its key over: a
+    /// provider call or two and the database work around them, with room to spare.
+    pub fn idempotency_lock(&self) -> Duration {
+        4 * self.settings.call_budget()
+    }
+
     /// Creates the QR order at the provider. The caller stores it (one INSERT of its own,
     /// with the purpose's row) and then calls [`Engine::remember`].
     pub async fn prepare(
@@ -243,7 +219,19 @@ impl Engine {
         amount_fen: i64,
         description: &str,
     ) -> Result<PreparedOrder, EngineError> {
-        let order_no = new_order_no();
+        self.prepare_as(None, channel, amount_fen, description).await
+    }
+
+    /// [`Engine::prepare`] under a given order number (an idempotent request's resource id:
+    /// asking the provider again with the same number makes no second order); `None` = new.
+    pub async fn prepare_as(
+        &self,
+        order_no: Option<String>,
+        channel: Channel,
+        amount_fen: i64,
+        description: &str,
+    ) -> Result<PreparedOrder, EngineError> {
+        let order_no = order_no.unwrap_or_else(new_order_no);
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .unwrap_or_else(|_| OffsetDateTime::now_utc());
@@ -352,14 +340,15 @@ impl Engine {
             )
             .await?
             .ok_or(EngineError::UnknownOrder)?;
-        let status: String = row.get(0);
-        let order_channel: String = row.get(1);
+        let status: Status = row.try_get(0)?;
+        let order_channel: Channel = row.try_get(1)?;
         let amount_fen: i64 = row.get(2);
         let transaction_id: Option<String> = row.get(3);
         let purpose: String = row.get(4);
-        if order_channel != channel.as_str() {
+        if order_channel != channel {
             return Err(EngineError::Mismatch(format!(
-                "order is {order_channel}, payment came from {}",
+                "order is {}, payment came from {}",
+                order_channel.as_str(),
                 channel.as_str()
             )));
         }
@@ -369,14 +358,14 @@ impl Engine {
                 paid.amount_fen
             )));
         }
-        if status == "paid" || status == "refunded" {
+        if matches!(status, Status::Paid | Status::Refunded) {
             if transaction_id.as_deref() != Some(paid.transaction_id.as_str()) {
                 // A second, different payment for one order: keep it visible for ops.
                 insert_event(
                     &tx,
                     &paid.order_no,
                     "second_payment",
-                    Some(&status),
+                    Some(status.as_str()),
                     None,
                     Some(paid.amount_fen),
                     source,
@@ -406,7 +395,7 @@ impl Engine {
             &tx,
             &paid.order_no,
             if late { "paid_late" } else { "paid" },
-            Some(&status),
+            Some(status.as_str()),
             Some("paid"),
             Some(paid.amount_fen),
             source,
@@ -419,15 +408,15 @@ impl Engine {
         }
         let refund_no = if late && self.policy.current().refund_late_payments {
             let refund_no = new_order_no();
-            queue_refund(
-                &tx,
-                &refund_no,
-                &paid.order_no,
-                paid.amount_fen,
-                "订单已关闭后到账，自动退款 (late payment)",
-                "late_payment_policy",
-            )
-            .await?;
+            let refund = NewRefund {
+                order_no: &paid.order_no,
+                amount_fen: paid.amount_fen,
+                reason: "订单已关闭后到账，自动退款 (late payment)",
+                requested_by: "late_payment_policy",
+                refund_no: None,
+            };
+            let lease = (3 * self.settings.call_budget()).as_secs_f64();
+            queue_refund(&tx, &refund_no, &refund, lease).await?;
             Some(refund_no)
         } else {
             None

@@ -4,24 +4,31 @@
 //! - `keys`: RSA keys (PEM / base64), SHA256withRSA sign and verify.
 //! - `outbound`: the pooled HTTPS client for provider APIs.
 //! - `provider`: protocol-independent requests, answers and notifications.
+//! - `providers`: the enabled providers' clients behind one enum.
 //! - `wechat`, `alipay`: the two wire protocols (client, notification verification, emulator).
-//! - `sandbox`: fault injection shared by the emulators.
+//! - `sandbox`: scripted answers shared by the emulators (`sandbox` feature).
 //! - `engine`: create, settle and close, each transition one audited transaction.
 //! - `refunds`: queue, submit and settle refunds.
+//! - `idempotency`: `Idempotency-Key` records (claim, replay, release, purge).
 //! - `status`: in-memory order snapshots and long-poll waiters.
 //! - `qr`: QR images, cached.
 //! - `reconcile`: the background job for missed callbacks, expiry and refunds.
+//! - `retention`: hourly housekeeping (callback bodies past retention, old idempotency keys).
 
 pub mod alipay;
 pub mod engine;
+pub mod idempotency;
 pub mod keys;
 pub mod money;
 pub mod outbound;
 pub mod policy;
 pub mod provider;
+pub mod providers;
 pub mod qr;
 pub mod reconcile;
 pub mod refunds;
+pub mod retention;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod status;
 pub mod wechat;

@@ -29,6 +29,21 @@ impl Channel {
     }
 }
 
+/// Read from the database: an unknown value is an error, never silently one of the two.
+impl<'a> tokio_postgres::types::FromSql<'a> for Channel {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+        Channel::parse(text).ok_or_else(|| format!("unknown payment channel {text:?}").into())
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+}
+
 /// A QR order to create at the provider.
 #[derive(Debug, Clone)]
 pub struct CreateOrder<'a> {
@@ -99,7 +114,11 @@ pub enum RefundState {
     Succeeded { refund_id: String },
     /// Accepted, not finished: ask again later (or wait for the notification).
     Processing,
-    /// Refused or closed for good; `reason` says why.
+    /// Accepted but held up at the provider (WeChat `ABNORMAL`: the payer's account can no
+    /// longer take it, until the merchant re-routes it by hand). The money may still move:
+    /// keep asking, and show `reason` to operators.
+    Stuck { reason: String },
+    /// Refused or closed for good, as the provider says for certain; `reason` says why.
     Failed { reason: String },
 }
 
@@ -124,9 +143,15 @@ pub enum ProviderError {
     /// The request did not complete (timeout, connection refused, TLS).
     #[error(transparent)]
     Outbound(#[from] OutboundError),
-    /// The provider answered with an error code (WeChat `code`, Alipay `sub_code`).
+    /// The provider answered with an error code (WeChat `code`, Alipay `sub_code`), and the
+    /// answer's signature verified. Whether it is final depends on the code (see
+    /// `Provider::refused_for_good`).
     #[error("provider refused: {code}: {message}")]
     Rejected { code: String, message: String },
+    /// An error answer without a signature (from the provider's edge, or from something in
+    /// between): shown to operators, retried, never taken as the provider's word.
+    #[error("unsigned error answer (HTTP {status}): {code}: {message}")]
+    Unsigned { status: u16, code: String, message: String },
     /// The provider answered 5xx or something unexpected; retrying may help.
     #[error("provider answered HTTP {status}: {message}")]
     Unexpected { status: u16, message: String },
@@ -149,4 +174,28 @@ pub enum NotifyError {
     /// Verified, but for someone else (wrong mchid/appid/app_id/seller_id).
     #[error("notification for another merchant: {0}")]
     WrongMerchant(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::types::{FromSql, Type};
+
+    use super::Channel;
+    use crate::pay::status::Status;
+
+    #[test]
+    fn channels_and_statuses_from_the_database_are_known_values_or_errors() {
+        assert_eq!(Channel::from_sql(&Type::TEXT, b"alipay").unwrap(), Channel::Alipay);
+        assert!(
+            Channel::from_sql(&Type::TEXT, b"paypal").is_err(),
+            "never silently WeChat"
+        );
+        assert!(Channel::from_sql(&Type::TEXT, b"").is_err());
+        assert_eq!(Status::from_sql(&Type::TEXT, b"refunded").unwrap(), Status::Refunded);
+        assert!(
+            Status::from_sql(&Type::TEXT, b"lost").is_err(),
+            "never silently pending"
+        );
+        assert!(!<Channel as FromSql>::accepts(&Type::INT4));
+    }
 }

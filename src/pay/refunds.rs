@@ -1,25 +1,62 @@
 //! Refunds: queue (never more than what is left, under the order's row lock), submit to the
 //! provider (idempotent by refund number, so re-submitting is how they are retried), and apply
 //! the outcome — a success adds to `refunded_fen` exactly once, audited and announced.
+//!
+//! A refund is `failed` only when the provider says so for certain: a signed refusal its
+//! documentation calls final, confirmed by a refund query that finds nothing, or a refund the
+//! provider itself reports closed. Rate limits, busy answers, 5xx, timeouts and unsigned
+//! answers keep it `processing`, retried with the same number. A verified success later
+//! still wins over `failed` (the provider changed its mind), and closes the amount again.
 
 use std::sync::atomic::Ordering;
 
 use deadpool_postgres::Transaction;
 
-use super::engine::{Engine, EngineError, Inbox, insert_event, insert_inbox, new_order_no, publish_change};
+use super::engine::{Engine, EngineError, Inbox, Provider, insert_event, insert_inbox, new_order_no, publish_change};
 use super::provider::{Channel, ProviderError, RefundOrder, RefundState};
+use super::status::Status;
+use crate::store::audit::{self, Actor};
 
-/// Pushes a processing refund's next attempt back: 10 s, doubling, at most 10 minutes.
+/// Pushes a processing refund's next check back (10 s, doubling, at most 10 minutes) and
+/// keeps the provider's last word for operators: `$2`, or the previous one when NULL.
 const POSTPONE_REFUND: &str = "UPDATE refunds SET attempts = attempts + 1, updated_at = now(),
+        failure = COALESCE($2, failure),
         next_check_at = now() + make_interval(secs => least(600, 10 * power(2, least(attempts, 6))))
   WHERE refund_no = $1 AND status = 'processing'";
 
-/// Who asked for a refund, for the admin audit row written in the refund's own transaction.
+const INSERT_REFUND: &str = "INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by, next_check_at)
+     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))";
+
+const SELECT_REFUND: &str = "SELECT r.order_no, r.amount_fen, r.reason, r.status, p.amount_fen, p.channel
+       FROM refunds r JOIN payments p USING (order_no) WHERE r.refund_no = $1";
+
+/// A refund turned succeeded, from `processing` or (the provider changed its mind) `failed`.
+const REFUND_SUCCEEDED: &str = "UPDATE refunds r SET status = 'succeeded', provider_refund_id = $2, updated_at = now()
+       FROM (SELECT refund_no, status FROM refunds WHERE refund_no = $1 FOR UPDATE) was
+      WHERE r.refund_no = was.refund_no AND was.status IN ('processing', 'failed')
+  RETURNING r.order_no, r.amount_fen, was.status";
+
+const REFUND_FAILED: &str = "UPDATE refunds SET status = 'failed', failure = $2, updated_at = now()
+      WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen";
+
+const PAYMENT_REFUNDED: &str =
+    "UPDATE payments SET refunded_fen = refunded_fen + $2, status = 'refunded', updated_at = now()
+      WHERE order_no = $1 RETURNING purpose, refunded_fen";
+
+/// Who asked for a refund, for the audit row written in the refund's own transaction.
+pub type RefundAudit<'a> = Actor<'a>;
+
+/// A refund to queue.
 #[derive(Debug, Clone, Copy)]
-pub struct RefundAudit<'a> {
-    pub actor_id: Option<i64>,
-    pub actor: &'a str,
-    pub ip: &'a str,
+pub struct NewRefund<'a> {
+    pub order_no: &'a str,
+    /// Fen, above 0.
+    pub amount_fen: i64,
+    pub reason: &'a str,
+    /// `admin:<name>`, `late_payment_policy`, …
+    pub requested_by: &'a str,
+    /// The refund number to use (an idempotent request brings its own); `None` = a new one.
+    pub refund_no: Option<&'a str>,
 }
 
 impl Engine {
@@ -32,8 +69,14 @@ impl Engine {
         reason: &str,
         requested_by: &str,
     ) -> Result<String, EngineError> {
-        self.request_refund_audited(order_no, amount_fen, reason, requested_by, None)
-            .await
+        let refund = NewRefund {
+            order_no,
+            amount_fen,
+            reason,
+            requested_by,
+            refund_no: None,
+        };
+        self.refund(refund, None).await
     }
 
     /// [`Engine::request_refund`], with the admin audit row (`payment.refund`, the payment
@@ -46,126 +89,213 @@ impl Engine {
         requested_by: &str,
         audit: Option<RefundAudit<'_>>,
     ) -> Result<String, EngineError> {
-        if amount_fen <= 0 {
+        let refund = NewRefund {
+            order_no,
+            amount_fen,
+            reason,
+            requested_by,
+            refund_no: None,
+        };
+        self.refund(refund, audit).await
+    }
+
+    /// Queues `refund` (with its audit row, if any) and submits it. A refund number already
+    /// queued for the same order is not queued twice: its number is returned, as when a
+    /// retried request finds its own refund.
+    pub async fn refund(&self, refund: NewRefund<'_>, audit: Option<Actor<'_>>) -> Result<String, EngineError> {
+        if refund.amount_fen <= 0 {
             return Err(EngineError::RefundRefused("a refund must be more than 0".into()));
         }
-        let refund_no = new_order_no();
-        {
-            let mut client = self.store.client().await?;
-            let tx = client.transaction().await?;
-            // Lock first, then read what is left in a statement of its own: under READ
-            // COMMITTED a statement sees the refunds committed before it began, so a refund
-            // queued by the transaction we waited for is counted.
-            tx.query_opt("SELECT 1 FROM payments WHERE order_no = $1 FOR UPDATE", &[&order_no])
-                .await?
-                .ok_or(EngineError::UnknownOrder)?;
-            let row = tx
-                .query_one(
-                    "SELECT p.status, p.amount_fen - p.refunded_fen
-                          - COALESCE((SELECT sum(amount_fen) FROM refunds r
-                                       WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint,
-                            p.refunded_fen
-                       FROM payments p WHERE p.order_no = $1",
-                    &[&order_no],
-                )
-                .await?;
-            let status: String = row.get(0);
-            let refundable: i64 = row.get(1);
-            if status != "paid" && status != "refunded" {
-                return Err(EngineError::RefundRefused(format!("the order is {status}, not paid")));
-            }
-            if amount_fen > refundable {
-                return Err(EngineError::RefundRefused(format!(
-                    "only {} can still be refunded",
-                    super::money::format_yuan(refundable.max(0))
-                )));
-            }
-            queue_refund(&tx, &refund_no, order_no, amount_fen, reason, requested_by).await?;
-            if let Some(audit) = audit {
-                let refunded_fen: i64 = row.get(2);
-                let before = serde_json::json!({
-                    "status": status, "refunded_fen": refunded_fen, "refundable_fen": refundable,
-                });
-                let after = serde_json::json!({
-                    "refund": {"refund_no": refund_no, "amount_fen": amount_fen, "reason": reason, "status": "processing"},
-                    "refundable_fen": refundable - amount_fen,
-                });
-                crate::admin::audit(
-                    &tx,
-                    audit.actor_id,
-                    audit.actor,
-                    "payment.refund",
-                    &format!("payment:{order_no}"),
-                    Some(&before),
-                    Some(&after),
-                    audit.ip,
-                )
-                .await?;
-            }
-            tx.commit().await?;
-        }
-        if let Err(e) = self.submit_refund(&refund_no).await {
-            tracing::warn!(%refund_no, error = %e, "refund not submitted yet; reconcile will retry");
+        let refund_no = refund.refund_no.map_or_else(new_order_no, str::to_string);
+        let queued = crate::store::bounded(self.queue(&refund, &refund_no, audit)).await?;
+        if queued && let Err(e) = self.submit_refund(&refund_no).await {
+            tracing::warn!(%refund_no, error = %e, "refund not settled yet; reconcile will retry");
         }
         Ok(refund_no)
     }
 
-    /// Sends (or re-sends: the refund number makes it idempotent) a processing refund to the
-    /// provider and applies the answer.
-    pub async fn submit_refund(&self, refund_no: &str) -> Result<(), EngineError> {
-        let client = self.store.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT r.order_no, r.amount_fen, r.reason, r.status, p.amount_fen, p.channel
-                   FROM refunds r JOIN payments p USING (order_no) WHERE r.refund_no = $1",
-                &[&refund_no],
-            )
-            .await?
-            .ok_or(EngineError::UnknownOrder)?;
-        drop(client);
-        let order_no: String = row.get(0);
-        let status: String = row.get(3);
-        if status != "processing" {
-            return Ok(());
+    /// Inserts the refund under the order's row lock; false when `refund_no` was queued before.
+    async fn queue(
+        &self,
+        refund: &NewRefund<'_>,
+        refund_no: &str,
+        audit: Option<Actor<'_>>,
+    ) -> Result<bool, EngineError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        // Lock first, then read what is left in a statement of its own: under READ
+        // COMMITTED a statement sees the refunds committed before it began, so a refund
+        // queued by the transaction we waited for is counted.
+        tx.query_opt(
+            "SELECT 1 FROM payments WHERE order_no = $1 FOR UPDATE",
+            &[&refund.order_no],
+        )
+        .await?
+        .ok_or(EngineError::UnknownOrder)?;
+        let known = tx
+            .query_opt("SELECT order_no FROM refunds WHERE refund_no = $1", &[&refund_no])
+            .await?;
+        if let Some(row) = known {
+            let order_no: String = row.get(0);
+            return if order_no == refund.order_no {
+                Ok(false)
+            } else {
+                Err(EngineError::RefundRefused(
+                    "that refund number belongs to another order".into(),
+                ))
+            };
         }
-        let channel = Channel::parse(row.get(5)).unwrap_or(Channel::Wechat);
-        let notify_url = self.notify_url(channel);
-        let refund = RefundOrder {
-            order_no: &order_no,
+        let row = tx
+            .query_one(
+                "SELECT p.status, p.amount_fen - p.refunded_fen
+                      - COALESCE((SELECT sum(amount_fen) FROM refunds r
+                                   WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint,
+                        p.refunded_fen
+                   FROM payments p WHERE p.order_no = $1",
+                &[&refund.order_no],
+            )
+            .await?;
+        let status: Status = row.try_get(0)?;
+        let refundable: i64 = row.get(1);
+        if !matches!(status, Status::Paid | Status::Refunded) {
+            return Err(EngineError::RefundRefused(format!(
+                "the order is {}, not paid",
+                status.as_str()
+            )));
+        }
+        if refund.amount_fen > refundable {
+            return Err(EngineError::RefundRefused(format!(
+                "only {} can still be refunded",
+                super::money::format_yuan(refundable.max(0))
+            )));
+        }
+        // The submitter has this long before the reconcile job may take the refund over.
+        let lease = (3 * self.settings.call_budget()).as_secs_f64();
+        queue_refund(&tx, refund_no, refund, lease).await?;
+        if let Some(actor) = audit {
+            let refunded_fen: i64 = row.get(2);
+            let before = serde_json::json!({
+                "status": status.as_str(), "refunded_fen": refunded_fen, "refundable_fen": refundable,
+            });
+            let after = serde_json::json!({
+                "refund": {"refund_no": refund_no, "amount_fen": refund.amount_fen, "reason": refund.reason, "status": "processing"},
+                "refundable_fen": refundable - refund.amount_fen,
+            });
+            let target = format!("payment:{}", refund.order_no);
+            audit::write(&tx, actor, "payment.refund", &target, Some(&before), Some(&after)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sends (or re-sends: the refund number makes it idempotent) a processing refund to the
+    /// provider and applies the answer. A final refusal is confirmed by a refund query before
+    /// the refund is called failed; any other failure postpones it.
+    pub async fn submit_refund(&self, refund_no: &str) -> Result<(), EngineError> {
+        let Some(refund) = self.load_refund(refund_no).await? else {
+            return Ok(());
+        };
+        let provider = self.providers.get(refund.channel)?;
+        let notify_url = self.notify_url(refund.channel);
+        let order = RefundOrder {
+            order_no: &refund.order_no,
             refund_no,
-            amount_fen: row.get(1),
-            total_fen: row.get(4),
-            reason: row.get(2),
+            amount_fen: refund.amount_fen,
+            total_fen: refund.total_fen,
+            reason: &refund.reason,
             notify_url: &notify_url,
         };
-        let state = self.providers.get(channel)?.refund(&refund).await;
-        match state {
-            Ok(state) => {
-                self.apply_refund_state(channel, &order_no, refund_no, &state, None, "provider")
-                    .await
-            }
-            Err(ProviderError::Rejected { code, message }) => {
-                let state = RefundState::Failed {
-                    reason: format!("{code}: {message}"),
-                };
-                self.apply_refund_state(channel, &order_no, refund_no, &state, None, "provider")
-                    .await
+        match provider.refund(&order).await {
+            Ok(state) => self.settle(&refund, refund_no, &state).await,
+            Err(refusal) if provider.refused_for_good(&refusal) => {
+                self.confirm_refusal(provider, &refund, refund_no, refusal).await
             }
             Err(e) => {
-                self.postpone_refund(refund_no).await?;
+                self.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
+                self.postpone_refund(refund_no, &e.to_string()).await?;
                 Err(e.into())
             }
         }
     }
 
-    async fn postpone_refund(&self, refund_no: &str) -> Result<(), EngineError> {
+    /// The reconcile job's look at a processing refund: what the provider's books say; a
+    /// refund they do not have (never reached them, or was refused) is submitted again.
+    pub async fn check_refund(&self, refund_no: &str) -> Result<(), EngineError> {
+        let Some(refund) = self.load_refund(refund_no).await? else {
+            return Ok(());
+        };
+        let provider = self.providers.get(refund.channel)?;
+        match provider.query_refund(&refund.order_no, refund_no).await {
+            Ok(Some(state)) => self.settle(&refund, refund_no, &state).await,
+            Ok(None) => self.submit_refund(refund_no).await,
+            Err(e) => {
+                self.postpone_refund(refund_no, &format!("refund query: {e}")).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A final refusal: failed only if the provider's books have no such refund.
+    async fn confirm_refusal(
+        &self,
+        provider: Provider<'_>,
+        refund: &QueuedRefund,
+        refund_no: &str,
+        refusal: ProviderError,
+    ) -> Result<(), EngineError> {
+        let reason = match &refusal {
+            ProviderError::Rejected { code, message } => format!("{code}: {message}"),
+            other => other.to_string(),
+        };
+        match provider.query_refund(&refund.order_no, refund_no).await {
+            Ok(None) => self.settle(refund, refund_no, &RefundState::Failed { reason }).await,
+            Ok(Some(state)) => {
+                tracing::warn!(%refund_no, %reason, "the provider refused a refund its books hold; following its books");
+                self.settle(refund, refund_no, &state).await
+            }
+            Err(e) => {
+                let note = format!("{reason} (not yet confirmed: the refund query failed: {e})");
+                self.postpone_refund(refund_no, &note).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn settle(&self, refund: &QueuedRefund, refund_no: &str, state: &RefundState) -> Result<(), EngineError> {
+        self.apply_refund_state(refund.channel, &refund.order_no, refund_no, state, None, "provider")
+            .await
+    }
+
+    /// A processing refund and its payment; `None` when it is no longer processing.
+    async fn load_refund(&self, refund_no: &str) -> Result<Option<QueuedRefund>, EngineError> {
         let client = self.store.client().await?;
-        client.execute(POSTPONE_REFUND, &[&refund_no]).await?;
+        let statement = client.prepare_cached(SELECT_REFUND).await?;
+        let row = client
+            .query_opt(&statement, &[&refund_no])
+            .await?
+            .ok_or(EngineError::UnknownOrder)?;
+        let status: &str = row.get(3);
+        if status != "processing" {
+            return Ok(None);
+        }
+        Ok(Some(QueuedRefund {
+            order_no: row.get(0),
+            amount_fen: row.get(1),
+            reason: row.get(2),
+            total_fen: row.get(4),
+            channel: row.try_get(5)?,
+        }))
+    }
+
+    async fn postpone_refund(&self, refund_no: &str, note: &str) -> Result<(), EngineError> {
+        let client = self.store.client().await?;
+        let statement = client.prepare_cached(POSTPONE_REFUND).await?;
+        client.execute(&statement, &[&refund_no, &Some(note)]).await?;
         Ok(())
     }
 
     /// Applies a refund's outcome (from the provider's answer, a query or a notification).
-    /// A success adds to `refunded_fen` exactly once.
+    /// A success adds to `refunded_fen` exactly once, also after the refund was failed.
     pub async fn apply_refund_state(
         &self,
         channel: Channel,
@@ -183,20 +313,18 @@ impl Engine {
             tx.commit().await?;
             return Ok(());
         }
-        let mut refunded = false;
-        match state {
+        let refunded = match state {
             RefundState::Processing => {
-                tx.execute(POSTPONE_REFUND, &[&refund_no]).await?;
+                tx.execute(POSTPONE_REFUND, &[&refund_no, &None::<String>]).await?;
+                false
+            }
+            RefundState::Stuck { reason } => {
+                tx.execute(POSTPONE_REFUND, &[&refund_no, &Some(reason)]).await?;
+                false
             }
             RefundState::Failed { reason } => {
-                let failed = tx
-                    .query_opt(
-                        "UPDATE refunds SET status = 'failed', failure = $2, updated_at = now()
-                          WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen",
-                        &[&refund_no, reason],
-                    )
-                    .await?;
-                if let Some(row) = failed {
+                if let Some(row) = tx.query_opt(REFUND_FAILED, &[&refund_no, reason]).await? {
+                    let detail = serde_json::json!({"refund_no": refund_no, "reason": reason});
                     let order_no: String = row.get(0);
                     insert_event(
                         &tx,
@@ -206,81 +334,108 @@ impl Engine {
                         None,
                         Some(row.get(1)),
                         source,
-                        serde_json::json!({"refund_no": refund_no, "reason": reason}),
+                        detail,
                     )
                     .await?;
                 }
+                false
             }
-            RefundState::Succeeded { refund_id } => {
-                let done = tx
-                    .query_opt(
-                        "UPDATE refunds SET status = 'succeeded', provider_refund_id = $2, updated_at = now()
-                          WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen",
-                        &[&refund_no, refund_id],
-                    )
-                    .await?;
-                if let Some(row) = done {
-                    let order_no: String = row.get(0);
-                    let amount: i64 = row.get(1);
-                    let payment = tx
-                        .query_one(
-                            "UPDATE payments SET refunded_fen = refunded_fen + $2, status = 'refunded', updated_at = now()
-                              WHERE order_no = $1 RETURNING purpose, refunded_fen",
-                            &[&order_no, &amount],
-                        )
-                        .await?;
-                    let purpose: String = payment.get(0);
-                    if let Some(hook) = self.settings.hook(&purpose) {
-                        let statement = tx.prepare_cached(hook.on_refunded).await?;
-                        tx.execute(&statement, &[&order_no, &amount, &hook.param]).await?;
-                    }
-                    insert_event(
-                        &tx,
-                        &order_no,
-                        "refund_succeeded",
-                        None,
-                        Some("refunded"),
-                        Some(amount),
-                        source,
-                        serde_json::json!({"refund_no": refund_no, "refund_id": refund_id, "refunded_fen": payment.get::<_, i64>(1)}),
-                    )
-                    .await?;
-                    publish_change(&tx, &order_no, "refunded", &purpose).await?;
-                    self.metrics.refunds_succeeded.fetch_add(1, Ordering::Relaxed);
-                    refunded = true;
-                }
-            }
-        }
+            RefundState::Succeeded { refund_id } => self.refund_succeeded(&tx, refund_no, refund_id, source).await?,
+        };
         tx.commit().await?;
         if refunded {
+            self.metrics.refunds_succeeded.fetch_add(1, Ordering::Relaxed);
             self.status.changed(order_no).await;
         }
         Ok(())
     }
+
+    /// Marks the refund succeeded and raises `refunded_fen`, with the purpose's hook, the
+    /// event and the NOTIFY; false when it already was succeeded.
+    async fn refund_succeeded(
+        &self,
+        tx: &Transaction<'_>,
+        refund_no: &str,
+        refund_id: &str,
+        source: &str,
+    ) -> Result<bool, EngineError> {
+        let Some(row) = tx.query_opt(REFUND_SUCCEEDED, &[&refund_no, &refund_id]).await? else {
+            return Ok(false);
+        };
+        let order_no: String = row.get(0);
+        let amount: i64 = row.get(1);
+        let was: String = row.get(2);
+        if was == "failed" {
+            tracing::warn!(%refund_no, %order_no, "a refund marked failed succeeded after all (verified by the provider)");
+        }
+        let payment = tx.query_one(PAYMENT_REFUNDED, &[&order_no, &amount]).await?;
+        let purpose: String = payment.get(0);
+        if let Some(hook) = self.settings.hook(&purpose) {
+            let statement = tx.prepare_cached(hook.on_refunded).await?;
+            tx.execute(&statement, &[&order_no, &amount, &hook.param]).await?;
+        }
+        let detail = serde_json::json!({
+            "refund_no": refund_no, "refund_id": refund_id, "was": was,
+            "refunded_fen": payment.get::<_, i64>(1),
+        });
+        insert_event(
+            tx,
+            &order_no,
+            "refund_succeeded",
+            None,
+            Some("refunded"),
+            Some(amount),
+            source,
+            detail,
+        )
+        .await?;
+        publish_change(tx, &order_no, "refunded", &purpose).await?;
+        Ok(true)
+    }
 }
 
+/// A processing refund as the provider call needs it.
+#[derive(Debug)]
+struct QueuedRefund {
+    order_no: String,
+    amount_fen: i64,
+    reason: String,
+    /// The whole payment, fen.
+    total_fen: i64,
+    channel: Channel,
+}
+
+/// Inserts a processing refund and its `refund_requested` event in the caller's transaction.
+/// The reconcile job leaves it alone for `lease_secs` (its submitter is at work meanwhile).
 pub(super) async fn queue_refund(
     tx: &Transaction<'_>,
     refund_no: &str,
-    order_no: &str,
-    amount_fen: i64,
-    reason: &str,
-    requested_by: &str,
+    refund: &NewRefund<'_>,
+    lease_secs: f64,
 ) -> Result<(), tokio_postgres::Error> {
+    let statement = tx.prepare_cached(INSERT_REFUND).await?;
     tx.execute(
-        "INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by) VALUES ($1, $2, $3, $4, $5)",
-        &[&refund_no, &order_no, &amount_fen, &reason, &requested_by],
+        &statement,
+        &[
+            &refund_no,
+            &refund.order_no,
+            &refund.amount_fen,
+            &refund.reason,
+            &refund.requested_by,
+            &lease_secs,
+        ],
     )
     .await?;
+    let detail = serde_json::json!({"refund_no": refund_no, "reason": refund.reason});
     insert_event(
         tx,
-        order_no,
+        refund.order_no,
         "refund_requested",
         None,
         None,
-        Some(amount_fen),
-        requested_by,
-        serde_json::json!({"refund_no": refund_no, "reason": reason}),
+        Some(refund.amount_fen),
+        refund.requested_by,
+        detail,
     )
     .await
 }

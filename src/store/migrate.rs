@@ -10,6 +10,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_payments", include_str!("migrations/0002_payments.sql")),
     (3, "0003_rankings", include_str!("migrations/0003_rankings.sql")),
     (4, "0004_accounts", include_str!("migrations/0004_accounts.sql")),
+    (5, "0005_money_path", include_str!("migrations/0005_money_path.sql")),
+    (
+        6,
+        "0006_admin_indexes",
+        include_str!("migrations/0006_admin_indexes.sql"),
+    ),
     (7, "0007_media", include_str!("migrations/0007_media.sql")),
     (8, "0008_people", include_str!("migrations/0008_people.sql")),
     (

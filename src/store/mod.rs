@@ -1,6 +1,8 @@
 //! The store: a deadpool-postgres pool over either `database.url` or the embedded private
-//! cluster, the migration runner and the LISTEN/NOTIFY event bus. No business logic here.
+//! cluster, the migration runner, the LISTEN/NOTIFY event bus and the audit log every module
+//! writes to. No business logic here.
 
+pub mod audit;
 pub mod embedded;
 pub mod events;
 pub mod fresh;

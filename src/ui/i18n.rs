@@ -384,6 +384,9 @@ pub struct Admin {
     pub users: &'static str,
     pub attention: &'static str,
     pub refunds_unfinished: &'static str,
+    pub flagged: &'static str,
+    pub issue: &'static str,
+    pub flagged_at: &'static str,
     /// `{n}` minutes.
     pub pending_over: &'static str,
     pub late_payments: &'static str,

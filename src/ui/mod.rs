@@ -370,7 +370,7 @@ pub async fn not_found(state: &State, parts: &Parts) -> Result<Response, AppErro
 pub fn switch_language(code: &str, parts: &Parts) -> Result<Response, AppError> {
     let lang = Lang::parse(code).ok_or(AppError::NotFound)?;
     let next = local_path(extract::query_param(parts.uri.query(), "next")?);
-    let mut response = crate::payments::see_other(&next);
+    let mut response = crate::http::respond::see_other(&next);
     let cookie = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);

@@ -236,6 +236,8 @@ struct Tally {
     replays_acknowledged: AtomicU64,
     /// Orders whose first delivery was acknowledged.
     acked: Mutex<HashSet<String>>,
+    /// Told by the delivery that makes a third of the orders acknowledged.
+    third: tokio::sync::Notify,
 }
 
 /// Re-sends until acknowledged, as the providers do (quicker than their schedule).
@@ -298,8 +300,10 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
             if !deliver_until_acknowledged(&providers, channel, &no, &tally).await {
                 return false;
             }
-            tally.acknowledged.fetch_add(1, Ordering::Relaxed);
             tally.acked.lock().unwrap().insert(no.clone());
+            if tally.acknowledged.fetch_add(1, Ordering::Relaxed) + 1 == (ORDERS / 3) as u64 {
+                tally.third.notify_one();
+            }
             let replayed = deliver_until_acknowledged(&providers, channel, &no, &tally).await;
             tally
                 .replays_acknowledged
@@ -308,12 +312,9 @@ async fn a_kill_9_in_the_middle_of_a_callback_storm_loses_and_doubles_nothing() 
         }));
     }
 
-    // SIGKILL once about a third is acknowledged, with the rest in flight.
-    let third = eventually(Duration::from_secs(20), || async {
-        tally.acknowledged.load(Ordering::Relaxed) as usize >= ORDERS / 3
-    })
-    .await;
-    assert!(third, "a third of the storm was never acknowledged");
+    // SIGKILL the moment a third is acknowledged, with the rest in flight.
+    let third = tokio::time::timeout(Duration::from_secs(20), tally.third.notified()).await;
+    assert!(third.is_ok(), "a third of the storm was never acknowledged");
     server.kill9();
     let killed = wall.elapsed();
     let acked_before_kill = tally.acked.lock().unwrap().clone();

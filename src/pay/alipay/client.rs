@@ -147,8 +147,43 @@ impl From<Failure> for ProviderError {
         } else {
             (f.sub_code, f.sub_msg)
         };
-        ProviderError::Rejected { code, message }
+        if f.signed {
+            ProviderError::Rejected { code, message }
+        } else {
+            ProviderError::Unsigned {
+                status: 200,
+                code,
+                message,
+            }
+        }
     }
+}
+
+/// True when Alipay documents `code` (a `sub_code`) as a final refusal of
+/// `alipay.trade.refund`: the request was wrong or the trade cannot be refunded, and
+/// retrying the same request will not help. False for `ACQ.SYSTEM_ERROR` (documented:
+/// "retry with the same parameters"), for every `isp.*` (gateway code 20000, the service
+/// unavailable) and for codes it does not list. https://opendocs.alipay.com/open/02ekfk
+pub fn refund_refusal_is_final(code: &str) -> bool {
+    // isv.*: the request itself is invalid (signature, app, parameters), gateway code 4000x.
+    code.starts_with("isv.")
+        || matches!(
+            code,
+            "ACQ.INVALID_PARAMETER"
+                | "ACQ.TRADE_NOT_EXIST"
+                | "ACQ.TRADE_STATUS_ERROR"
+                | "ACQ.TRADE_HAS_FINISHED"
+                | "ACQ.TRADE_HAS_CLOSE"
+                | "ACQ.TRADE_NOT_ALLOW_REFUND"
+                | "ACQ.SELLER_BALANCE_NOT_ENOUGH"
+                | "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"
+                | "ACQ.REASON_TRADE_BEEN_FREEZEN"
+                | "ACQ.REASON_TRADE_REFUND_FEE_ERR"
+                | "ACQ.REFUND_FEE_ERROR"
+                | "ACQ.DISCORDANT_REPEAT_REQUEST"
+                | "ACQ.BUYER_ERROR"
+                | "ACQ.ONLINE_TRADE_VOUCHER_NOT_ALLOW_REFUND"
+        )
 }
 
 /// The members every answer node has.
@@ -282,7 +317,7 @@ impl AlipayClient {
             });
         }
         match self.query_refund_of(refund.order_no, refund.refund_no).await {
-            Ok(state @ RefundState::Succeeded { .. }) => Ok(state),
+            Ok(Some(state @ RefundState::Succeeded { .. })) => Ok(state),
             Ok(_) => Ok(RefundState::Processing),
             Err(e) => {
                 tracing::info!(error = %e, "Alipay accepted a refund; its follow-up query failed");
@@ -293,7 +328,7 @@ impl AlipayClient {
 
     /// `alipay.trade.fastpay.refund.query` for the key made by [`refund_key`]
     /// (`"{order_no}/{refund_no}"`); Alipay needs the order to find a refund.
-    pub async fn query_refund(&self, refund_no: &str) -> Result<RefundState, ProviderError> {
+    pub async fn query_refund(&self, refund_no: &str) -> Result<Option<RefundState>, ProviderError> {
         match refund_no.split_once('/') {
             Some((order_no, refund_no)) if !order_no.is_empty() && !refund_no.is_empty() => {
                 self.query_refund_of(order_no, refund_no).await
@@ -306,10 +341,12 @@ impl AlipayClient {
         }
     }
 
-    /// `alipay.trade.fastpay.refund.query`: `REFUND_SUCCESS` is `Succeeded`; anything else
-    /// (no such refund yet, or still processing) is `Processing`.
+    /// `alipay.trade.fastpay.refund.query`. Alipay answers the refund's details when it was
+    /// made (`refund_status` `REFUND_SUCCESS`, or absent for a synchronous refund): that is
+    /// `Succeeded`; another status is `Processing`; an answer without the refund means it was
+    /// not made (`None`), and may be retried with the same `out_request_no`.
     /// https://opendocs.alipay.com/open/02ekfl
-    pub async fn query_refund_of(&self, order_no: &str, refund_no: &str) -> Result<RefundState, ProviderError> {
+    pub async fn query_refund_of(&self, order_no: &str, refund_no: &str) -> Result<Option<RefundState>, ProviderError> {
         let biz = json!({
             "out_trade_no": order_no,
             "out_request_no": refund_no,
@@ -320,12 +357,15 @@ impl AlipayClient {
             Reply::Failure(f) => return Err(f.into()),
         };
         check_echo("out_request_no", node.out_request_no.as_deref(), refund_no)?;
-        Ok(match node.refund_status.as_deref() {
-            Some("REFUND_SUCCESS") => RefundState::Succeeded {
+        if node.out_request_no.as_deref().is_none_or(str::is_empty) {
+            return Ok(None);
+        }
+        Ok(Some(match node.refund_status.as_deref() {
+            None | Some("") | Some("REFUND_SUCCESS") => RefundState::Succeeded {
                 refund_id: refund_no.to_string(),
             },
-            _ => RefundState::Processing,
-        })
+            Some(_) => RefundState::Processing,
+        }))
     }
 
     /// Verifies a form-encoded notification (RSA2 over the sorted parameters without `sign`
@@ -494,6 +534,30 @@ fn excerpt(body: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::pay::alipay::sign::tests::fixture_key;
+
+    #[test]
+    fn only_refusals_documented_as_final_end_a_refund() {
+        for code in [
+            "ACQ.TRADE_NOT_EXIST",
+            "ACQ.SELLER_BALANCE_NOT_ENOUGH",
+            "ACQ.REASON_TRADE_REFUND_FEE_ERR",
+            "isv.invalid-signature",
+        ] {
+            assert!(refund_refusal_is_final(code), "{code}");
+        }
+        for code in [
+            "ACQ.SYSTEM_ERROR",
+            "AQC.SYSTEM_ERROR",
+            "isp.unknow-error",
+            "aop.unknown",
+            "ACQ.NEW_CODE",
+        ] {
+            assert!(
+                !refund_refusal_is_final(code),
+                "{code} may still be followed by the money moving"
+            );
+        }
+    }
 
     #[test]
     fn the_subject_keeps_its_text_without_the_characters_alipay_refuses() {

@@ -22,7 +22,7 @@ use super::{beijing, sign};
 use crate::pay::keys::{PrivateKey, PublicKey};
 use crate::pay::money;
 use crate::pay::outbound::HttpClient;
-use crate::pay::sandbox::{Fault, Faults};
+use crate::pay::sandbox::{Api, Fault, Faults};
 
 /// The app id [`AlipayEmulator::sandbox_pair`] uses: clearly not a real app.
 pub const SANDBOX_APP_ID: &str = "2021000000000000";
@@ -143,7 +143,15 @@ impl AlipayEmulator {
         if method != Method::POST && method != Method::GET {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }
-        let fault = self.faults.take();
+        let _in_flight = self.faults.enter();
+        let latency = self.faults.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let (fault, applied) = match self.faults.take(api_of(query.as_bytes(), &body)) {
+            Some(Fault::AfterApplying(then)) => (Some(*then), Some(self.answer(query.as_bytes(), &body, None))),
+            other => (other, None),
+        };
         if let Some(Fault::Delay(pause)) = &fault {
             tokio::time::sleep(*pause).await;
         }
@@ -153,7 +161,10 @@ impl AlipayEmulator {
                 "<html><body>500 Internal Server Error</body></html>",
             );
         }
-        let answer = self.answer(query.as_bytes(), &body, fault.as_ref());
+        let answer = match applied {
+            Some(real) if !matches!(fault, Some(Fault::Reject { .. })) => real,
+            _ => self.answer(query.as_bytes(), &body, fault.as_ref()),
+        };
         let node = Value::Object(answer.node).to_string();
         let text = if fault == Some(Fault::BadSignature) {
             let wrong = self.wrong_key.get_or_init(PrivateKey::generate);
@@ -231,6 +242,16 @@ impl AlipayEmulator {
     /// Fen refunded so far on the order.
     pub fn refunded_fen(&self, order_no: &str) -> Option<i64> {
         self.lock().orders.get(order_no).map(Order::refunded_fen)
+    }
+
+    /// How many refunds Alipay booked for the order.
+    pub fn refund_count(&self, order_no: &str) -> usize {
+        self.lock().orders.get(order_no).map_or(0, |o| o.refunds.len())
+    }
+
+    /// How many orders were precreated at this gateway.
+    pub fn order_count(&self) -> usize {
+        self.lock().orders.len()
     }
 
     /// The signed form body of the order's payment notification (the one [`pay`](Self::pay)
@@ -518,6 +539,22 @@ fn gather_params(query: &[u8], body: &[u8]) -> Result<Vec<(String, String)>, Ans
     }
     params.extend(more);
     Ok(params)
+}
+
+/// Which API a gateway request calls (its `method` parameter), for aimed faults.
+fn api_of(query: &[u8], body: &[u8]) -> Api {
+    let method = form_urlencoded::parse(query)
+        .chain(form_urlencoded::parse(body))
+        .find(|(k, _)| k == "method")
+        .map(|(_, v)| v);
+    match method.as_deref() {
+        Some("alipay.trade.precreate") => Api::Create,
+        Some("alipay.trade.query") => Api::Query,
+        Some("alipay.trade.close") => Api::Close,
+        Some("alipay.trade.refund") => Api::Refund,
+        Some("alipay.trade.fastpay.refund.query") => Api::RefundQuery,
+        _ => Api::Other,
+    }
 }
 
 /// A refusal node: `code`/`msg` of the gateway, `sub_code`/`sub_msg` of the cause.

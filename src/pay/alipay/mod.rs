@@ -6,13 +6,16 @@
 
 pub mod beijing;
 pub mod client;
+#[cfg(feature = "sandbox")]
 pub mod emulator;
+#[cfg(feature = "sandbox")]
 mod emulator_trade;
 pub mod notify;
 pub mod sign;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests;
 
 pub use client::{AlipayClient, AlipayCredentials};
+#[cfg(feature = "sandbox")]
 pub use emulator::{AlipayEmulator, AlipayEmulatorConfig};

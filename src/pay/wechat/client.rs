@@ -194,12 +194,16 @@ impl WechatClient {
         refund_state(expect_json(answer)?, refund.refund_no)
     }
 
-    /// `GET /v3/refund/domestic/refunds/{refund_no}`.
+    /// `GET /v3/refund/domestic/refunds/{refund_no}`; `None` when WeChat has no such refund
+    /// (a signed `RESOURCE_NOT_EXISTS`).
     /// https://pay.weixin.qq.com/docs/merchant/apis/weixin-pay-score/refunds/query-by-out-refund-no.html
-    pub async fn query_refund(&self, refund_no: &str) -> Result<RefundState, ProviderError> {
+    pub async fn query_refund(&self, refund_no: &str) -> Result<Option<RefundState>, ProviderError> {
         let path = format!("/v3/refund/domestic/refunds/{}", path_segment(refund_no));
-        let answer = self.inner.call::<()>(Method::GET, &path, None).await?;
-        refund_state(expect_json(answer)?, refund_no)
+        let answer = match self.inner.call::<()>(Method::GET, &path, None).await {
+            Err(ProviderError::Rejected { code, .. }) if code == "RESOURCE_NOT_EXISTS" => return Ok(None),
+            other => other?,
+        };
+        refund_state(expect_json(answer)?, refund_no).map(Some)
     }
 
     /// Verifies (signature over the raw body, ±300 s around `now`), decrypts and checks
@@ -265,13 +269,16 @@ impl Inner {
             None => Vec::new(),
         };
         let (status, headers, body) = self.send_signed(method, path_and_query, body).await?;
-        if status.is_success() || sign::is_signed(&headers) {
+        let signed = sign::is_signed(&headers);
+        if status.is_success() || signed {
             self.verify_answer(&headers, &body).await?;
         }
         if status.is_success() {
             Ok(Answer { status, body })
-        } else {
+        } else if signed {
             Err(error_answer(status, &body))
+        } else {
+            Err(unsigned_error(status, &body))
         }
     }
 
@@ -420,6 +427,39 @@ fn error_answer(status: StatusCode, body: &[u8]) -> ProviderError {
     }
 }
 
+/// A non-2xx answer without a signature: never WeChat's word on anything. A 4xx naming a
+/// code is `Unsigned` (shown, retried), the rest as for signed answers.
+fn unsigned_error(status: StatusCode, body: &[u8]) -> ProviderError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) if status.is_client_error() => ProviderError::Unsigned {
+            status: status.as_u16(),
+            code: error.code,
+            message: error.message,
+        },
+        _ => error_answer(status, body),
+    }
+}
+
+/// True when WeChat's refund page documents `code` as a final refusal of a refund request
+/// (nothing was booked; retrying the same request will not help); false for the codes
+/// whose documented handling is to retry (`SYSTEM_ERROR`, `FREQUENCY_LIMITED`) and for
+/// codes it does not list. https://pay.weixin.qq.com/doc/v3/merchant/4012552567
+pub fn refund_refusal_is_final(code: &str) -> bool {
+    matches!(
+        code,
+        "PARAM_ERROR"
+            | "INVALID_REQUEST"
+            | "SIGN_ERROR"
+            | "NOT_ENOUGH"
+            | "NO_AUTH"
+            | "USER_ACCOUNT_ABNORMAL"
+            | "RESOURCE_NOT_EXISTS"
+            | "MCH_NOT_EXISTS"
+            | "APPID_MCHID_NOT_MATCH"
+            | "REQUEST_BLOCKED"
+    )
+}
+
 fn expect_json<T: DeserializeOwned>(answer: Answer) -> Result<T, ProviderError> {
     serde_json::from_slice(&answer.body)
         .map_err(|e| unexpected(answer.status.as_u16(), &format!("malformed answer: {e}")))
@@ -434,7 +474,10 @@ fn refund_state(refund: Refund, refund_no: &str) -> Result<RefundState, Provider
             refund_id: refund.refund_id,
         }),
         "PROCESSING" => Ok(RefundState::Processing),
-        "CLOSED" | "ABNORMAL" => Ok(RefundState::Failed { reason: refund.status }),
+        "ABNORMAL" => Ok(RefundState::Stuck {
+            reason: notify::abnormal_reason(),
+        }),
+        "CLOSED" => Ok(RefundState::Failed { reason: refund.status }),
         other => Err(unexpected(200, &format!("unknown refund status {other:?}"))),
     }
 }
@@ -524,5 +567,35 @@ mod tests {
         assert!(matches!(proxy, ProviderError::Unexpected { status: 502, .. }));
         let bare_4xx = error_answer(StatusCode::NOT_FOUND, b"");
         assert!(matches!(bare_4xx, ProviderError::Unexpected { status: 404, .. }));
+        let unsigned = unsigned_error(StatusCode::FORBIDDEN, br#"{"code":"NOT_ENOUGH","message":"x"}"#);
+        assert!(
+            matches!(unsigned, ProviderError::Unsigned { status: 403, ref code, .. } if code == "NOT_ENOUGH"),
+            "an unsigned refusal is never a Rejected: {unsigned:?}"
+        );
+    }
+
+    #[test]
+    fn only_refusals_documented_as_final_end_a_refund() {
+        for code in [
+            "NOT_ENOUGH",
+            "INVALID_REQUEST",
+            "PARAM_ERROR",
+            "USER_ACCOUNT_ABNORMAL",
+            "NO_AUTH",
+        ] {
+            assert!(refund_refusal_is_final(code), "{code}");
+        }
+        for code in [
+            "SYSTEM_ERROR",
+            "FREQUENCY_LIMITED",
+            "BIZERR_NEED_RETRY",
+            "SOMETHING_NEW",
+            "",
+        ] {
+            assert!(
+                !refund_refusal_is_final(code),
+                "{code} may still be followed by the money moving"
+            );
+        }
     }
 }

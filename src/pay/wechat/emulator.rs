@@ -6,6 +6,7 @@
 
 mod books;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,14 +16,14 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use self::books::{Books, Reply, beijing, error};
+use self::books::{Books, Outcome, Reply, beijing, error};
 use super::cert;
 use super::client::WechatCredentials;
 use super::crypto::{EncryptedResource, random_bytes, random_digits, random_string};
 use super::sign::{self, Authorization};
 use crate::pay::keys::{PrivateKey, PublicKey};
 use crate::pay::outbound::HttpClient;
-use crate::pay::sandbox::{Fault, Faults};
+use crate::pay::sandbox::{Api, Fault, Faults};
 
 /// The sandbox's notification schedule: the first attempt at once, then quick retries
 /// (WeChat's own is 15 s, 15 s, 30 s, 3 min, … over 24 h).
@@ -84,6 +85,8 @@ pub struct WechatEmulator {
     wrong_key: PrivateKey,
     /// A `std` lock: never held across an `.await`.
     books: Mutex<Books>,
+    /// True: new refunds stay PROCESSING until a test settles them.
+    hold_refunds: AtomicBool,
 }
 
 impl std::fmt::Debug for WechatEmulator {
@@ -166,10 +169,12 @@ impl WechatEmulator {
             http,
             faults: Faults::default(),
             wrong_key: PrivateKey::generate(),
+            hold_refunds: AtomicBool::new(false),
         })
     }
 
     /// Serves one API request; `path_and_query` as WeChat's (e.g. `/v3/pay/transactions/native`).
+    /// Waits the scripted latency, then consumes the fault queued for this API, if any.
     pub async fn handle(
         self: &Arc<Self>,
         method: &Method,
@@ -177,10 +182,19 @@ impl WechatEmulator {
         headers: &HeaderMap,
         body: Bytes,
     ) -> http::Response<Full<Bytes>> {
+        let _in_flight = self.faults.enter();
+        let latency = self.faults.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let (fault, applied) = match self.faults.take(api_of(method, path_and_query)) {
+            Some(Fault::AfterApplying(then)) => (Some(*then), Some(self.serve(method, path_and_query, headers, &body))),
+            other => (other, None),
+        };
         let mut wrong_key = false;
-        match self.faults.take() {
+        match fault {
             Some(Fault::Reject { code, message }) => {
-                return self.answer(error(StatusCode::BAD_REQUEST, &code, &message), false);
+                return self.answer(error(documented_status(&code), &code, &message), false);
             }
             Some(Fault::ServerError) => {
                 return self.answer(
@@ -194,13 +208,21 @@ impl WechatEmulator {
             }
             Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
             Some(Fault::BadSignature) => wrong_key = true,
-            None => {}
+            Some(Fault::AfterApplying(_)) | None => {}
         }
-        let reply = match self.authenticate(method, path_and_query, headers, &body) {
-            Err(reply) => reply,
-            Ok(()) => self.route(method, path_and_query, &body),
+        let reply = match applied {
+            Some(reply) => reply,
+            None => self.serve(method, path_and_query, headers, &body),
         };
         self.answer(reply, wrong_key)
+    }
+
+    /// Authenticates and carries out one request.
+    fn serve(self: &Arc<Self>, method: &Method, path_and_query: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+        match self.authenticate(method, path_and_query, headers, body) {
+            Err(reply) => reply,
+            Ok(()) => self.route(method, path_and_query, body),
+        }
     }
 
     /// Checks the merchant's `Authorization`: mchid, serial, ±5 min, and the signature over
@@ -252,7 +274,9 @@ impl WechatEmulator {
             },
             ("POST", ["v3", "refund", "domestic", "refunds"]) => {
                 let (reply, new_refund) = books.refund(body, OffsetDateTime::now_utc());
-                if let Some(new_refund) = new_refund {
+                if let Some(new_refund) = new_refund
+                    && !self.hold_refunds.load(Ordering::Relaxed)
+                {
                     self.complete_later(new_refund.out_refund_no);
                 }
                 reply
@@ -325,22 +349,67 @@ impl WechatEmulator {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(this.config.refund_delay).await;
-            let completed = this
-                .books
-                .lock()
-                .ok()
-                .and_then(|mut books| books.complete_refund(&out_refund_no, OffsetDateTime::now_utc()));
-            let Some((notify_url, resource)) = completed else {
-                return;
-            };
-            if notify_url.is_empty() {
-                return;
-            }
-            let body = this.notification_body("REFUND.SUCCESS", "退款成功", "refund", &resource);
-            if let Err(problem) = this.deliver(&notify_url, body).await {
+            let now = OffsetDateTime::now_utc();
+            if let Err(problem) = this.settle_refund(&out_refund_no, Outcome::Success(now), true).await {
                 tracing::warn!(%problem, out_refund_no, "the emulator's refund notification was not acknowledged");
             }
         });
+    }
+
+    /// Settles a refund as `outcome` and, with `notify`, delivers its notification
+    /// (`REFUND.SUCCESS` / `REFUND.CLOSED` / `REFUND.ABNORMAL`) until acknowledged.
+    async fn settle_refund(&self, out_refund_no: &str, outcome: Outcome, notify: bool) -> Result<(), String> {
+        let settled = self
+            .books
+            .lock()
+            .map_err(|_| "the emulator's books are poisoned".to_string())?
+            .settle_refund(out_refund_no, outcome);
+        let (notify_url, resource) = settled.ok_or_else(|| format!("refund {out_refund_no} is unknown or final"))?;
+        if !notify || notify_url.is_empty() {
+            return Ok(());
+        }
+        let (event_type, summary) = match outcome {
+            Outcome::Success(_) => ("REFUND.SUCCESS", "退款成功"),
+            Outcome::Closed => ("REFUND.CLOSED", "退款关闭"),
+            Outcome::Abnormal | Outcome::Processing => ("REFUND.ABNORMAL", "退款异常"),
+        };
+        let body = self.notification_body(event_type, summary, "refund", &resource);
+        self.deliver(&notify_url, body).await
+    }
+
+    /// With `true`, refunds accepted from now on stay PROCESSING until
+    /// [`complete_refund`](Self::complete_refund) or [`close_refund`](Self::close_refund).
+    pub fn hold_refunds(&self, hold: bool) {
+        self.hold_refunds.store(hold, Ordering::Relaxed);
+    }
+
+    /// Finishes a held (or abnormal) refund successfully and delivers REFUND.SUCCESS.
+    pub async fn complete_refund(&self, refund_no: &str) -> Result<(), String> {
+        self.settle_refund(refund_no, Outcome::Success(OffsetDateTime::now_utc()), true)
+            .await
+    }
+
+    /// Closes a held refund (the money stays with the merchant; `abnormal`: stuck instead,
+    /// to be handled by hand); with `notify`, delivers REFUND.CLOSED / REFUND.ABNORMAL,
+    /// else only a query tells.
+    pub async fn close_refund(&self, refund_no: &str, abnormal: bool, notify: bool) -> Result<(), String> {
+        let outcome = if abnormal { Outcome::Abnormal } else { Outcome::Closed };
+        self.settle_refund(refund_no, outcome, notify).await
+    }
+
+    /// How many refunds WeChat booked for `order_no` (whatever became of them).
+    pub fn refund_count(&self, order_no: &str) -> usize {
+        self.books.lock().map_or(0, |books| books.refunds_of(order_no))
+    }
+
+    /// Fen WeChat refunded successfully on `order_no`.
+    pub fn refunded_fen(&self, order_no: &str) -> i64 {
+        self.books.lock().map_or(0, |books| books.refunded_fen(order_no))
+    }
+
+    /// How many orders were created at this emulator.
+    pub fn order_count(&self) -> usize {
+        self.books.lock().map_or(0, |books| books.order_count())
     }
 
     /// Pays `order_no` and delivers the signed TRANSACTION.SUCCESS notification to the
@@ -480,6 +549,35 @@ impl WechatEmulator {
     /// The `status` a refund query for `refund_no` would answer now.
     pub fn refund_status(&self, refund_no: &str) -> Option<&'static str> {
         self.books.lock().ok()?.refund_status_of(refund_no)
+    }
+}
+
+/// Which API a request calls, for aimed faults.
+fn api_of(method: &Method, path_and_query: &str) -> Api {
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["v3", "pay", "transactions", "native"]) => Api::Create,
+        ("GET", ["v3", "pay", "transactions", "out-trade-no", _]) => Api::Query,
+        ("POST", ["v3", "pay", "transactions", "out-trade-no", _, "close"]) => Api::Close,
+        ("POST", ["v3", "refund", "domestic", "refunds"]) => Api::Refund,
+        ("GET", ["v3", "refund", "domestic", "refunds", _]) => Api::RefundQuery,
+        _ => Api::Other,
+    }
+}
+
+/// The HTTP status WeChat Pay documents for an error `code` (the refund page's table:
+/// https://pay.weixin.qq.com/doc/v3/merchant/4012552567).
+fn documented_status(code: &str) -> StatusCode {
+    match code {
+        "FREQUENCY_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+        "SYSTEM_ERROR" => StatusCode::INTERNAL_SERVER_ERROR,
+        "SIGN_ERROR" => StatusCode::UNAUTHORIZED,
+        "NO_AUTH" | "NOT_ENOUGH" | "USER_ACCOUNT_ABNORMAL" | "OUT_TRADE_NO_USED" | "REQUEST_BLOCKED" => {
+            StatusCode::FORBIDDEN
+        }
+        "RESOURCE_NOT_EXISTS" | "ORDER_NOT_EXIST" => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 

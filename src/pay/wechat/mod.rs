@@ -8,6 +8,7 @@ pub mod cert;
 pub mod client;
 pub mod credentials;
 pub mod crypto;
+#[cfg(feature = "sandbox")]
 pub mod emulator;
 pub mod notify;
 pub mod sign;
@@ -15,8 +16,9 @@ pub mod types;
 
 #[cfg(test)]
 mod fixtures;
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests;
 
 pub use client::{WechatClient, WechatCredentials};
+#[cfg(feature = "sandbox")]
 pub use emulator::{WechatEmulator, WechatEmulatorConfig};

@@ -72,20 +72,28 @@ fn refund(plaintext: &[u8], merchant: Merchant<'_>, event: &str) -> Result<Notif
     if refund.mchid != merchant.mchid {
         return Err(NotifyError::WrongMerchant(format!("mchid {}", refund.mchid)));
     }
-    let state = if event == "REFUND.SUCCESS" {
-        RefundState::Succeeded {
+    let state = match event {
+        "REFUND.SUCCESS" => RefundState::Succeeded {
             refund_id: refund.refund_id,
-        }
-    } else {
-        RefundState::Failed {
+        },
+        // The money may still reach the payer once the merchant re-routes it by hand.
+        "REFUND.ABNORMAL" => RefundState::Stuck {
+            reason: abnormal_reason(),
+        },
+        _ => RefundState::Failed {
             reason: refund.refund_status,
-        }
+        },
     };
     Ok(Notification::Refund {
         order_no: refund.out_trade_no,
         refund_no: refund.out_refund_no,
         state,
     })
+}
+
+/// What an operator is told about a refund WeChat reports `ABNORMAL`.
+pub fn abnormal_reason() -> String {
+    "ABNORMAL: WeChat could not pay it back to the payer's account; re-route it in the merchant platform (交易中心 → 退款管理)".into()
 }
 
 /// A paid transaction (`SUCCESS` or `REFUND`) as `Paid`; `Err` names the missing field.
@@ -225,13 +233,16 @@ mod tests {
                 },
             }
         );
-        for (event, status) in [("REFUND.CLOSED", "CLOSED"), ("REFUND.ABNORMAL", "ABNORMAL")] {
-            let failed = interpret(&body(event, resource(status)), MERCHANT).unwrap();
-            assert!(
-                matches!(failed, Notification::Refund { state: RefundState::Failed { ref reason }, .. } if reason == status),
-                "{failed:?}"
-            );
-        }
+        let closed = interpret(&body("REFUND.CLOSED", resource("CLOSED")), MERCHANT).unwrap();
+        assert!(
+            matches!(closed, Notification::Refund { state: RefundState::Failed { ref reason }, .. } if reason == "CLOSED"),
+            "{closed:?}"
+        );
+        let abnormal = interpret(&body("REFUND.ABNORMAL", resource("ABNORMAL")), MERCHANT).unwrap();
+        assert!(
+            matches!(abnormal, Notification::Refund { state: RefundState::Stuck { ref reason }, .. } if reason.starts_with("ABNORMAL")),
+            "money may still move: {abnormal:?}"
+        );
     }
 
     #[test]

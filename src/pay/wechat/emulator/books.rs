@@ -90,8 +90,29 @@ struct RefundRecord {
     total: i64,
     notify_url: String,
     create_time: OffsetDateTime,
-    /// `None` while PROCESSING.
-    success_time: Option<OffsetDateTime>,
+    outcome: Outcome,
+}
+
+/// Where a refund stands at WeChat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Processing,
+    Success(OffsetDateTime),
+    /// Closed: the money stayed with the merchant.
+    Closed,
+    /// Stuck (the payer's card was cancelled, …) until the merchant handles it by hand.
+    Abnormal,
+}
+
+impl Outcome {
+    fn status(self) -> &'static str {
+        match self {
+            Outcome::Processing => "PROCESSING",
+            Outcome::Success(_) => "SUCCESS",
+            Outcome::Closed => "CLOSED",
+            Outcome::Abnormal => "ABNORMAL",
+        }
+    }
 }
 
 /// One merchant's orders and refunds.
@@ -216,7 +237,14 @@ impl Books {
         match order.payment {
             Payment::NotPaid => "NOTPAY",
             Payment::Closed => "CLOSED",
-            Payment::Paid { .. } if self.refunds.values().any(|r| r.out_trade_no == order.out_trade_no) => "REFUND",
+            Payment::Paid { .. }
+                if self
+                    .refunds
+                    .values()
+                    .any(|r| r.out_trade_no == order.out_trade_no && r.outcome != Outcome::Closed) =>
+            {
+                "REFUND"
+            }
             Payment::Paid { .. } => "SUCCESS",
         }
     }
@@ -345,7 +373,7 @@ impl Books {
             "channel": "ORIGINAL",
             "user_received_account": "支付用户零钱",
             "create_time": beijing(record.create_time),
-            "status": if record.success_time.is_some() { "SUCCESS" } else { "PROCESSING" },
+            "status": record.outcome.status(),
             "funds_account": "AVAILABLE",
             "amount": {
                 "total": record.total,
@@ -360,7 +388,7 @@ impl Books {
             },
             "promotion_detail": [],
         });
-        if let Some(at) = record.success_time {
+        if let Outcome::Success(at) = record.outcome {
             value["success_time"] = json!(beijing(at));
         }
         value
@@ -430,10 +458,11 @@ impl Books {
         if total != order.total {
             return (param_error("amount.total 与原订单金额不一致"), None);
         }
+        // A closed refund gave the money back to the merchant: it no longer counts.
         let refunded: i64 = self
             .refunds
             .values()
-            .filter(|r| r.out_trade_no == order.out_trade_no)
+            .filter(|r| r.out_trade_no == order.out_trade_no && r.outcome != Outcome::Closed)
             .map(|r| r.refund)
             .sum();
         if refunded + refund > order.total {
@@ -455,7 +484,7 @@ impl Books {
             total,
             notify_url: notify_url.to_string(),
             create_time: now,
-            success_time: None,
+            outcome: Outcome::Processing,
         };
         let reply = Reply::ok(&self.refund_json(&record));
         self.refunds.insert(out_refund_no.to_string(), record);
@@ -475,21 +504,22 @@ impl Books {
         }
     }
 
-    /// Finishes a PROCESSING refund; returns its notify_url and the REFUND.SUCCESS resource.
-    pub fn complete_refund(&mut self, out_refund_no: &str, now: OffsetDateTime) -> Option<(String, Value)> {
+    /// Finishes a refund that is PROCESSING (or ABNORMAL, handled by hand) with `outcome`;
+    /// returns its notify_url and the resource of the notification (`REFUND.SUCCESS`,
+    /// `REFUND.CLOSED`, `REFUND.ABNORMAL`). `None` when unknown or already final.
+    pub fn settle_refund(&mut self, out_refund_no: &str, outcome: Outcome) -> Option<(String, Value)> {
         let record = self.refunds.get_mut(out_refund_no)?;
-        if record.success_time.is_some() {
+        if !matches!(record.outcome, Outcome::Processing | Outcome::Abnormal) || record.outcome == outcome {
             return None;
         }
-        record.success_time = Some(now);
-        let resource = json!({
+        record.outcome = outcome;
+        let mut resource = json!({
             "mchid": self.mchid,
             "out_trade_no": record.out_trade_no,
             "transaction_id": record.transaction_id,
             "out_refund_no": record.out_refund_no,
             "refund_id": record.refund_id,
-            "refund_status": "SUCCESS",
-            "success_time": beijing(now),
+            "refund_status": outcome.status(),
             "user_received_account": "支付用户零钱",
             "amount": {
                 "total": record.total,
@@ -498,18 +528,40 @@ impl Books {
                 "payer_refund": record.refund,
             },
         });
+        if let Outcome::Success(at) = outcome {
+            resource["success_time"] = json!(beijing(at));
+        }
         Some((record.notify_url.clone(), resource))
+    }
+
+    /// Finishes a PROCESSING refund successfully (see [`settle_refund`](Self::settle_refund)).
+    #[cfg(test)]
+    pub fn complete_refund(&mut self, out_refund_no: &str, now: OffsetDateTime) -> Option<(String, Value)> {
+        self.settle_refund(out_refund_no, Outcome::Success(now))
     }
 
     /// The refund status a query would answer.
     pub fn refund_status_of(&self, out_refund_no: &str) -> Option<&'static str> {
-        self.refunds.get(out_refund_no).map(|r| {
-            if r.success_time.is_some() {
-                "SUCCESS"
-            } else {
-                "PROCESSING"
-            }
-        })
+        self.refunds.get(out_refund_no).map(|r| r.outcome.status())
+    }
+
+    /// The refunds booked for an order (whatever became of them).
+    pub fn refunds_of(&self, out_trade_no: &str) -> usize {
+        self.refunds.values().filter(|r| r.out_trade_no == out_trade_no).count()
+    }
+
+    /// Fen refunded successfully on an order.
+    pub fn refunded_fen(&self, out_trade_no: &str) -> i64 {
+        self.refunds
+            .values()
+            .filter(|r| r.out_trade_no == out_trade_no && matches!(r.outcome, Outcome::Success(_)))
+            .map(|r| r.refund)
+            .sum()
+    }
+
+    /// How many orders were created.
+    pub fn order_count(&self) -> usize {
+        self.orders.len()
     }
 }
 
