@@ -503,7 +503,8 @@ async fn route_events(state: Arc<State>) {
                 reload_policy(&state).await;
                 state.catalog.invalidate();
                 state.rankings.invalidate();
-                state.notices.changed_all();
+                let notices = Arc::clone(&state);
+                tokio::spawn(async move { notices.notices.resync(&notices.store).await });
                 state.profiles.changed_all();
                 // One batched read for the parked polls, off this loop.
                 let resync = Arc::clone(&state);
