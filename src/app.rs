@@ -56,6 +56,8 @@ pub struct State {
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
+    /// Figures operators alert on (flagged orders, failed refunds…), for `/metrics`.
+    pub attention: crate::ops::Attention,
     /// When the last scheduled (or any recorded) backup completed, for `/metrics`.
     pub last_backup: Arc<crate::backup::LastBackup>,
     /// Turns true when shutdown begins (parked long-polls answer then).
@@ -166,12 +168,14 @@ impl Application {
             engine,
             sandbox,
             last_backup: Arc::default(),
+            attention: crate::ops::Attention::default(),
             shutdown: shutdown_rx,
             instance: instance_id(),
             sequence: AtomicU64::new(0),
         });
         tokio::spawn(route_events(Arc::clone(&state)));
         tokio::spawn(forget_idle_clients(Arc::clone(&state)));
+        tokio::spawn(crate::ops::Attention::watch(Arc::clone(&state)));
         tokio::spawn(crate::backup::schedule(
             Arc::new(state.config.clone()),
             state.store.clone(),
