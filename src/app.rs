@@ -51,6 +51,8 @@ pub struct State {
     pub notices: crate::notify::Board,
     /// Public profiles, pre-serialized.
     pub profiles: crate::account::Profiles,
+    /// The community: moderation, cached posts and lists, view counts.
+    pub community: Arc<crate::community::Community>,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
     pub engine: Arc<Engine>,
@@ -149,6 +151,7 @@ impl Application {
             tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
         }
         let media = crate::media::Media::new(&config.settings.media);
+        let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
             config,
@@ -162,6 +165,7 @@ impl Application {
             sessions: Sessions::new(),
             notices: crate::notify::Board::default(),
             profiles: crate::account::Profiles::default(),
+            community,
             wechat_login,
             engine,
             sandbox,
@@ -171,6 +175,11 @@ impl Application {
             sequence: AtomicU64::new(0),
         });
         tokio::spawn(route_events(Arc::clone(&state)));
+        tokio::spawn(crate::community::run_view_flusher(
+            Arc::clone(&state.community),
+            state.store.clone(),
+            state.shutdown.clone(),
+        ));
         tokio::spawn(forget_idle_clients(Arc::clone(&state)));
         tokio::spawn(crate::backup::schedule(
             Arc::new(state.config.clone()),
@@ -218,6 +227,10 @@ impl Application {
             let _ = shutdown.send(true);
         };
         crate::http::server::serve(listener, Arc::clone(&state), stop).await;
+        // The views counted while the last requests drained.
+        if let Err(e) = state.community.flush_views(&state.store).await {
+            tracing::warn!(error = %e, "cannot write the last view counts");
+        }
         // Lines of the drained requests go out before the process does (SIGTERM loses none).
         if let Some(access) = &state.access {
             access.close();
@@ -472,6 +485,10 @@ async fn route_events(state: Arc<State>) {
                             state.notices.changed(user_id);
                         }
                     }
+                    Some("community") => {
+                        state.community.changed(message.get("post_id").and_then(|p| p.as_i64()));
+                    }
+                    Some("community_boards") => state.community.boards_changed(),
                     Some("profile") => {
                         if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
                             state.profiles.changed(user_id);
@@ -496,6 +513,7 @@ async fn route_events(state: Arc<State>) {
                 state.engine.status.changed_all();
                 state.notices.changed_all();
                 state.profiles.changed_all();
+                state.community.changed_all();
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }

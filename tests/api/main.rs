@@ -14,6 +14,7 @@ mod binary;
 mod browser;
 mod callbacks;
 mod categories;
+mod community;
 mod config;
 mod dbtls;
 mod devtools;
