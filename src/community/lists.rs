@@ -4,6 +4,9 @@
 //! read from the database each time. Anonymous posts never appear in an author's list or a
 //! feed (that would name their author), except to admins in an author's list.
 //!
+//! A search's total is exact up to [`SEARCH_COUNT_CAP`] matches; beyond, the answer says
+//! `"total_capped": true` (as search engines say "about"), and only those pages can be read.
+//!
 //! `hot`: see the migration and README: log2(1 + likes + 2 × comments) + age in units of 12 h,
 //! stored and indexed, so the order is read from an index like `new`.
 
@@ -124,11 +127,29 @@ pub struct Filter<'a> {
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
-/// The list and count statements of `filter` and their parameters (the count's are the
-/// list's without the last two, `LIMIT` and `OFFSET`).
-fn statements(filter: &Filter<'_>, paging: Paging) -> (String, String, Params) {
+/// The statements of a list.
+struct Statements {
+    /// The page, in order.
+    list: String,
+    /// How many in all.
+    count: String,
+    /// The ids of up to [`SEARCH_COUNT_CAP`] + 1 matches, from `posts` alone (a search's
+    /// first step).
+    matches: String,
+    /// The list's parameters; the count's and the matches' are these without the last two
+    /// (`LIMIT` and `OFFSET`).
+    params: Params,
+}
+
+/// The statements of `filter`.
+fn statements(filter: &Filter<'_>, paging: Paging) -> Statements {
     let mut params: Params = vec![Box::new(filter.since)];
     let mut wheres = vec!["s.listed".to_string(), "s.created_at >= $1".to_string()];
+    // The same conditions on `posts` alone.
+    let mut post_wheres = vec![
+        "p.deleted_at IS NULL AND p.hidden_at IS NULL".to_string(),
+        "p.created_at >= $1".to_string(),
+    ];
     let mut needs_posts = false;
     let add = |params: &mut Params, value: Box<dyn ToSql + Sync + Send>| {
         params.push(value);
@@ -137,7 +158,9 @@ fn statements(filter: &Filter<'_>, paging: Paging) -> (String, String, Params) {
     if let Some(board) = filter.board_id {
         let n = add(&mut params, Box::new(board));
         wheres.push(format!("s.board_id = ${n}"));
+        post_wheres.push(format!("p.board_id = ${n}"));
     }
+    let shared_from = wheres.len();
     if let Some(author) = filter.author_id {
         let n = add(&mut params, Box::new(author));
         wheres.push(format!("p.author_id = ${n}"));
@@ -172,7 +195,13 @@ fn statements(filter: &Filter<'_>, paging: Paging) -> (String, String, Params) {
         }
         needs_posts = true;
     }
+    post_wheres.extend(wheres[shared_from..].iter().cloned());
     let condition = wheres.join(" AND ");
+    let matches = format!(
+        "SELECT p.id FROM posts p WHERE {} LIMIT {}",
+        post_wheres.join(" AND "),
+        SEARCH_COUNT_CAP + 1
+    );
     let pinned_first = filter.board_id.is_some() && filter.query.is_none() && filter.author_id.is_none();
     let order = format!(
         "{}{}",
@@ -199,36 +228,92 @@ fn statements(filter: &Filter<'_>, paging: Paging) -> (String, String, Params) {
     );
     params.push(Box::new(paging.limit()));
     params.push(Box::new(paging.offset()));
-    (list, count, params)
+    Statements {
+        list,
+        count,
+        matches,
+        params,
+    }
 }
 
-/// One page of the posts `filter` selects, and how many there are in all.
+/// Most search matches counted: past it a search's total says "at least this many"
+/// (`total_capped`), so that a query matching most posts costs no more than a rare one.
+pub const SEARCH_COUNT_CAP: i64 = 1_000;
+
+/// One page of the posts `filter` selects, how many there are in all (for a search, at most
+/// [`SEARCH_COUNT_CAP`]), and whether the count stopped at the cap.
 pub async fn query_posts(
     client: &impl GenericClient,
     filter: &Filter<'_>,
     paging: Paging,
-) -> Result<(Vec<PostRow>, i64), StoreError> {
-    let (list, count, params) = statements(filter, paging);
+) -> Result<(Vec<PostRow>, i64, bool), StoreError> {
+    let Statements {
+        list,
+        count,
+        matches,
+        params,
+    } = statements(filter, paging);
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    let count_refs = &refs[..refs.len() - 2];
+    if filter.query.is_some() {
+        return search(client, filter, paging, &matches, &list, &refs).await;
+    }
     let list = client.prepare_cached(&list).await?;
     let count = client.prepare_cached(&count).await?;
-    let (rows, total) = tokio::try_join!(
-        client.query(&list, &refs),
-        client.query_one(&count, &refs[..refs.len() - 2])
-    )?;
-    Ok((rows.iter().map(PostRow::read).collect(), total.get(0)))
+    let (rows, total) = tokio::try_join!(client.query(&list, &refs), client.query_one(&count, count_refs))?;
+    Ok((rows.iter().map(PostRow::read).collect(), total.get(0), false))
+}
+
+const PAGE_OF_IDS: &str = concat!(
+    "SELECT ",
+    post_columns!(),
+    " FROM unnest($1::bigint[]) AS m (id) JOIN post_stats s ON s.post_id = m.id
+       JOIN posts p ON p.id = s.post_id JOIN users u ON u.id = p.author_id
+     ORDER BY {order} LIMIT $2 OFFSET $3"
+);
+
+/// A search in two steps, each planned for its own words (not prepared once for all): the
+/// first reads up to [`SEARCH_COUNT_CAP`] + 1 matches through the search index. When that is
+/// all of them (a rare word), the page is cut from those; when there are more (a word in
+/// many posts), the page is read in the list's order, where matches are dense enough to be
+/// found at once. So neither a rare word (few matches anywhere) nor a common one (most
+/// posts match) makes PostgreSQL read the whole table.
+async fn search(
+    client: &impl GenericClient,
+    filter: &Filter<'_>,
+    paging: Paging,
+    matches: &str,
+    list: &str,
+    refs: &[&(dyn ToSql + Sync)],
+) -> Result<(Vec<PostRow>, i64, bool), StoreError> {
+    let ids: Vec<i64> = client
+        .query(matches, &refs[..refs.len() - 2])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if ids.len() as i64 > SEARCH_COUNT_CAP {
+        let rows = client.query(list, refs).await?;
+        return Ok((rows.iter().map(PostRow::read).collect(), SEARCH_COUNT_CAP, true));
+    }
+    let total = ids.len() as i64;
+    let sql = PAGE_OF_IDS.replace("{order}", filter.sort.order());
+    let rows = client.query(&sql, &[&ids, &paging.limit(), &paging.offset()]).await?;
+    Ok((rows.iter().map(PostRow::read).collect(), total, false))
 }
 
 /// The list answer: `{"items", "page", "size", "total", "sort", "range", "board_id"}`.
 fn list_json(
-    posts: &[PostRow],
-    total: i64,
+    (posts, total, capped): (Vec<PostRow>, i64, bool),
     paging: Paging,
     filter: &Filter<'_>,
     range: Range,
 ) -> Result<Bytes, AppError> {
     let items: Vec<serde_json::Value> = posts.iter().map(|p| p.item(filter.reveal)).collect();
     let mut value = serde_json::to_value(paging.listing(total, items)).map_err(|e| AppError::Internal(e.into()))?;
+    if filter.query.is_some() {
+        value["total_capped"] = capped.into();
+    }
     value["sort"] = filter.sort.as_str().into();
     value["range"] = range.as_str().into();
     value["board_id"] = filter.board_id.into();
@@ -257,8 +342,7 @@ pub async fn public_list(state: &State, key: ListKey) -> Result<Bytes, AppError>
             size: key.size,
         };
         let client = state.store.client().await?;
-        let (posts, total) = query_posts(&client, &filter, paging).await?;
-        list_json(&posts, total, paging, &filter, key.range)
+        list_json(query_posts(&client, &filter, paging).await?, paging, &filter, key.range)
     })
     .await?;
     if community.generation.load(Ordering::SeqCst) == generation {
@@ -334,8 +418,12 @@ pub async fn posts_body(state: &State, params: &ListParams, reveal: bool) -> Res
         reveal,
     };
     let client = state.store.client().await?;
-    let (posts, total) = query_posts(&client, &filter, params.paging).await?;
-    list_json(&posts, total, params.paging, &filter, params.range)
+    list_json(
+        query_posts(&client, &filter, params.paging).await?,
+        params.paging,
+        &filter,
+        params.range,
+    )
 }
 
 /// `GET /api/community/posts?board_id=&author_id=&q=&sort=&range=&page=&size=`
@@ -362,8 +450,12 @@ pub async fn feed_body(state: &State, user_id: i64, paging: Paging) -> Result<By
         reveal: false,
     };
     let client = state.store.client().await?;
-    let (posts, total) = query_posts(&client, &filter, paging).await?;
-    list_json(&posts, total, paging, &filter, Range::All)
+    list_json(
+        query_posts(&client, &filter, paging).await?,
+        paging,
+        &filter,
+        Range::All,
+    )
 }
 
 /// `GET /api/community/feed?page=&size=`: signed in.
@@ -392,8 +484,17 @@ mod tests {
             sort: Sort::Hot,
             reveal: false,
         };
-        let (list, count, params) = statements(&filter, Paging { page: 2, size: 10 });
+        let Statements {
+            list,
+            count,
+            matches,
+            params,
+        } = statements(&filter, Paging { page: 2, size: 10 });
         assert_eq!(params.len(), 5);
+        assert!(
+            matches.starts_with("SELECT p.id FROM posts p WHERE") && matches.contains("p.board_id = $2"),
+            "{matches}"
+        );
         assert!(
             list.contains("s.board_id = $2") && list.contains("p.grams @> $3"),
             "{list}"
@@ -408,7 +509,7 @@ mod tests {
             query: None,
             ..filter.clone()
         };
-        let (list, count, _) = statements(&plain, Paging { page: 1, size: 20 });
+        let Statements { list, count, .. } = statements(&plain, Paging { page: 1, size: 20 });
         assert!(
             list.contains("ORDER BY s.pinned DESC, s.hot DESC"),
             "pinned first on a board"
