@@ -10,7 +10,7 @@ mod categories;
 mod dashboard;
 mod export;
 mod inspect;
-mod pages;
+pub mod pages;
 mod payments;
 mod settings;
 mod users;

@@ -26,7 +26,7 @@ mod route;
 pub mod search;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,11 +49,13 @@ pub struct PostEntry {
     head: Bytes,
     pub author_id: i64,
     pub hidden: bool,
-    /// Views when read from the database plus those counted here since.
-    views: AtomicI64,
+    /// Views written to the database when it was read (this instance's since then are in
+    /// [`Views`] until written).
+    views: i64,
 }
 
-/// Views counted in memory, per post, until the next flush.
+/// Views counted in memory, per post, until they are written. A detail shows the views
+/// its cached row had plus these, so a refill of the cache never loses sight of them.
 #[derive(Debug, Default)]
 struct Views {
     /// A std mutex: held for one map operation, never across an await.
@@ -126,38 +128,56 @@ impl Community {
         self.posts.changed_all();
     }
 
-    /// Counts one view of `post_id` (written by the next flush).
-    fn count_view(&self, post_id: i64) {
-        if let Ok(mut pending) = self.views.pending.lock() {
-            *pending.entry(post_id).or_insert(0) += 1;
+    /// Counts one view of `post_id` (written by a later flush); returns the views of it
+    /// this instance has not written yet, this one included.
+    fn count_view(&self, post_id: i64) -> i64 {
+        match self.views.pending.lock() {
+            Ok(mut pending) => {
+                let n = pending.entry(post_id).or_insert(0);
+                *n += 1;
+                *n
+            }
+            Err(_) => 0,
         }
     }
 
-    /// Writes the views counted since the last flush in one statement; on failure they are
-    /// kept for the next one.
+    /// The views of `post_id` this instance has not written yet.
+    fn pending_views(&self, post_id: i64) -> i64 {
+        self.views
+            .pending
+            .lock()
+            .map(|p| p.get(&post_id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Writes the views counted since the last flush in one statement; they stay counted
+    /// (and shown) until the write commits, and on a failure for the next try.
     pub async fn flush_views(&self, store: &Store) -> Result<usize, StoreError> {
         let batch: HashMap<i64, i64> = match self.views.pending.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
+            Ok(pending) => pending.clone(),
             Err(_) => return Ok(0),
         };
         if batch.is_empty() {
             return Ok(0);
         }
         let (ids, counts): (Vec<i64>, Vec<i64>) = batch.iter().map(|(id, n)| (*id, *n)).unzip();
-        let written = async {
-            let client = store.client().await?;
-            let statement = client.prepare_cached(FLUSH_VIEWS).await?;
-            client.execute(&statement, &[&ids, &counts]).await?;
-            Ok::<_, StoreError>(())
-        }
-        .await;
-        if let Err(e) = written {
-            if let Ok(mut pending) = self.views.pending.lock() {
-                for (id, n) in batch {
-                    *pending.entry(id).or_insert(0) += n;
+        let client = store.client().await?;
+        let statement = client.prepare_cached(FLUSH_VIEWS).await?;
+        client.execute(&statement, &[&ids, &counts]).await?;
+        drop(client);
+        if let Ok(mut pending) = self.views.pending.lock() {
+            for (id, n) in &batch {
+                if let Some(left) = pending.get_mut(id) {
+                    *left -= n;
+                    if *left <= 0 {
+                        pending.remove(id);
+                    }
                 }
             }
-            return Err(e);
+        }
+        // The cached details hold the views as they were before this write.
+        for id in &ids {
+            self.posts.changed(*id);
         }
         Ok(ids.len())
     }

@@ -3,7 +3,6 @@
 //! the author or an admin (soft, audited).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use deadpool_postgres::GenericClient;
@@ -164,7 +163,7 @@ pub async fn entry(state: &State, id: i64) -> Result<Option<Arc<PostEntry>>, App
             head: Bytes::from(open_object(&post.detail(false))),
             author_id: post.author_id,
             hidden: post.hidden,
-            views: std::sync::atomic::AtomicI64::new(post.views),
+            views: post.views,
         })
     });
     cache.keep(id, entry.clone(), began);
@@ -201,12 +200,12 @@ pub async fn post_body(
     if entry.hidden && !mine {
         return Err(AppError::NotFound);
     }
-    let views = if count_view {
-        state.community.count_view(id);
-        entry.views.fetch_add(1, Ordering::Relaxed) + 1
+    let unwritten = if count_view {
+        state.community.count_view(id)
     } else {
-        entry.views.load(Ordering::Relaxed)
+        state.community.pending_views(id)
     };
+    let views = entry.views + unwritten;
     let liked_by_me = match viewer {
         Some(viewer) => liked(state, id, viewer.user_id).await?,
         None => false,

@@ -294,7 +294,7 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["api", "admin", ..] | ["admin", ..] => return admin::Route::parse(verb, rest).into_route(Route::Admin),
         ["api", "images"] | ["media", ..] => return media::Route::parse(verb, segments).into_route(Route::Media),
         // Before the account module's `api/me` prefix.
-        ["api", "me", "notifications", ..] => {
+        ["api", "me", "notifications", ..] | ["me", "notifications"] => {
             return notify::Route::parse(verb, segments).into_route(Route::Notifications);
         }
         ["api", "auth", ..]
