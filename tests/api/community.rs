@@ -12,14 +12,9 @@ use tokio_postgres::NoTls;
 use crate::admin::call;
 use crate::helpers::{Answer, TestApp, eventually, spawn_app_on, spawn_app_with};
 
-/// An app whose community limits do not get in a test's way.
+/// An app (the test settings turn the posting limits off).
 pub async fn community_app() -> TestApp {
-    spawn_app_with(|s| {
-        s.community.min_interval_secs = 0;
-        s.community.posts_per_hour = 0;
-        s.community.comments_per_hour = 0;
-    })
-    .await
+    spawn_app_with(|_| {}).await
 }
 
 /// A user named `display` with a session (made in the database: no password hashing).
@@ -707,11 +702,7 @@ async fn hidden_content_is_gone_for_others_and_still_there_for_its_author_and_ad
 
 #[tokio::test]
 async fn blocked_words_are_refused_through_disguises_without_naming_the_word() {
-    let app = spawn_app_with(|s| {
-        s.community.blocked_words = vec!["赌博".into(), "casino".into()];
-        s.community.min_interval_secs = 0;
-    })
-    .await;
+    let app = spawn_app_with(|s| s.community.blocked_words = vec!["赌博".into(), "casino".into()]).await;
     let (_, alice) = person(&app, "alice", "爱丽丝", "user").await;
     for (title, content) in [
         ("正常标题", "网上赌 博平台"),
@@ -757,11 +748,7 @@ impl LowerText for Answer {
 
 #[tokio::test]
 async fn posting_is_rate_limited_per_user() {
-    let app = spawn_app_with(|s| {
-        s.community.posts_per_hour = 2;
-        s.community.min_interval_secs = 0;
-    })
-    .await;
+    let app = spawn_app_with(|s| s.community.posts_per_hour = 2).await;
     let (_, alice) = person(&app, "alice", "爱丽丝", "user").await;
     let (_, bob) = person(&app, "bob", "鲍勃", "user").await;
     post(&app, &alice, "一", "一").await;
@@ -851,7 +838,7 @@ async fn admins_manage_boards_and_every_change_is_audited() {
 #[tokio::test]
 async fn a_like_or_comment_on_one_instance_refreshes_the_cached_lists_of_another_within_a_second() {
     let a = community_app().await;
-    let b = spawn_app_on(a.db.clone(), |s| s.community.min_interval_secs = 0).await;
+    let b = spawn_app_on(a.db.clone(), |_| {}).await;
     let (_, alice) = person(&a, "alice", "爱丽丝", "user").await;
     let (_, bob) = person(&a, "bob", "鲍勃", "user").await;
     let old = post(&a, &alice, "旧帖", "旧").await;

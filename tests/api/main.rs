@@ -15,6 +15,7 @@ mod browser;
 mod callbacks;
 mod categories;
 mod community;
+mod community_browser;
 mod config;
 mod dbtls;
 mod devtools;
