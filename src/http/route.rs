@@ -411,6 +411,36 @@ mod tests {
         );
         assert_eq!(parse(&Method::GET, "/admin"), Route::Admin(admin::Route::Page("")));
         assert_eq!(
+            parse(&Method::GET, "/api/community/posts/7"),
+            Route::Community(community::Route::Post(7))
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/admin/reports/3/dismiss"),
+            Route::Community(community::Route::AdminDismiss(3)),
+            "the community's admin routes come before the admin module's prefix"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/community"),
+            Route::Community(community::Route::AdminPage)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/payments"),
+            Route::Admin(admin::Route::Api("payments"))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/users/12"),
+            Route::Community(community::Route::UserPage(12))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/users/12"),
+            Route::Account(account::Route::User(12)),
+            "profiles and follows stay the account module's"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/me/notifications"),
+            Route::Notifications(notify::Route::Page)
+        );
+        assert_eq!(
             parse(&Method::GET, "/admin/categories"),
             Route::Admin(admin::Route::Page("categories"))
         );
