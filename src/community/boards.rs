@@ -83,7 +83,10 @@ struct BoardInput {
     sort_order: Option<i32>,
 }
 
-fn clean(input: BoardInput) -> Result<(Option<String>, Option<String>, Option<i32>), AppError> {
+/// A board's fields as given: name, description, sort order (each optional).
+type Fields = (Option<String>, Option<String>, Option<i32>);
+
+fn clean(input: BoardInput) -> Result<Fields, AppError> {
     let name = input
         .name
         .map(|n| super::posts::clean_text(&n, 32, false, "invalid_name"))
