@@ -5,7 +5,7 @@
 //! time, and prints the percentiles. `scripts/bench/search.sh` runs it; `POSTS=…` and
 //! `QUERIES=…` change the sizes.
 //!
-//! The corpus: words of one to four characters drawn from 700 common characters, word
+//! The corpus: words of one to four characters drawn from 2 049 common characters, word
 //! frequencies Zipf-like (so a common character is in most posts, as in real Chinese),
 //! titles of 4–30 characters, bodies of 20–800 (mean about 200), a Latin word in one post of
 //! ten.
