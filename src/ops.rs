@@ -70,7 +70,7 @@ const ATTENTION_SQL: &str = "SELECT
 impl Attention {
     /// Reads the figures once.
     pub async fn refresh(&self, store: &Store) -> Result<(), crate::store::StoreError> {
-        let client = store.client().await?;
+        let client = store.job_client().await?;
         let row = client.query_one(ATTENTION_SQL, &[]).await?;
         for (i, gauge) in [
             &self.flagged_orders,
