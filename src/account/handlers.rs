@@ -67,9 +67,9 @@ fn local_next(next: Option<String>) -> String {
     ui::local_path(next)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     username: String,
     password: String,
     #[serde(default)]
@@ -173,9 +173,9 @@ fn login_refused(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct WechatBody {
+pub(crate) struct WechatBody {
     code: String,
     /// `mini_program` (default) or `web`.
     #[serde(default)]
@@ -423,9 +423,9 @@ pub async fn me(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, A
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordBody {
+pub(crate) struct PasswordBody {
     current_password: String,
     new_password: String,
 }

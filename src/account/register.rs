@@ -21,9 +21,9 @@ use crate::ui::{self, Section, Ui};
 /// How long a verification link works.
 const LINK_TTL_SECS: f64 = 24.0 * 3600.0;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterBody {
+pub(crate) struct RegisterBody {
     username: String,
     password: String,
     email: String,

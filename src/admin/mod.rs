@@ -30,6 +30,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use explain::explain_filtered_reads;
+/// The request bodies, for the API description.
+pub(crate) use categories::{CategoryChange, NewCategory, Reorder};
+pub(crate) use refund::RefundRequest;
+pub(crate) use users::UserChange;
 
 use crate::account::{Principal, Role};
 use crate::app::State;

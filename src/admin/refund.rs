@@ -17,9 +17,9 @@ use crate::pay::money::parse_yuan;
 use crate::pay::refunds::NewRefund;
 use crate::store::StoreError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RefundRequest {
+pub(crate) struct RefundRequest {
     amount: String,
     reason: String,
 }

@@ -74,9 +74,9 @@ pub async fn find(state: &State, paging: Paging) -> Result<Listing<UserRow>, App
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UserChange {
+pub(crate) struct UserChange {
     #[serde(default)]
     role: Option<String>,
     #[serde(default)]

@@ -72,9 +72,9 @@ pub async fn list(state: &State) -> Result<Response, AppError> {
     Ok(respond::json(StatusCode::OK, boards_body(state).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BoardInput {
+pub(crate) struct BoardInput {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]

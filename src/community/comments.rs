@@ -30,9 +30,9 @@ pub const MAX_IMAGES: usize = 3;
 /// Characters of a comment quoted in its notification.
 const SNIPPET: usize = 80;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewComment {
+pub(crate) struct NewComment {
     content: String,
     #[serde(default)]
     images: Vec<String>,

@@ -26,9 +26,9 @@ pub const MAX_TITLE: usize = 100;
 pub const MAX_CONTENT: usize = 10_000;
 pub const MAX_IMAGES: usize = 9;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPost {
+pub(crate) struct NewPost {
     board_id: i64,
     title: String,
     content: String,
