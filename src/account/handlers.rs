@@ -93,23 +93,25 @@ pub async fn login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Res
             }
         }
     };
-    if input.username.len() > 64 || input.password.len() > 1024 {
-        return Err(AppError::BadCredentials);
-    }
     let accounts = &state.config.settings.accounts;
     let lockout = Lockout {
         after: accounts.lockout_after,
         duration: Duration::from_secs(accounts.lockout_secs),
     };
-    let result = crate::store::bounded(users::password_login(
-        &state.store,
-        input.username.trim(),
-        &input.password,
-        lockout,
-        session_ttl(state),
-        &ip.to_string(),
-    ))
-    .await;
+    // Too long to be anyone's: refused like a wrong password (the form gets its page back).
+    let result = if input.username.len() > 64 || input.password.len() > 1024 {
+        Err(AppError::BadCredentials)
+    } else {
+        crate::store::bounded(users::password_login(
+            &state.store,
+            input.username.trim(),
+            &input.password,
+            lockout,
+            session_ttl(state),
+            &ip.to_string(),
+        ))
+        .await
+    };
     if kind == BodyKind::Json {
         return signed_in(state, result?).await;
     }

@@ -113,16 +113,18 @@ fn request_body(body: Body) -> Option<Value> {
     let json_of = |name: &str| json!({"schema": schema_ref(name)});
     let content = match body {
         Body::None => return None,
-        Body::Json(name) => json!({"application/json": json_of(name)}),
-        Body::JsonOrForm(name) => json!({
+        Body::Json(name) | Body::OptionalJson(name) => json!({"application/json": json_of(name)}),
+        Body::JsonOrForm(name, form) => json!({
             "application/json": json_of(name),
-            "application/x-www-form-urlencoded": json_of(name),
+            "application/x-www-form-urlencoded": json_of(form),
         }),
         Body::Form(name) => json!({"application/x-www-form-urlencoded": json_of(name)}),
         Body::Raw(types) => {
             let mut content = Map::new();
             for ty in types {
-                let media = if *ty == "multipart/form-data" {
+                let media = if *ty == "application/x-www-form-urlencoded" {
+                    json!({"schema": {"type": "object", "additionalProperties": {"type": "string"}}})
+                } else if *ty == "multipart/form-data" {
                     json!({"schema": {"type": "object", "required": ["file"],
                         "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}}}})
                 } else {
@@ -133,7 +135,8 @@ fn request_body(body: Body) -> Option<Value> {
             Value::Object(content)
         }
     };
-    Some(json!({"required": true, "content": content}))
+    let required = !matches!(body, Body::OptionalJson(_));
+    Some(json!({"required": required, "content": content}))
 }
 
 fn responses(op: &Op) -> Value {
@@ -203,9 +206,9 @@ pub fn code_status(code: &str) -> u16 {
         c if c.ends_with("_taken")
             || c.ends_with("_in_use")
             || c.ends_with("_closed")
-            || c.starts_with("not_")
+            || c.ends_with("_not_paid")
             || c.starts_with("too_many")
-            || c == "email_verified" =>
+            || matches!(c, "email_verified" | "password_changed" | "registration_in_progress" | "sandbox_refused") =>
         {
             409
         }

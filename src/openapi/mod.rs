@@ -74,8 +74,11 @@ pub enum Body {
     None,
     /// `application/json` of the named component schema.
     Json(&'static str),
-    /// The named schema as JSON, and as an HTML form post (`application/x-www-form-urlencoded`).
-    JsonOrForm(&'static str),
+    /// The same, or no body at all.
+    OptionalJson(&'static str),
+    /// JSON of the first named schema, or an HTML form post (`application/x-www-form-urlencoded`)
+    /// of the second (a form's values are all text).
+    JsonOrForm(&'static str, &'static str),
     /// A form post of the named schema only.
     Form(&'static str),
     /// Bytes of the given content types (a provider's notification, an image).

@@ -31,18 +31,18 @@ const PAYMENT_FILTERS: &[Param] = &[
 pub(super) const OPS: &[Op] = &[
     // The admin API: every route answers 401 without a session and 403 without the role.
     with(get("admin_api", "/api/admin/categories", AD, "All categories", &[ok(200, Kind::Json("Items"), "with sort order, enabled, referenced")]), Admin, &[], Body::None),
-    with(post("admin_api", "/api/admin/categories", AD, "Add a category", CREATED), Admin, &[], Body::Json("NewCategory")),
+    errors(with(post("admin_api", "/api/admin/categories", AD, "Add a category", CREATED), Admin, &[], Body::Json("NewCategory")), &["category_name_taken", "invalid_name"]),
     with(post("admin_api", "/api/admin/categories/reorder", AD, "Reorder the categories", &[ok(200, Kind::Json("Items"), "the new order")]), Admin, &[], Body::Json("Reorder")),
-    with(patch("admin_api", "/api/admin/categories/{id}", AD, "Change a category", RECORD), Admin, &[P_ID], Body::Json("CategoryChange")),
+    errors(with(patch("admin_api", "/api/admin/categories/{id}", AD, "Change a category", RECORD), Admin, &[P_ID], Body::Json("CategoryChange")), &["category_name_taken"]),
     errors(with(delete("admin_api", "/api/admin/categories/{id}", AD, "Delete an unused category", NO_CONTENT), Admin, &[P_ID], Body::None), &["category_in_use"]),
     with(get("admin_api", "/api/admin/settings", AD, "Payment settings: configured, overrides, effective", RECORD), Admin, &[], Body::None),
     with(patch("admin_api", "/api/admin/settings", AD, "Override payment settings", RECORD), Admin, &[], Body::Json("SettingsPatch")),
     with(get("admin_api", "/api/admin/payments", AD, "Search payments", JSON_PAGE), Admin, PAYMENT_FILTERS, Body::None),
-    with(get("admin_api", "/api/admin/payments.csv", AD, "Search payments as CSV", &[ok(200, Kind::Bytes("text/csv"), "the rows")]), Admin, PAYMENT_FILTERS, Body::None),
+    with(get("admin_api", "/api/admin/payments.csv", AD, "Search payments as CSV (every row, at most 100 000)", &[ok(200, Kind::Bytes("text/csv"), "the rows")]), Admin, PAYMENT_FILTERS.split_at(5).0, Body::None),
     with(get("admin_api", "/api/admin/payments/{order_no}", AD, "A payment with its donation, events and refunds", RECORD), Admin, &[P_ORDER], Body::None),
     errors(
         with(post("admin_api", "/api/admin/payments/{order_no}/refund", AD, "Refund a payment, in part or in full", &[ok(201, Kind::Json("Refund"), "the refund")]), Admin, &[P_ORDER, IDEMPOTENCY_KEY], Body::Json("RefundRequest")),
-        &["refund_exceeds_remaining", "not_paid", "invalid_amount", "invalid_reason", "idempotency_key_reused"],
+        &["refund_exceeds_remaining", "payment_not_paid", "invalid_amount", "invalid_reason", "idempotency_key_reused"],
     ),
     with(get("admin_api", "/api/admin/callbacks", AD, "The callback inbox", JSON_PAGE), Admin, &[query("order_no", TEXT, r#""ZF0193""#), query("accepted", r#"{"type":"boolean"}"#, "true"), PAGE], Body::None),
     with(get("admin_api", "/api/admin/reconcile", AD, "Orders that need an operator", RECORD), Admin, &[query("pending_minutes", r#"{"type":"integer","minimum":1}"#, "30")], Body::None),
@@ -96,13 +96,13 @@ pub(super) const OPS: &[Op] = &[
         post("community_admin_hide", "/api/admin/community/{target}/{id}/hide", AD, "Hide a post or comment (resolves its reports)", RECORD),
         Admin,
         &[path("target", r#"{"type":"string","enum":["post","comment"]}"#, r#""post""#), P_ID],
-        Body::Json("HideInput"),
+        Body::OptionalJson("HideInput"),
     ),
     with(
         post("community_admin_hide", "/api/admin/community/{target}/{id}/unhide", AD, "Show a hidden post or comment again", RECORD),
         Admin,
         &[path("target", r#"{"type":"string","enum":["post","comment"]}"#, r#""post""#), P_ID],
-        Body::Json("HideInput"),
+        Body::OptionalJson("HideInput"),
     ),
     with(patch("community_admin_post", "/api/admin/community/posts/{id}", AD, "Pin or unpin a post", RECORD), Admin, &[P_ID], Body::Json("PostPatch")),
     // The community's pages.

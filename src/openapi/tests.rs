@@ -71,8 +71,10 @@ fn operations_are_unique_and_name_existing_schemas() {
                 _ => None,
             })
             .collect();
-        if let Body::Json(name) | Body::JsonOrForm(name) | Body::Form(name) = op.body {
-            names.push(name);
+        match op.body {
+            Body::Json(name) | Body::OptionalJson(name) | Body::Form(name) => names.push(name),
+            Body::JsonOrForm(name, form) => names.extend([name, form]),
+            Body::None | Body::Raw(_) => {}
         }
         for name in names {
             assert!(schemas.contains_key(name), "{} {}: no schema {name}", op.method, op.path);
