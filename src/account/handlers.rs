@@ -428,7 +428,9 @@ pub async fn me(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, A
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PasswordBody {
+    #[schemars(length(max = 1024))]
     current_password: String,
+    #[schemars(length(min = 10, max = 128))]
     new_password: String,
 }
 

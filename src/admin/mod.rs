@@ -29,9 +29,9 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use explain::explain_filtered_reads;
 /// The request bodies, for the API description.
 pub(crate) use categories::{CategoryChange, NewCategory, Reorder};
+pub use explain::explain_filtered_reads;
 pub(crate) use refund::RefundRequest;
 pub(crate) use users::UserChange;
 

@@ -20,7 +20,9 @@ use crate::store::StoreError;
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefundRequest {
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,2})?$"))]
     amount: String,
+    #[schemars(length(max = 80))]
     reason: String,
 }
 

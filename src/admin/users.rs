@@ -78,6 +78,7 @@ pub async fn find(state: &State, paging: Paging) -> Result<Listing<UserRow>, App
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     #[serde(default)]
+    #[schemars(regex(pattern = r"^(user|merchant|reviewer|admin)$"))]
     role: Option<String>,
     #[serde(default)]
     disabled: Option<bool>,

@@ -66,8 +66,11 @@ pub async fn audit_admin(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewReport {
+    #[schemars(regex(pattern = r"^(post|comment)$"))]
     target: String,
+    #[schemars(range(min = 1))]
     id: i64,
+    #[schemars(length(max = 500))]
     reason: String,
 }
 

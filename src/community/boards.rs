@@ -76,8 +76,10 @@ pub async fn list(state: &State) -> Result<Response, AppError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct BoardInput {
     #[serde(default)]
+    #[schemars(length(max = 32))]
     name: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = 500))]
     description: Option<String>,
     #[serde(default)]
     sort_order: Option<i32>,

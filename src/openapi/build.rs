@@ -7,7 +7,15 @@ use serde_json::{Map, Value, json};
 use super::{Access, Body, In, Kind, Op, operations, schemas};
 
 const TAGS: &[&str] = &[
-    "donations", "accounts", "media", "notifications", "community", "admin", "callbacks", "sandbox", "operations",
+    "donations",
+    "accounts",
+    "media",
+    "notifications",
+    "community",
+    "admin",
+    "callbacks",
+    "sandbox",
+    "operations",
 ];
 
 /// The OpenAPI 3.1 document.
@@ -45,7 +53,10 @@ pub fn document_value() -> Value {
 /// A name OpenAPI tools can use: the method and the path's words.
 pub fn operation_id(method: &str, path: &str) -> String {
     let mut id = String::from(method);
-    for word in path.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         id.push('_');
         id.push_str(word);
     }
@@ -158,19 +169,27 @@ fn responses(op: &Op) -> Value {
         out.insert(answer.status.to_string(), response);
     }
     for (status, description) in error_statuses(op) {
-        out.entry(status.to_string()).or_insert_with(|| error_answer(op, description));
+        out.entry(status.to_string())
+            .or_insert_with(|| error_answer(op, description));
     }
     Value::Object(out)
 }
 
 /// The error statuses an operation of this kind may answer, with what they mean here.
 fn error_statuses(op: &Op) -> Vec<(u16, String)> {
-    let signed_in = matches!(op.access, Access::User | Access::Reviewer | Access::Merchant | Access::Admin);
+    let signed_in = matches!(
+        op.access,
+        Access::User | Access::Reviewer | Access::Merchant | Access::Admin
+    );
     let has_body = !matches!(op.body, Body::None);
     let has_path = op.params.iter().any(|p| p.at == In::Path);
     let codes = |status: u16| -> String {
         let named: Vec<&str> = op.errors.iter().copied().filter(|c| code_status(c) == status).collect();
-        if named.is_empty() { String::new() } else { format!(": `{}`", named.join("`, `")) }
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(": `{}`", named.join("`, `"))
+        }
     };
     let mut out = vec![(400, format!("malformed request (`malformed_request`){}", codes(400)))];
     if signed_in || op.errors.iter().any(|c| code_status(c) == 401) {
@@ -185,14 +204,26 @@ fn error_statuses(op: &Op) -> Vec<(u16, String)> {
     if has_body {
         out.push((408, "the body did not arrive in time (`body_timeout`)".to_string()));
         out.push((413, "the body is too large (`payload_too_large`)".to_string()));
-        out.push((415, format!("wrong content type (`unsupported_media_type`){}", codes(415))));
+        out.push((
+            415,
+            format!("wrong content type (`unsupported_media_type`){}", codes(415)),
+        ));
     }
     if op.errors.iter().any(|c| code_status(c) == 409) {
         out.push((409, format!("conflict{}", codes(409))));
     }
     out.push((422, format!("an invalid field{}", codes(422))));
-    out.push((429, format!("rate limited (`rate_limited`, with `Retry-After`){}", codes(429))));
-    out.push((503, format!("the database or provider is unavailable (`service_unavailable`){}", codes(503))));
+    out.push((
+        429,
+        format!("rate limited (`rate_limited`, with `Retry-After`){}", codes(429)),
+    ));
+    out.push((
+        503,
+        format!(
+            "the database or provider is unavailable (`service_unavailable`){}",
+            codes(503)
+        ),
+    ));
     out
 }
 
@@ -208,7 +239,10 @@ pub fn code_status(code: &str) -> u16 {
             || c.ends_with("_closed")
             || c.ends_with("_not_paid")
             || c.starts_with("too_many")
-            || matches!(c, "email_verified" | "password_changed" | "registration_in_progress" | "sandbox_refused") =>
+            || matches!(
+                c,
+                "email_verified" | "password_changed" | "registration_in_progress" | "sandbox_refused"
+            ) =>
         {
             409
         }
@@ -220,7 +254,9 @@ fn error_answer(op: &Op, description: String) -> Value {
     let error = json!({"schema": schema_ref("Error")});
     let content = match op.access {
         // Provider callbacks answer in the provider's own format.
-        Access::Callback => json!({"application/json": {"schema": schema_ref("CallbackFailure")}, "text/plain": {"schema": {"type": "string"}}}),
+        Access::Callback => {
+            json!({"application/json": {"schema": schema_ref("CallbackFailure")}, "text/plain": {"schema": {"type": "string"}}})
+        }
         _ if op.answers.iter().any(|a| matches!(a.kind, Kind::Html | Kind::Redirect)) => {
             json!({"application/json": error, "text/html": {"schema": {"type": "string"}}})
         }

@@ -33,14 +33,22 @@ fn every_route_has_an_operation() {
         .filter(|name| !NOT_OPERATIONS.contains(name))
         .filter(|name| !operations().any(|op| op.route == *name))
         .collect();
-    assert!(missing.is_empty(), "routes without an operation in src/openapi: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes without an operation in src/openapi: {missing:?}"
+    );
 }
 
 #[test]
 fn every_operation_parses_to_its_route() {
     for op in operations() {
         let path = concrete_path(op);
-        assert!(!path.contains('{'), "{} {}: a path parameter is not declared", op.method, op.path);
+        assert!(
+            !path.contains('{'),
+            "{} {}: a path parameter is not declared",
+            op.method,
+            op.path
+        );
         let method = Method::from_bytes(op.method.to_uppercase().as_bytes()).unwrap();
         let parsed = route::parse(&method, &path);
         assert_eq!(
@@ -77,13 +85,24 @@ fn operations_are_unique_and_name_existing_schemas() {
             Body::None | Body::Raw(_) => {}
         }
         for name in names {
-            assert!(schemas.contains_key(name), "{} {}: no schema {name}", op.method, op.path);
+            assert!(
+                schemas.contains_key(name),
+                "{} {}: no schema {name}",
+                op.method,
+                op.path
+            );
         }
     }
     for (method, path, target_method, target_path) in links::all() {
         let target = &doc["paths"][target_path][target_method];
-        assert!(target.is_object(), "a link from {method} {path} to a missing {target_method} {target_path}");
-        assert!(doc["paths"][path][method].is_object(), "a link from a missing {method} {path}");
+        assert!(
+            target.is_object(),
+            "a link from {method} {path} to a missing {target_method} {target_path}"
+        );
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "a link from a missing {method} {path}"
+        );
     }
 }
 
@@ -110,7 +129,10 @@ fn every_example_validates_against_its_schema() {
         let validator = validator(&doc, &reference);
         for example in schema["examples"].as_array().into_iter().flatten() {
             let errors: Vec<String> = validator.iter_errors(example).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "schema {name}: example {example} is invalid: {errors:?}");
+            assert!(
+                errors.is_empty(),
+                "schema {name}: example {example} is invalid: {errors:?}"
+            );
             checked += 1;
         }
     }
@@ -149,8 +171,14 @@ fn the_document_is_openapi_3_1_with_the_session_schemes() {
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["session_cookie"]["name"], crate::account::COOKIE);
     let me = &doc["paths"]["/api/me"]["get"];
-    assert_eq!(me["responses"]["401"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error");
+    assert_eq!(
+        me["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error"
+    );
     let register = &doc["components"]["schemas"]["RegisterBody"];
-    assert_eq!(register["additionalProperties"], false, "generated from the type, deny_unknown_fields included");
+    assert_eq!(
+        register["additionalProperties"], false,
+        "generated from the type, deny_unknown_fields included"
+    );
     assert!(register["required"].as_array().unwrap().contains(&json!("password")));
 }
