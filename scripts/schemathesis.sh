@@ -161,14 +161,16 @@ operations, cases, failures = set(), 0, 0
 for path in sorted(glob.glob(sys.argv[1] + "/*.xml")):
     root = ET.parse(path).getroot()
     for case in root.iter("testcase"):
-        operations.add(case.get("name"))
+        if case.get("name") != "Stateful tests":
+            operations.add(case.get("name"))
         failures += len(case.findall("failure")) + len(case.findall("error"))
 for path in sorted(glob.glob(sys.argv[1] + "/*.log")):
     for line in open(path):
         words = line.replace(",", " ").split()
         if len(words) > 1 and words[0].isdigit() and words[1] == "generated":
             cases += int(words[0])
-print(f"schemathesis: {len(operations)} operations covered, {cases} test cases run, {failures} failures")
+print(f"schemathesis: {len(operations)} operations covered, {cases} test cases run")
+print(f"schemathesis: {cases - failures} passed, {failures} failed")
 PY
 if [ ${#failed[@]} -gt 0 ]; then
   echo "schemathesis: FAILED: ${failed[*]} (reports in $OUT)" >&2

@@ -15,6 +15,15 @@
     return node;
   }
 
+  // Text with `code` spans (the document's descriptions are CommonMark) as text and <code>.
+  function rich(tag, className, text) {
+    var node = el(tag, className);
+    String(text || "").split("`").forEach(function (part, i) {
+      if (part) node.appendChild(i % 2 ? el("code", null, part) : document.createTextNode(part));
+    });
+    return node;
+  }
+
   // "#/components/schemas/Name" → "Name"; a schema in place → a short summary of its type.
   function schemaName(schema) {
     if (!schema) return "";
@@ -56,7 +65,7 @@
     head.appendChild(el("span", "api-method api-" + method, method.toUpperCase()));
     head.appendChild(el("code", "api-path", path));
     item.appendChild(head);
-    var summary = el("p", "api-summary", op.summary);
+    var summary = rich("p", "api-summary", op.summary);
     summary.appendChild(el("span", "badge api-access", access(op)));
     item.appendChild(summary);
 
@@ -79,17 +88,28 @@
         item.appendChild(body);
       });
     }
+    // Answers: successes in full, errors folded under one line of their statuses.
     var answers = el("ul", "api-answers");
+    var errors = el("ul", "api-answers");
+    var errorStatuses = [];
     Object.keys(op.responses).forEach(function (status) {
       var answer = op.responses[status];
+      var failed = status.charAt(0) === "4" || status.charAt(0) === "5";
       var row = el("li");
       row.appendChild(el("span", "api-status api-status-" + status.charAt(0), status));
-      row.appendChild(el("span", null, " " + answer.description));
+      row.appendChild(rich("span", null, " " + answer.description));
       var json = answer.content && answer.content["application/json"];
-      if (json && status.charAt(0) === "2") row.appendChild(schemaBlock(doc, json.schema));
-      answers.appendChild(row);
+      if (json && !failed) row.appendChild(schemaBlock(doc, json.schema));
+      (failed ? errors : answers).appendChild(row);
+      if (failed) errorStatuses.push(status);
     });
     item.appendChild(answers);
+    if (errorStatuses.length) {
+      var folded = el("details", "api-errors");
+      folded.appendChild(el("summary", null, "errors " + errorStatuses.join(" ")));
+      folded.appendChild(errors);
+      item.appendChild(folded);
+    }
     return item;
   }
 
