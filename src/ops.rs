@@ -49,6 +49,8 @@ pub fn metrics(state: &State) -> Response {
         ("callback_duplicate", &pay.callbacks_duplicate),
         ("callback_refused", &pay.callbacks_refused),
         ("provider_error", &pay.provider_errors),
+        ("purpose_step_deferred", &pay.purpose_steps_deferred),
+        ("purpose_step_retried", &pay.purpose_steps_retried),
     ] {
         out.push_str(&format!(
             "zhifu_payments_total{{kind=\"{kind}\"}} {}\n",
