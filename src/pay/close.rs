@@ -123,7 +123,7 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx.query_opt(CLOSE, &[&order_no]).await? else {
+        let Some(row) = tx.query_opt(&tx.prepare_cached(CLOSE).await?, &[&order_no]).await? else {
             tx.commit().await?;
             return Ok(false);
         };
@@ -148,15 +148,7 @@ impl Engine {
             refunded_fen: 0,
         };
         let backlog: i32 = row.get(3);
-        let ran = run_step(
-            &tx,
-            &self.settings.purposes,
-            &purpose,
-            &payment,
-            Step::Closed,
-            backlog,
-        )
-        .await?;
+        let ran = run_step(&tx, &self.settings.purposes, &purpose, &payment, Step::Closed, backlog).await?;
         if ran == Ran::Deferred {
             self.metrics.purpose_steps_deferred.fetch_add(1, Ordering::Relaxed);
         }
@@ -224,7 +216,7 @@ impl Engine {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(LOCK_FOR_CANCEL, &[&order_no])
+            .query_opt(&tx.prepare_cached(LOCK_FOR_CANCEL).await?, &[&order_no])
             .await?
             .ok_or(EngineError::UnknownOrder)?;
         let status: Status = row.try_get(0)?;
@@ -235,7 +227,8 @@ impl Engine {
             Status::Pending => {
                 let close_at = close_allowed_at(channel, row.get(2));
                 if !row.get::<_, bool>(3) {
-                    tx.execute(MARK_CANCEL, &[&order_no, &close_at]).await?;
+                    tx.execute(&tx.prepare_cached(MARK_CANCEL).await?, &[&order_no, &close_at])
+                        .await?;
                     let detail = serde_json::json!({ "close_at": super::rfc3339(close_at) });
                     insert_event(
                         &tx,

@@ -134,6 +134,12 @@ const SELECT_FOR_PAYMENT: &str = "SELECT status, channel, amount_fen, transactio
             cancel_requested_at IS NOT NULL
        FROM payments WHERE order_no = $1 FOR UPDATE";
 
+/// The conditional pending|closed → paid; `late` when it had closed.
+const CREDIT: &str = "UPDATE payments SET status = 'paid', paid_at = $2, transaction_id = $3,
+            late = (status = 'closed'), updated_at = now()
+      WHERE order_no = $1 AND status IN ('pending', 'closed')
+  RETURNING late";
+
 /// The engine. One per process, shared.
 #[derive(Debug)]
 pub struct Engine {
@@ -250,8 +256,9 @@ impl Engine {
             tx.commit().await?;
             return Ok(Applied::Duplicate);
         }
+        let statement = tx.prepare_cached(SELECT_FOR_PAYMENT).await?;
         let row = tx
-            .query_opt(SELECT_FOR_PAYMENT, &[&paid.order_no])
+            .query_opt(&statement, &[&paid.order_no])
             .await?
             .ok_or(EngineError::UnknownOrder)?;
         let status: Status = row.try_get(0)?;
@@ -311,14 +318,9 @@ impl Engine {
         order: &Locked,
         source: &str,
     ) -> Result<Applied, EngineError> {
+        let statement = tx.prepare_cached(CREDIT).await?;
         let updated = tx
-            .query_opt(
-                "UPDATE payments SET status = 'paid', paid_at = $2, transaction_id = $3,
-                        late = (status = 'closed'), updated_at = now()
-                  WHERE order_no = $1 AND status IN ('pending', 'closed')
-                  RETURNING late",
-                &[&paid.order_no, &paid.paid_at, &paid.transaction_id],
-            )
+            .query_opt(&statement, &[&paid.order_no, &paid.paid_at, &paid.transaction_id])
             .await?;
         let Some(updated) = updated else {
             return Ok(Applied::AlreadyPaid);

@@ -205,7 +205,10 @@ impl Engine {
     async fn retry_order(&self, order_no: &str) -> Result<(usize, bool), EngineError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx.query_opt(LOCK_PAYMENT, &[&order_no]).await? else {
+        let Some(row) = tx
+            .query_opt(&tx.prepare_cached(LOCK_PAYMENT).await?, &[&order_no])
+            .await?
+        else {
             return Err(EngineError::UnknownOrder);
         };
         let purpose: String = row.get(0);
@@ -218,7 +221,7 @@ impl Engine {
             cancelled: row.get(4),
             refunded_fen: row.get(5),
         };
-        let waiting = tx.query(WAITING, &[&order_no]).await?;
+        let waiting = tx.query(&tx.prepare_cached(WAITING).await?, &[&order_no]).await?;
         let (mut applied, mut failed, mut refund) = (0, false, None);
         for step_row in &waiting {
             let id: i64 = step_row.get(0);
@@ -237,7 +240,7 @@ impl Engine {
             };
             match outcome {
                 Ok(verdict) => {
-                    tx.execute(DONE, &[&id]).await?;
+                    tx.execute(&tx.prepare_cached(DONE).await?, &[&id]).await?;
                     applied += 1;
                     if let Verdict::Refund(reason) = verdict
                         && step == Step::Paid
@@ -246,7 +249,8 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    tx.execute(FAILED_AGAIN, &[&id, &e.to_string()]).await?;
+                    tx.execute(&tx.prepare_cached(FAILED_AGAIN).await?, &[&id, &e.to_string()])
+                        .await?;
                     failed = true;
                     break;
                 }

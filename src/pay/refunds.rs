@@ -349,9 +349,7 @@ impl Engine {
                 }
                 false
             }
-            RefundState::Succeeded { refund_id } => {
-                self.refund_succeeded(&tx, refund_no, refund_id, source).await?
-            }
+            RefundState::Succeeded { refund_id } => self.refund_succeeded(&tx, refund_no, refund_id, source).await?,
         };
         tx.commit().await?;
         if refunded {
@@ -379,7 +377,9 @@ impl Engine {
         if was == "failed" {
             tracing::warn!(%refund_no, %order_no, "a refund marked failed succeeded after all (verified by the provider)");
         }
-        let payment = tx.query_one(PAYMENT_REFUNDED, &[&order_no, &amount]).await?;
+        let payment = tx
+            .query_one(&tx.prepare_cached(PAYMENT_REFUNDED).await?, &[&order_no, &amount])
+            .await?;
         let purpose: String = payment.get(0);
         let refunded_fen: i64 = payment.get(1);
         let step = Step::Refunded {
@@ -429,7 +429,10 @@ impl Engine {
         reason: &str,
         purpose: &str,
     ) -> Result<Option<String>, EngineError> {
-        let Some(row) = tx.query_opt(REFUNDABLE, &[&order_no]).await? else {
+        let Some(row) = tx
+            .query_opt(&tx.prepare_cached(REFUNDABLE).await?, &[&order_no])
+            .await?
+        else {
             return Ok(None);
         };
         let refundable: i64 = row.get(0);

@@ -44,10 +44,6 @@ async fn client_to_server(
         if matches!(head[0], b'S' | b'Q') {
             statements.fetch_add(1, Ordering::SeqCst);
         }
-        if matches!(head[0], b'P' | b'Q' | b'S' | b'B') {
-            let text = String::from_utf8_lossy(&body[..body.len().min(60)]).replace('\0', "|");
-            eprintln!("MSG {} {}", head[0] as char, text);
-        }
         server.write_all(&head).await?;
         server.write_all(&body).await?;
     }
@@ -110,7 +106,10 @@ async fn a_donation_create_is_one_statement_and_its_callback_one_transaction() {
     let wechat = app.state.sandbox.clone().unwrap().wechat;
     let mut per_callback = Vec::new();
     for round in 0..2 {
-        let no = app.donate("3.00", "wechat").await["order_no"].as_str().unwrap().to_string();
+        let no = app.donate("3.00", "wechat").await["order_no"]
+            .as_str()
+            .unwrap()
+            .to_string();
         wechat.mark_paid(&no, false).unwrap();
         let (headers, body) = wechat.payment_notification(&no).unwrap();
         let headers: Vec<(String, String)> = headers
