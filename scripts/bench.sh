@@ -162,6 +162,19 @@ order_no=$(curl -fsS -H 'content-type: application/json' \
   -d '{"amount":"8.00","channel":"wechat","category_id":1,"donor_name":"reader"}' \
   "http://127.0.0.1:$PORT/api/donations" | sed 's/.*"order_no":"\([^"]*\)".*/\1/')
 
+# Community posts for the cached hot list and a post's detail (written in SQL: the search
+# codes do not matter here).
+psql -q -h "$work/pg" -U postgres -d zhifu -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+INSERT INTO users (username, password_hash, display_name) VALUES ('bench_poster', 'unused', '发帖人');
+INSERT INTO posts (board_id, author_id, title, content, search, grams, created_at)
+SELECT 1, (SELECT id FROM users WHERE username = 'bench_poster'), '帖子 ' || i,
+       repeat('周末去山里徒步，有人一起吗？', 1 + i % 20), '', '{}', now() - i * interval '7 minutes'
+  FROM generate_series(1, 300) AS i;
+INSERT INTO post_stats (post_id, board_id, created_at, likes, comments)
+SELECT id, board_id, created_at, id % 37, id % 11 FROM posts;
+SQL
+post_id=$(psql -qtA -h "$work/pg" -U postgres -d zhifu -c "SELECT max(id) FROM posts")
+
 # --- measurements --------------------------------------------------------------------------
 # to_ms VALUE: wrk's 123.45us / 1.23ms / 1.02s → milliseconds.
 to_ms() {
@@ -204,6 +217,8 @@ reads=(
   "rankings_other|$b/api/rankings"
   "payment|$a/api/payments/$order_no"
   "static|$a/static/app.css"
+  "community_hot|$a/api/community/posts?sort=hot"
+  "community_post|$a/api/community/posts/$post_id"
 )
 for entry in "${reads[@]}"; do curl -fsS -o /dev/null "${entry#*|}"; done # fill the caches
 for round in $(seq 1 "$ROUNDS"); do
@@ -275,9 +290,10 @@ row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 row "hello-world ($DEFAULT_RUNTIME), c$READ_CONNECTIONS" "$hello" "$(med hello 2)" "$(med hello 3)" "floor" ""
 row "/healthz, c$READ_CONNECTIONS" "$healthz" "$(med healthz 2)" "$(med healthz 3)" \
   "$(ratio "$healthz" "$hello") × hello (≥ 0.90)" "$(verdict "$(ratio "$healthz" "$hello")" ">=" 0.9)"
-for key in rankings payment static; do
+for key in rankings payment static community_hot community_post; do
   case $key in
     rankings) name="/api/rankings" ;; payment) name="/api/payments/{no}" ;; static) name="/static/app.css" ;;
+    community_hot) name="/api/community/posts?sort=hot" ;; community_post) name="/api/community/posts/{id}" ;;
   esac
   r=$(ratio "$(med "$key" 1)" "$healthz") p99=$(med "$key" 3)
   ok=$( [ "$(verdict "$r" ">=" 0.9)" = ok ] && [ "$(verdict "$p99" "<=" 1)" = ok ] && echo ok || echo MISS)

@@ -177,7 +177,7 @@ impl Engine {
     /// the transaction of its effects; the first that fails again stops that order's turn.
     pub async fn retry_purpose_steps(&self, limit: i64) -> Result<Retried, EngineError> {
         let claimed: Vec<String> = {
-            let client = self.store.client().await?;
+            let client = self.store.job_client().await?;
             let statement = client.prepare_cached(CLAIM).await?;
             let rows = client.query(&statement, &[&limit, &CLAIM_LEASE_SECS]).await?;
             rows.iter().map(|row| row.get(0)).collect()
@@ -203,7 +203,7 @@ impl Engine {
 
     /// One order's waiting steps: `(applied, failed again)`.
     async fn retry_order(&self, order_no: &str) -> Result<(usize, bool), EngineError> {
-        let mut client = self.store.client().await?;
+        let mut client = self.store.job_client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(&tx.prepare_cached(LOCK_PAYMENT).await?, &[&order_no])

@@ -308,4 +308,6 @@ pub static CATALOG: Catalog = Catalog {
         wechat: "WeChat",
         you: "You",
     },
+    community: super::community::EN,
+    notices: super::community::NOTICES_EN,
 };

@@ -170,6 +170,8 @@ pub struct Catalog {
     pub pay: Pay,
     pub account: Account,
     pub admin: Admin,
+    pub community: super::community::Community,
+    pub notices: super::community::Notices,
 }
 
 /// The layout: header, footer, pagination, dates.

@@ -309,4 +309,6 @@ pub static CATALOG: Catalog = Catalog {
         wechat: "微信",
         you: "当前账户",
     },
+    community: super::community::ZH,
+    notices: super::community::NOTICES_ZH,
 };
