@@ -123,6 +123,23 @@ impl Engine {
         Ok(refund_no)
     }
 
+    /// Queues a refund inside the caller's own transaction `tx` — a module that changes its
+    /// rows and refunds together (a paid order cancelled, a project that failed) — and
+    /// returns its number (a number already queued for the same order: that one, nothing
+    /// new). It locks the payment row: call it before locking the module's own rows that
+    /// its purpose's hooks lock too, so every transaction takes the payment row first. After
+    /// the commit, [`Engine::submit_refund`] sends it at once; otherwise the reconcile job
+    /// sends it once its lease (three call budgets) is over. Refused (`RefundRefused`) for
+    /// an order not paid or an amount above what is left.
+    pub async fn queue_refund_in(&self, tx: &Transaction<'_>, refund: NewRefund<'_>) -> Result<String, EngineError> {
+        if refund.amount_fen <= 0 {
+            return Err(EngineError::RefundRefused("a refund must be more than 0".into()));
+        }
+        let refund_no = refund.refund_no.map_or_else(new_order_no, str::to_string);
+        self.queue_in(tx, &refund, &refund_no, None).await?;
+        Ok(refund_no)
+    }
+
     /// Inserts the refund under the order's row lock; false when `refund_no` was queued before.
     async fn queue(
         &self,
@@ -132,6 +149,19 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
+        let queued = self.queue_in(&tx, refund, refund_no, audit).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// [`Engine::queue`] in `tx`, not committed.
+    async fn queue_in(
+        &self,
+        tx: &Transaction<'_>,
+        refund: &NewRefund<'_>,
+        refund_no: &str,
+        audit: Option<Actor<'_>>,
+    ) -> Result<bool, EngineError> {
         // Lock first, then read what is left in a statement of its own: under READ
         // COMMITTED a statement sees the refunds committed before it began, so a refund
         // queued by the transaction we waited for is counted.
@@ -180,7 +210,7 @@ impl Engine {
         }
         // The submitter has this long before the reconcile job may take the refund over.
         let lease = (3 * self.settings.call_budget()).as_secs_f64();
-        queue_refund(&tx, refund_no, refund, lease).await?;
+        queue_refund(tx, refund_no, refund, lease).await?;
         if let Some(actor) = audit {
             let refunded_fen: i64 = row.get(2);
             let before = serde_json::json!({
@@ -191,9 +221,8 @@ impl Engine {
                 "refundable_fen": refundable - refund.amount_fen,
             });
             let target = format!("payment:{}", refund.order_no);
-            audit::write(&tx, actor, "payment.refund", &target, Some(&before), Some(&after)).await?;
+            audit::write(tx, actor, "payment.refund", &target, Some(&before), Some(&after)).await?;
         }
-        tx.commit().await?;
         Ok(true)
     }
 

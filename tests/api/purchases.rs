@@ -3,14 +3,16 @@
 //! nothing, a create that dies before the provider answers is closed by the reconcile job (or
 //! completed by its idempotent retry), and a buyer's cancel closes at the provider within its
 //! rules — WeChat not sooner than 5 minutes after creation — with a payment racing it
-//! refunded in full.
+//! refunded in full; a module's own refund commits or vanishes with its rows.
 
 use std::time::Duration;
 
 use http::StatusCode;
 use zhifu::pay::close::Cancelled;
+use zhifu::pay::engine::EngineError;
 use zhifu::pay::provider::Channel;
 use zhifu::pay::reconcile;
+use zhifu::pay::refunds::NewRefund;
 use zhifu::pay::sandbox::{Api, Fault};
 use zhifu::probe::{self, Script};
 
@@ -266,4 +268,56 @@ async fn a_wechat_cancel_waits_for_the_five_minutes_and_a_payment_racing_it_is_r
     assert_eq!(available(&app).await, 1000);
     let paid = engine.cancel(&no).await.unwrap();
     assert_eq!(paid, Cancelled::Paid { refunding: true });
+}
+
+#[tokio::test]
+async fn a_module_refund_queued_in_its_own_transaction_commits_or_vanishes_with_its_rows() {
+    let app = probe_app().await;
+    let engine = &app.state.engine;
+    let no = buy(&app, Channel::Wechat, 2, &Script::default()).await;
+    assert_eq!(app.sandbox_pay(&no).await.status, StatusCode::OK);
+    let refund = |amount_fen| NewRefund {
+        order_no: &no,
+        amount_fen,
+        reason: "探针：售后 (after-sales)",
+        requested_by: "purpose:probe",
+        refund_no: None,
+    };
+    let mark = "UPDATE probe_purchases SET status = 'cancelled' WHERE order_no = $1";
+    let mut client = engine.store.client().await.unwrap();
+
+    // Rolled back with the module's rows: nothing queued, nothing sent.
+    let tx = client.transaction().await.unwrap();
+    engine.queue_refund_in(&tx, refund(1000)).await.unwrap();
+    tx.execute(mark, &[&no]).await.unwrap();
+    drop(tx);
+    let refunds = format!("SELECT count(*) FROM refunds WHERE order_no = '{no}'");
+    assert_eq!(app.count(&refunds).await, 0);
+
+    // More than was paid: refused, in the module's transaction too.
+    let tx = client.transaction().await.unwrap();
+    let over = engine.queue_refund_in(&tx, refund(1001)).await;
+    assert!(matches!(over, Err(EngineError::RefundRefused(_))), "{over:?}");
+    drop(tx);
+
+    // Committed with them: queued and audited once, sent after the commit, on_refunded once.
+    let tx = client.transaction().await.unwrap();
+    let refund_no = engine.queue_refund_in(&tx, refund(1000)).await.unwrap();
+    tx.execute(mark, &[&no]).await.unwrap();
+    tx.commit().await.unwrap();
+    drop(client);
+    assert_eq!(app.count(&refunds).await, 1);
+    assert_eq!(events(&app, &no, "refund_requested").await, 1);
+    engine.submit_refund(&refund_no).await.unwrap();
+    let settled = eventually(Duration::from_secs(5), || async {
+        status_of(&app, &no).await["refunded_fen"] == 1000
+    })
+    .await;
+    assert!(settled, "{}", status_of(&app, &no).await);
+    let row = probe_row(&app, &no).await;
+    assert_eq!(
+        (row.status.as_str(), row.refunded, row.refunded_fen),
+        ("cancelled", 1, 1000)
+    );
+    assert_eq!(app.state.sandbox.clone().unwrap().wechat.refund_count(&no), 1);
 }
