@@ -140,7 +140,7 @@ pub static CATALOG: Catalog = Catalog {
         simulate: "Simulate payment",
         thanks: "Thank you for your donation!",
         late_note: "This payment arrived after the order had closed; it is recorded all the same.",
-        qr_preparing: "The QR code is being prepared; reload this page in a moment.",
+        qr_preparing: "The QR code is being prepared; it appears here in a moment.",
         back_home: "Back to the home page",
         closed_text: "This order expired and nothing was charged. If you did pay, the money is not lost: reload this page in a little while.",
         donate_again: "Donate again",

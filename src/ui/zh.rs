@@ -141,7 +141,7 @@ pub static CATALOG: Catalog = Catalog {
         simulate: "模拟支付",
         thanks: "感谢您的捐赠！",
         late_note: "此笔款项在订单关闭后到账，已如实记录。",
-        qr_preparing: "二维码生成中，请稍候刷新本页。",
+        qr_preparing: "二维码生成中，稍候将自动显示。",
         back_home: "返回首页",
         closed_text: "订单已过期，未产生扣款。如已付款，款项不会丢失，请稍后刷新本页。",
         donate_again: "重新捐赠",
