@@ -282,10 +282,23 @@ pub struct Codes {
     pub action_settings_update: &'static str,
     pub action_payment_refund: &'static str,
     pub action_user_update: &'static str,
+    pub action_community_post_hide: &'static str,
+    pub action_community_post_unhide: &'static str,
+    pub action_community_comment_hide: &'static str,
+    pub action_community_comment_unhide: &'static str,
+    pub action_community_post_pin: &'static str,
+    pub action_community_post_delete: &'static str,
+    pub action_community_comment_delete: &'static str,
+    pub action_community_report_dismiss: &'static str,
+    pub action_community_board_create: &'static str,
+    pub action_community_board_update: &'static str,
     pub target_category: &'static str,
     pub target_payment: &'static str,
     pub target_user: &'static str,
     pub target_settings: &'static str,
+    pub target_post: &'static str,
+    pub target_comment: &'static str,
+    pub target_board: &'static str,
 }
 
 /// The home page.
