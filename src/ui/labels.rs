@@ -31,6 +31,8 @@ impl Ui {
     pub fn purpose<'a>(&self, code: &'a (impl AsRef<str> + ?Sized)) -> &'a str {
         match code.as_ref() {
             "donation" => self.t.codes.purpose_donation,
+            "backing" => self.t.codes.purpose_backing,
+            "mall_order" => self.t.codes.purpose_mall_order,
             other => other,
         }
     }
@@ -79,6 +81,10 @@ impl Ui {
             "refund_requested" => c.event_refund_requested,
             "refund_succeeded" => c.event_refund_succeeded,
             "refund_failed" => c.event_refund_failed,
+            "cancel_requested" => c.event_cancel_requested,
+            "cancelled" => c.event_cancelled,
+            "create_failed" => c.event_create_failed,
+            "create_abandoned" => c.event_create_abandoned,
             other => other,
         }
     }
