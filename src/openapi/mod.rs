@@ -1,8 +1,9 @@
 //! The API description: `GET /api/openapi.json`, an OpenAPI 3.1 document of every route, and
 //! `GET /api/docs`, a page that renders it (`static/apidocs.js`).
 //!
-//! - `ops_core`, `ops_more`: the table of operations, one [`Op`] per method and path, each
-//!   keyed by the router's route name (`http::route::route_name`). A test fails when a route
+//! - `ops_core`, `ops_account`, `ops_admin`, `ops_community`: the table of operations, one
+//!   [`Op`] per method and path, each keyed by the router's route name
+//!   (`http::route::route_name`), written with the helpers of `dsl`. A test fails when a route
 //!   has no operation or an operation's path does not parse to its route.
 //! - `schemas`: the components. Request bodies are generated from the Rust types the handlers
 //!   parse (`schemars`, JSON Schema 2020-12, which OpenAPI 3.1 uses as is); answers are built
@@ -11,9 +12,12 @@
 //! - `build`: the document from the two, serialized once ([`document`]) and served from memory.
 
 mod build;
+mod dsl;
 mod links;
+mod ops_account;
+mod ops_admin;
+mod ops_community;
 mod ops_core;
-mod ops_more;
 mod schemas;
 
 use std::sync::LazyLock;
@@ -129,7 +133,9 @@ pub struct Op {
 
 /// Every operation of the server.
 pub fn operations() -> impl Iterator<Item = &'static Op> {
-    ops_core::OPS.iter().chain(ops_more::OPS.iter())
+    [ops_core::OPS, ops_account::OPS, ops_admin::OPS, ops_community::OPS]
+        .into_iter()
+        .flatten()
 }
 
 /// The document, serialized once.
