@@ -101,7 +101,7 @@ st_run() { # label, then schemathesis options
   shift
   echo "== schemathesis: $label"
   "$VENV/bin/st" --config-file "${CONFIG:-scripts/schemathesis.toml}" run "${DOCUMENT:-$BASE/api/openapi.json}" \
-    --url "$BASE" --seed 17 --no-shrink --workers 1 \
+    --url "$BASE" --seed "${SEED:-17}" --no-shrink --workers 1 \
     --report junit,har --report-junit-path "$OUT/$label.xml" --report-har-path "$OUT/$label.har" "$@" |
     tee "$OUT/$label.log" || failed+=("$label")
 }
@@ -148,7 +148,7 @@ amounts = { values = ["0.01", "1.00", "12.34", "99.99"] }
 "body.board_id" = { dictionary = "seeded-ids", probability = 0.8 }
 "body.amount" = { dictionary = "amounts", probability = 0.8 }
 TOML
-CONFIG="$OUT/stateful.toml" st_run stateful --phases stateful -n $((EXAMPLES * 8)) \
+CONFIG="$OUT/stateful.toml" st_run stateful --mode positive --phases stateful -n $((EXAMPLES * 8)) \
   -H "Authorization: Bearer $ADMIN_TOKEN" "${KEEP_SESSION[@]}"
 st_run user --mode all --phases coverage,fuzzing -n 3 -H "Authorization: Bearer $USER_TOKEN" "${KEEP_SESSION[@]}"
 st_run merchant --mode all --phases coverage,fuzzing -n 2 -H "Authorization: Bearer $MERCHANT_TOKEN" "${KEEP_SESSION[@]}"

@@ -20,6 +20,11 @@ const P_POST: Param = path("post_id", r#"{"type":"integer","minimum":1}"#, "1");
 const SORT: Param = query("sort", r#"{"type":"string","enum":["new","hot","top"]}"#, r#""hot""#);
 const RANGE: Param = query("range", r#"{"type":"string","enum":["day","week","all"]}"#, r#""week""#);
 
+/// An id filter; empty counts as not given (the pages' forms send every field).
+const OPTIONAL_ID: &str = r#"{"anyOf":[{"type":"integer","minimum":1},{"type":"string","maxLength":0}]}"#;
+/// At most 50 characters once folded (case, width, control characters dropped).
+const SEARCH: &str = r#"{"type":"string","description":"at most 50 characters once folded (case, width; control characters dropped)"}"#;
+
 pub(super) const OPS: &[Op] = &[
     // The community's API.
     get(
@@ -33,9 +38,9 @@ pub(super) const OPS: &[Op] = &[
         get("community_posts", "/api/community/posts", C, "Visible posts", JSON_PAGE),
         Public,
         &[
-            query("board_id", r#"{"type":"integer","minimum":1}"#, "1"),
-            query("author_id", r#"{"type":"integer","minimum":1}"#, "1"),
-            query("q", r#"{"type":"string","maxLength":50}"#, r#""你好""#),
+            query("board_id", OPTIONAL_ID, "1"),
+            query("author_id", OPTIONAL_ID, "1"),
+            query("q", SEARCH, r#""你好""#),
             SORT,
             RANGE,
             PAGE,
