@@ -226,6 +226,8 @@ impl Application {
             listener,
             shutdown,
         } = self;
+        // The API description is built once, before the first request.
+        crate::openapi::init();
         let stop = async move {
             signal.await;
             let _ = shutdown.send(true);

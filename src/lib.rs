@@ -17,6 +17,8 @@
 //! - `community`: the forum — boards, posts, comments, likes, feed, hot ranking, search,
 //!   moderation, anonymous posts.
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
+//! - `openapi`: the API description (`/api/openapi.json`, `/api/docs`), kept in step with the
+//!   router by tests.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `probe`: a purchase purpose made for the tests, counting every hook (`sandbox` feature).
@@ -40,6 +42,7 @@ pub mod http;
 pub mod mail;
 pub mod media;
 pub mod notify;
+pub mod openapi;
 pub mod ops;
 pub mod pay;
 pub mod payments;

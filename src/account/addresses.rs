@@ -52,9 +52,9 @@ pub async fn for_order(
         }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AddressBody {
+pub(crate) struct AddressBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]

@@ -67,9 +67,9 @@ fn local_next(next: Option<String>) -> String {
     ui::local_path(next)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     username: String,
     password: String,
     #[serde(default)]
@@ -93,23 +93,25 @@ pub async fn login(state: &State, parts: &Parts, body: &[u8], ip: IpAddr) -> Res
             }
         }
     };
-    if input.username.len() > 64 || input.password.len() > 1024 {
-        return Err(AppError::BadCredentials);
-    }
     let accounts = &state.config.settings.accounts;
     let lockout = Lockout {
         after: accounts.lockout_after,
         duration: Duration::from_secs(accounts.lockout_secs),
     };
-    let result = crate::store::bounded(users::password_login(
-        &state.store,
-        input.username.trim(),
-        &input.password,
-        lockout,
-        session_ttl(state),
-        &ip.to_string(),
-    ))
-    .await;
+    // Too long to be anyone's: refused like a wrong password (the form gets its page back).
+    let result = if input.username.len() > 64 || input.password.len() > 1024 {
+        Err(AppError::BadCredentials)
+    } else {
+        crate::store::bounded(users::password_login(
+            &state.store,
+            input.username.trim(),
+            &input.password,
+            lockout,
+            session_ttl(state),
+            &ip.to_string(),
+        ))
+        .await
+    };
     if kind == BodyKind::Json {
         return signed_in(state, result?).await;
     }
@@ -173,9 +175,9 @@ fn login_refused(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct WechatBody {
+pub(crate) struct WechatBody {
     code: String,
     /// `mini_program` (default) or `web`.
     #[serde(default)]
@@ -423,10 +425,12 @@ pub async fn me(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, A
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordBody {
+pub(crate) struct PasswordBody {
+    #[schemars(length(max = 1024))]
     current_password: String,
+    #[schemars(length(min = 10, max = 128))]
     new_password: String,
 }
 

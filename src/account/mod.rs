@@ -9,11 +9,11 @@
 
 pub mod addresses;
 pub mod cli;
-mod follows;
+pub(crate) mod follows;
 pub mod handlers;
 pub mod password;
 pub mod profiles;
-mod register;
+pub(crate) mod register;
 mod route;
 pub mod users;
 pub mod wechat;

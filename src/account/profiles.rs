@@ -135,13 +135,14 @@ pub async fn profile(state: &State, parts: &Parts, user_id: i64) -> Result<Respo
 }
 
 /// The profile fields of `PATCH /api/me`; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     #[serde(default)]
     display_name: Option<String>,
     /// An image id, or `null` to remove the avatar (present-but-null is `Some(Null)`).
     #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "Option<String>")]
     avatar: Option<serde_json::Value>,
     #[serde(default)]
     bio: Option<String>,

@@ -21,12 +21,16 @@ use crate::ui::{self, Section, Ui};
 /// How long a verification link works.
 const LINK_TTL_SECS: f64 = 24.0 * 3600.0;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterBody {
+pub(crate) struct RegisterBody {
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{3,32}$"))]
     username: String,
+    #[schemars(length(min = 10, max = 128))]
     password: String,
+    #[schemars(length(max = 254))]
     email: String,
+    #[schemars(length(max = 32))]
     display_name: String,
 }
 

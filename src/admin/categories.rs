@@ -114,9 +114,9 @@ async fn announce(client: &impl GenericClient) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewCategory {
+pub(crate) struct NewCategory {
     name: String,
     #[serde(default)]
     description: String,
@@ -160,9 +160,9 @@ pub async fn create(state: &State, actor: &Actor, input: NewCategory) -> Result<
     with_status(StatusCode::CREATED, &created)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CategoryChange {
+pub(crate) struct CategoryChange {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -212,9 +212,9 @@ pub async fn update(state: &State, actor: &Actor, id: i64, input: CategoryChange
     ok_json(&after)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Reorder {
+pub(crate) struct Reorder {
     ids: Vec<i64>,
 }
 

@@ -29,7 +29,11 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// The request bodies, for the API description.
+pub(crate) use categories::{CategoryChange, NewCategory, Reorder};
 pub use explain::explain_filtered_reads;
+pub(crate) use refund::RefundRequest;
+pub(crate) use users::UserChange;
 
 use crate::account::{Principal, Role};
 use crate::app::State;
@@ -175,10 +179,13 @@ pub async fn api(state: &State, path: &str, parts: &Parts, body: Bytes, ip: IpAd
     }
 }
 
-/// `/admin/{path}`: the pages. Without a session the browser is sent to sign in first.
+/// `/admin/{path}`: the pages. Without a session the browser is sent to sign in first; a
+/// method other than GET answers 401 / 403 / 405 (in that order), never a redirect.
 pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, AppError> {
+    let reading = parts.method == Method::GET || parts.method == Method::HEAD;
     let principal = match state.sessions.require(&state.store, parts, Role::Admin).await {
         Ok(principal) => principal,
+        Err(err @ (AppError::Unauthorized | AppError::Forbidden)) if !reading => return Err(err),
         Err(AppError::Unauthorized) => {
             let next = format!("/admin{}{path}", if path.is_empty() { "" } else { "/" });
             let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
@@ -190,7 +197,7 @@ pub async fn page(state: &State, path: &str, parts: &Parts) -> Result<Response, 
         }
         Err(other) => return Err(other),
     };
-    if parts.method != Method::GET && parts.method != Method::HEAD {
+    if !reading {
         return not_allowed("GET, HEAD");
     }
     Ok(pages::render(state, path, parts, &principal).await)

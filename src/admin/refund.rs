@@ -17,10 +17,12 @@ use crate::pay::money::parse_yuan;
 use crate::pay::refunds::NewRefund;
 use crate::store::StoreError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RefundRequest {
+pub(crate) struct RefundRequest {
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,2})?$"))]
     amount: String,
+    #[schemars(length(max = 80))]
     reason: String,
 }
 

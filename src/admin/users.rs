@@ -74,10 +74,11 @@ pub async fn find(state: &State, paging: Paging) -> Result<Listing<UserRow>, App
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UserChange {
+pub(crate) struct UserChange {
     #[serde(default)]
+    #[schemars(regex(pattern = r"^(user|merchant|reviewer|admin)$"))]
     role: Option<String>,
     #[serde(default)]
     disabled: Option<bool>,

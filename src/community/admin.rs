@@ -63,11 +63,14 @@ pub async fn audit_admin(
     audit(client, &admin.principal, action, target, before, after, admin.ip).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewReport {
+pub(crate) struct NewReport {
+    #[schemars(regex(pattern = r"^(post|comment)$"))]
     target: String,
+    #[schemars(range(min = 1))]
     id: i64,
+    #[schemars(length(max = 500))]
     reason: String,
 }
 
@@ -248,9 +251,9 @@ impl Target {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct HideInput {
+pub(crate) struct HideInput {
     #[serde(default)]
     reason: Option<String>,
 }
@@ -352,9 +355,9 @@ fn hidden_answer(target: Target, id: i64, hidden: bool) -> Response {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PostPatch {
+pub(crate) struct PostPatch {
     pinned: bool,
 }
 

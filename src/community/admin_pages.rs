@@ -54,8 +54,11 @@ fn text(value: &Value, name: &str) -> String {
 
 /// `GET /admin/community?status=open|resolved|dismissed|all&page=`
 pub async fn page(state: &State, parts: &Parts) -> Result<Response, AppError> {
+    let reading = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
     let principal = match state.sessions.require(&state.store, parts, Role::Admin).await {
         Ok(principal) => principal,
+        // Another method: 401 / 403 / 405, never a redirect.
+        Err(err @ (AppError::Unauthorized | AppError::Forbidden)) if !reading => return Err(err),
         Err(AppError::Unauthorized) => {
             return Ok(crate::http::respond::see_other("/login?next=%2Fadmin%2Fcommunity"));
         }
@@ -64,7 +67,7 @@ pub async fn page(state: &State, parts: &Parts) -> Result<Response, AppError> {
         }
         Err(other) => return Err(other),
     };
-    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+    if !reading {
         return Err(AppError::MethodNotAllowed { allow: "GET, HEAD" });
     }
     let mut ui = Ui::for_principal(parts, Section::Admin, Some(&principal));

@@ -72,12 +72,14 @@ pub async fn list(state: &State) -> Result<Response, AppError> {
     Ok(respond::json(StatusCode::OK, boards_body(state).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BoardInput {
+pub(crate) struct BoardInput {
     #[serde(default)]
+    #[schemars(length(max = 32))]
     name: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = 500))]
     description: Option<String>,
     #[serde(default)]
     sort_order: Option<i32>,

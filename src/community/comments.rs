@@ -30,11 +30,13 @@ pub const MAX_IMAGES: usize = 3;
 /// Characters of a comment quoted in its notification.
 const SNIPPET: usize = 80;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewComment {
+pub(crate) struct NewComment {
+    #[schemars(length(max = 2000))]
     content: String,
     #[serde(default)]
+    #[schemars(length(max = 3), inner(regex(pattern = r"^[0-9a-f]{64}$")))]
     images: Vec<String>,
     #[serde(default)]
     parent_id: Option<i64>,

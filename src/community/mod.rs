@@ -12,16 +12,16 @@
 //! like, comment, post, deletion, hiding or pin) drops them on every instance. View counts
 //! are gathered in memory and written every `community.views_flush_secs`.
 
-mod admin;
+pub(crate) mod admin;
 mod admin_pages;
-mod boards;
-mod comments;
+pub(crate) mod boards;
+pub(crate) mod comments;
 mod json;
 mod likes;
 mod lists;
 pub mod moderation;
 mod pages;
-mod posts;
+pub(crate) mod posts;
 mod route;
 pub mod search;
 

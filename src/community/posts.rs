@@ -26,13 +26,17 @@ pub const MAX_TITLE: usize = 100;
 pub const MAX_CONTENT: usize = 10_000;
 pub const MAX_IMAGES: usize = 9;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPost {
+pub(crate) struct NewPost {
+    #[schemars(range(min = 1))]
     board_id: i64,
+    #[schemars(length(max = 100))]
     title: String,
+    #[schemars(length(max = 10000))]
     content: String,
     #[serde(default)]
+    #[schemars(length(max = 9), inner(regex(pattern = r"^[0-9a-f]{64}$")))]
     images: Vec<String>,
     #[serde(default)]
     anonymous: bool,

@@ -116,7 +116,20 @@ fn from_form(body: &[u8]) -> Result<Fields, AppError> {
             "category_id" => fields.category_id = Some(value),
             "donor_name" => fields.donor_name = Some(value),
             "message" => fields.message = Some(value),
-            "anonymous" => fields.anonymous = Some(matches!(value.as_str(), "on" | "true" | "1" | "yes")),
+            // A checkbox sends its value when ticked and nothing when not; other words are a
+            // client's mistake, not a "no".
+            "anonymous" => {
+                fields.anonymous = match value.as_str() {
+                    "on" | "true" | "1" | "yes" => Some(true),
+                    "" | "off" | "false" | "0" | "no" => Some(false),
+                    _ => {
+                        return Err(AppError::invalid(
+                            "invalid_anonymous",
+                            "anonymous must be true or false",
+                        ));
+                    }
+                }
+            }
             // Browsers send submit buttons and the like: ignore what we do not know.
             _ => {}
         }

@@ -56,7 +56,12 @@ pub fn body_kind(headers: &HeaderMap, accepted: &[BodyKind]) -> Result<BodyKind,
 }
 
 /// Parses a JSON body into `T` (unknown fields are refused where `T` says so).
+/// The body must be a JSON object: serde would also fill a struct from an array of its
+/// fields in order (`[null, null]`), which no client means.
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::Malformed("the body must be a JSON object".into()));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => format!("invalid JSON field: {e}"),

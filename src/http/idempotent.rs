@@ -1,8 +1,10 @@
 //! `Idempotency-Key` at the HTTP edge: wraps a create handler so a request carrying the
 //! header is answered once per key (see `pay::idempotency`). The handler gets the key's
-//! `resource_id` to use as its order or refund number; its answer — success or a client
-//! error — is stored and replayed byte for byte with `Idempotent-Replayed: true`. A 5xx or
-//! 429 answer stores nothing: the key is released so a retry runs afresh.
+//! `resource_id` to use as its order or refund number; its successful answer is stored and
+//! replayed byte for byte with `Idempotent-Replayed: true`. A refused request (4xx: a bad
+//! field, a payment not refundable) or a failed one (5xx) stores nothing: the key is
+//! released, so bad input writes no row and a corrected retry may use the same key (as
+//! Stripe does for requests that fail validation).
 
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
@@ -66,7 +68,7 @@ where
         Ok(response) => response.status(),
         Err(e) => e.status(),
     };
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if status.is_client_error() || status.is_server_error() {
         if let Err(e) = keys.release(store, key).await {
             tracing::warn!(error = %e, "cannot release an idempotency key; it frees itself when its lock ends");
         }

@@ -146,6 +146,8 @@ async fn dispatch(
         Route::StatsChart => Box::pin(donate::chart(&state.rankings, &state.store, parts)).await,
         Route::PayPage(no) => Box::pin(payments::pay_page(state, parts, no)).await,
         Route::SetLanguage(code) => ui::switch_language(code, parts),
+        Route::OpenApi => Ok(crate::openapi::serve_document()),
+        Route::ApiDocs => Box::pin(crate::openapi::docs_page(state, parts)).await,
         Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
         Route::PaymentQr(no, format) => Box::pin(payments::qr(engine, no, format)).await,
         Route::Notify(channel) => {

@@ -50,6 +50,10 @@ pub enum Route<'a> {
     SandboxAlipay,
     /// `GET /lang/{zh|en}?next=…`: picks the pages' language (a cookie).
     SetLanguage(&'a str),
+    /// `GET /api/openapi.json`: the API description.
+    OpenApi,
+    /// `GET /api/docs`: the API description as a page.
+    ApiDocs,
     /// Sign-in, sessions and the signed-in user's own records (`/api/auth/…`, `/api/me…`,
     /// `/login`, `/me`, `/auth/…`, `/sandbox/wxlogin/…`).
     Account(account::Route<'a>),
@@ -90,6 +94,8 @@ const CORE_NAMES: &[&str] = &[
     "stats",
     "stats_chart",
     "set_language",
+    "openapi",
+    "api_docs",
 ];
 
 /// The name tables of the core and of each module, in the order of their index ranges.
@@ -229,6 +235,8 @@ impl Route<'_> {
             Route::Stats => 17,
             Route::StatsChart => 18,
             Route::SetLanguage(_) => 19,
+            Route::OpenApi => 20,
+            Route::ApiDocs => 21,
             Route::Account(route) => BASES[1] + route.index(),
             Route::Admin(route) => BASES[2] + route.index(),
             Route::Media(route) => BASES[3] + route.index(),
@@ -331,6 +339,8 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["sandbox", "pay", no] if is_order_no(no) => post(Route::SandboxPay(no)),
         ["sandbox", "alipay", "gateway.do"] => post(Route::SandboxAlipay),
         ["lang", code] => get(Route::SetLanguage(code)),
+        ["api", "openapi.json"] => get(Route::OpenApi),
+        ["api", "docs"] => get(Route::ApiDocs),
         _ => Route::NotFound,
     }
 }
@@ -574,6 +584,8 @@ mod tests {
             Route::Stats,
             Route::StatsChart,
             Route::SetLanguage("x"),
+            Route::OpenApi,
+            Route::ApiDocs,
         ];
         for (i, route) in routes.iter().enumerate() {
             assert_eq!(route.index(), i);

@@ -133,9 +133,9 @@ pub(super) async fn page_of(
     Ok((rows.iter().map(item_json).collect(), total.get(0)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReadBody {
+pub(crate) struct ReadBody {
     #[serde(default)]
     ids: Option<Vec<i64>>,
     #[serde(default)]

@@ -5,7 +5,7 @@
 //! `handlers`; the page `/me/notifications` in `page`.
 
 mod board;
-mod handlers;
+pub(crate) mod handlers;
 mod page;
 mod route;
 

@@ -99,14 +99,23 @@ async fn a_key_reused_with_another_body_is_refused_and_malformed_keys_are_named(
 }
 
 #[tokio::test]
-async fn client_errors_are_replayed_and_provider_failures_release_the_key() {
+async fn client_errors_store_nothing_and_provider_failures_release_the_key() {
     let app = spawn_app().await;
     let wechat = app.state.sandbox.clone().unwrap().wechat;
     let bad = r#"{"amount":"0","channel":"wechat","category_id":1}"#;
     for _ in 0..2 {
         let answer = donate_with_key(&app, "bad-amount", bad).await;
         assert_eq!(answer.error_code(), "invalid_amount");
+        assert_eq!(answer.header("idempotent-replayed"), None);
     }
+    assert_eq!(
+        app.count("SELECT count(*) FROM idempotency_keys").await,
+        0,
+        "a refused request writes no row"
+    );
+    // The corrected request may use the same key.
+    let fixed = donate_with_key(&app, "bad-amount", DONATION).await;
+    assert_eq!(fixed.status, StatusCode::CREATED, "{}", fixed.text());
     wechat.faults().push_on(Api::Create, Fault::ServerError);
     let failed = donate_with_key(&app, "flaky", DONATION).await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -117,7 +126,7 @@ async fn client_errors_are_replayed_and_provider_failures_release_the_key() {
         "a 503 is not remembered: {}",
         retried.text()
     );
-    assert_eq!(app.count("SELECT count(*) FROM payments").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM payments").await, 2);
 
     // A form post replays its 303 to the same pay page.
     let form = "amount=3.00&channel=alipay&category_id=1";
@@ -136,7 +145,7 @@ async fn client_errors_are_replayed_and_provider_failures_release_the_key() {
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     assert_eq!(b.status, StatusCode::SEE_OTHER);
     assert_eq!(a.header("location"), b.header("location"));
-    assert_eq!(app.count("SELECT count(*) FROM payments").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM payments").await, 3);
     app.shutdown().await;
 }
 

@@ -33,6 +33,7 @@ mod media;
 mod migrations;
 mod nginx;
 mod notifications;
+mod openapi;
 mod ops;
 mod page_security;
 mod pages;

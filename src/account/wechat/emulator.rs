@@ -177,6 +177,11 @@ impl LoginEmulator {
                 );
                 json(serde_json::json!({ "code": code }))
             }
+            // A known path with another method: 405 like every other route.
+            (_, "sns/jscode2session" | "sns/oauth2/access_token" | "connect/qrconnect") => {
+                Err(AppError::MethodNotAllowed { allow: "GET, HEAD" })
+            }
+            (_, "connect/approve" | "code") => Err(AppError::MethodNotAllowed { allow: "POST" }),
             _ => Err(AppError::NotFound),
         }
     }
