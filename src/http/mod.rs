@@ -40,6 +40,9 @@ use route::Route;
 /// `X-Request-Id`, as a constant: looking a header up by `&str` parses the name every time.
 pub const X_REQUEST_ID: http::header::HeaderName = http::header::HeaderName::from_static("x-request-id");
 
+/// `X-Content-Type-Options: nosniff`, made once (`from_static` checks its bytes when called).
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
 /// Serves one request. Never fails: every error becomes the contract's JSON error.
 ///
 /// A plain function returning a combinator, not an `async fn`: hyper keeps one future of this
@@ -136,7 +139,7 @@ impl Done {
     /// The common response headers, the metrics and the access log line.
     fn finish(self, state: &Arc<State>, mut response: Response, path: &str) -> Response {
         let headers = response.headers_mut();
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
         let elapsed = self.started.elapsed();
         let status = response.status().as_u16();
         state.metrics.observe(self.route, status, elapsed);
