@@ -75,6 +75,15 @@ pub fn handle(
                 let versioned = parts.uri.query().is_some_and(|q| q.starts_with("v="));
                 assets::serve(name, &parts.headers, versioned).ok_or(AppError::NotFound)
             }
+            // A cached ranking is answered at once; a miss (or a bad query) takes the
+            // general path, which checks and loads it.
+            Route::Rankings
+                if let Ok(key) = donate::ranking_key(parts.uri.query())
+                    && let Some(body) = state.rankings.ranking_cached(key)
+                    && state.limits.check(limit::Kind::Status, ip).is_ok() =>
+            {
+                Ok(respond::json(http::StatusCode::OK, body))
+            }
             Route::PaymentStatus(_) | Route::Notifications(notify::Route::UnreadCount)
                 if let Some(target) = park::Target::of(route) =>
             {
