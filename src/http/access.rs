@@ -357,7 +357,15 @@ mod tests {
 
     #[test]
     fn addresses_read_as_display_writes_them() {
-        for text in ["0.0.0.0", "10.0.0.7", "255.255.255.255", "192.168.1.20", "::1", "2001:db8::7", "::ffff:10.0.0.1"] {
+        for text in [
+            "0.0.0.0",
+            "10.0.0.7",
+            "255.255.255.255",
+            "192.168.1.20",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.0.0.1",
+        ] {
             let address: IpAddr = text.parse().unwrap();
             let mut out = Vec::new();
             ip(address, &mut out);
