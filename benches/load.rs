@@ -1,14 +1,20 @@
 //! The load benchmark's helper processes (`scripts/bench.sh` runs them; not a divan bench):
 //!
 //! - `load hello ADDR [multi_thread|per_core]`: the stack's floor — a minimal hyper server with
-//!   the server's listener and HTTP/1.1 settings, answering every request with `/healthz`'s body.
+//!   the server's listener and HTTP/1.1 settings, answering every request with `/healthz`'s body;
+//!   a request with `wait=N` in its query parks N seconds first (the request dropped before it
+//!   parks: hyper's own cost of a parked long-poll). `HELLO_HALF_CLOSE=1`,
+//!   `HELLO_WRITEV=0|1` and `HELLO_MAX_BUF=N` (8192 at least) try hyper's builder options.
 //! - `load rsa SECONDS`: RSA-2048 PKCS#1 v1.5 SHA-256 signatures one thread makes per second.
 //! - `load provider DIR`: a fake WeChat Pay + Alipay (the built-in emulators) on a port of their
 //!   own, with fresh keys written to DIR and the server's settings to `DIR/server.env`; it also
 //!   drives the scenarios that need the provider's keys, on request:
 //!   `POST /bench/callbacks?server=URL&orders=N&concurrency=C` (signed WeChat payment callbacks)
 //!   and `POST /bench/longpoll?server=URL&orders=N&per_order=K&pid=PID` (parked long-polls, their
-//!   RSS, and a burst of payments that must wake them all).
+//!   RSS, and a burst of payments that must wake them all), and
+//!   `POST /bench/park?server=URL&pid=PID&n=N&path=P[&orders=K][&token=T]` (N requests for P
+//!   parked on their own connections, `{order}` in P standing for K fresh orders in turn: the
+//!   server's RSS before and while they are parked; see `load/park.rs`).
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -31,6 +37,9 @@ use zhifu::pay::alipay::AlipayEmulator;
 use zhifu::pay::keys::PrivateKey;
 use zhifu::pay::outbound::HttpClient;
 use zhifu::pay::wechat::WechatEmulator;
+
+#[path = "load/park.rs"]
+mod park;
 
 static HEALTHZ: &[u8] = b"{\"status\":\"ok\"}";
 
@@ -80,30 +89,53 @@ fn hello(addr: SocketAddr, shape: &str) {
     }
 }
 
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 async fn hello_serve(listener: TcpListener) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(75))
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(env_number("HELLO_MAX_BUF").unwrap_or(64 * 1024));
+    if env_number("HELLO_HALF_CLOSE") == Some(1) {
+        builder.half_close(true);
+    }
+    if let Some(on) = env_number("HELLO_WRITEV") {
+        builder.writev(on == 1);
+    }
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection(
-            TokioIo::new(stream),
-            service_fn(|_req: Request<Incoming>| async {
-                let mut response = Response::new(Full::new(Bytes::from_static(HEALTHZ)));
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                );
-                Ok::<_, Infallible>(response)
-            }),
-        );
+        let conn = builder.serve_connection(TokioIo::new(stream), service_fn(hello_answer));
         tokio::spawn(conn);
+    }
+}
+
+/// `/healthz`'s body, after `wait` seconds when the query has one. The request is dropped
+/// here, before the answer's future exists.
+fn hello_answer(req: Request<Incoming>) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> {
+    let wait = req
+        .uri()
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "wait"))
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    drop(req);
+    async move {
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+        let mut response = Response::new(Full::new(Bytes::from_static(HEALTHZ)));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok::<_, Infallible>(response)
     }
 }
 
@@ -229,6 +261,11 @@ async fn provider_handle(provider: Arc<Provider>, req: Request<Incoming>) -> Res
         }
     } else if parts.uri.path() == "/bench/longpoll" {
         match longpoll(&provider, &query).await {
+            Ok(out) => text(StatusCode::OK, out),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    } else if parts.uri.path() == "/bench/park" {
+        match park::park(&query).await {
             Ok(out) => text(StatusCode::OK, out),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
         }

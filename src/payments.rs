@@ -77,11 +77,31 @@ pub async fn status(
     query: Option<&str>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Response, AppError> {
-    let wait = wait_param(query)?;
+    match wait_param(query)? {
+        Some(wait) => status_wait(engine, order_no, wait, shutdown).await,
+        None => status_now(engine, order_no).await,
+    }
+}
+
+/// The status now, without waiting.
+pub async fn status_now(engine: &Engine, order_no: &str) -> Result<Response, AppError> {
     let first = snapshot(engine, order_no).await?;
-    let Some(wait) = wait.filter(|_| first.status == Status::Pending) else {
+    Ok(respond::json(StatusCode::OK, first.json.clone()))
+}
+
+/// The status once the order leaves `pending`, `wait` passes or the server shuts down;
+/// at once when it is not pending.
+pub async fn status_wait(
+    engine: &Engine,
+    order_no: &str,
+    wait: Duration,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Response, AppError> {
+    let first = snapshot(engine, order_no).await?;
+    if first.status != Status::Pending {
         return Ok(respond::json(StatusCode::OK, first.json.clone()));
-    };
+    }
+    drop(first);
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutdown = shutdown.clone();
     loop {
@@ -94,6 +114,7 @@ pub async fn status(
         if current.status != Status::Pending || *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
             return Ok(respond::json(StatusCode::OK, current.json.clone()));
         }
+        drop(current);
         tokio::select! {
             () = notified => {}
             () = tokio::time::sleep_until(deadline) => {}

@@ -6,8 +6,14 @@
 # per request (counted instructions / completed requests) and the ratio to the floor; the
 # annotated profiles stay in OUT (default a fresh folder under /tmp).
 #
+# ACCESS_LOG=true profiles the shipped configuration (config.yaml turns the access log on; its
+# lines go to a file here); the default, false, is the configuration of the earlier figures.
+# The community's hot list and a post's detail are profiled too (a user, a post and a like
+# are made first).
+#
 #   scripts/bench/profile.sh                       # after scripts/bench.sh built the binaries
-#   ZHIFU=/path/zhifu LOAD=/path/load OUT=dir scripts/bench/profile.sh
+#   ACCESS_LOG=true scripts/bench/profile.sh       # the shipped configuration
+#   ZHIFU=/path/zhifu LOAD=/path/load OUT=dir ONLY="healthz rankings" scripts/bench/profile.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +23,9 @@ PORT=${PORT:-18090}
 CPU=${CPU:-0}
 # Empty RUNTIME: leave server.runtime to config.yaml (also for builds that predate the key).
 RUNTIME=${RUNTIME-per_core}
+ACCESS_LOG=${ACCESS_LOG:-false}
+# Which endpoints (all by default): hello healthz rankings payment static hot post.
+ONLY=${ONLY:-hello healthz rankings payment static hot post}
 ZHIFU=${ZHIFU:-target/release/zhifu}
 LOAD=${LOAD:-$(ls -t target/release/deps/load-* 2>/dev/null | grep -v '\.d$' | head -1)}
 OUT=${OUT:-$(mktemp -d /tmp/zhifu-profile.XXXXXX)}
@@ -38,6 +47,7 @@ trap cleanup EXIT
 # divided by the requests wrk completed in between.
 grind() {
   local name=$1 pid=$2 url=$3
+  case " $ONLY " in *" $name "*) ;; *) return 0 ;; esac
   wrk -t1 -c1 -d2s "$url" >/dev/null # warm up: caches, buffers
   callgrind_control -z "$pid" >/dev/null 2>&1
   local out
@@ -61,7 +71,7 @@ pids+=("$hello_pid")
 
 ZHIFU__DATABASE__EMBEDDED__DATA_DIR="$work/pg" ZHIFU__SERVER__LISTEN="127.0.0.1:$PORT" \
   ZHIFU__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT" env ${RUNTIME:+ZHIFU__SERVER__RUNTIME=$RUNTIME} \
-  ZHIFU__LOG__ACCESS=false ZHIFU__LOG__LEVEL=warn ZHIFU__BACKUP__EVERY_HOURS=0 \
+  ZHIFU__LOG__ACCESS=$ACCESS_LOG ZHIFU__LOG__LEVEL=warn ZHIFU__BACKUP__EVERY_HOURS=0 \
   ZHIFU__LIMITS__CREATE_PER_MINUTE=0 ZHIFU__LIMITS__STATUS_PER_MINUTE=0 \
   taskset -c "$CPU" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out.%p" \
   "$ZHIFU" --config "${CONFIG:-config.yaml}" >"$work/server.log" 2>&1 &
@@ -79,13 +89,32 @@ order_no=$(curl -fsS -H 'content-type: application/json' \
   "http://127.0.0.1:$PORT/api/donations" | sed 's/.*"order_no":"\([^"]*\)".*/\1/')
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/sandbox/pay/$order_no"
 
+# The community: a user, a post with a like (so that the hot list has something to rank).
+base="http://127.0.0.1:$PORT"
+post_id=0
+case " $ONLY " in *" hot "* | *" post "*)
+  curl -fsS -o /dev/null -H 'content-type: application/json' \
+    -d '{"username":"profiler","password":"a long profile password 1","email":"profiler@example.com","display_name":"Profiler"}' \
+    "$base/api/auth/register"
+  token=$(curl -fsS -H 'content-type: application/json' -d '{"username":"profiler","password":"a long profile password 1"}' \
+    "$base/api/auth/login" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  post_id=$(curl -fsS -H 'content-type: application/json' -H "authorization: Bearer $token" \
+    -d '{"board_id":1,"title":"性能剖析","content":"每个请求的指令数。"}' \
+    "$base/api/community/posts" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+  curl -fsS -o /dev/null -X PUT -H "authorization: Bearer $token" "$base/api/community/posts/$post_id/like"
+  ;;
+esac
+
 grind hello "$hello_pid" "http://127.0.0.1:$((PORT + 1))/healthz"
 grind healthz "$server_pid" "http://127.0.0.1:$PORT/healthz"
 grind rankings "$server_pid" "http://127.0.0.1:$PORT/api/rankings"
 grind payment "$server_pid" "http://127.0.0.1:$PORT/api/payments/$order_no"
 grind static "$server_pid" "http://127.0.0.1:$PORT/static/app.css"
+grind hot "$server_pid" "$base/api/community/posts?sort=hot"
+grind post "$server_pid" "$base/api/community/posts/$post_id"
 
 floor=$(awk '$1 == "hello" {print $2}' "$work/results")
+echo "access log: $ACCESS_LOG · runtime: ${RUNTIME:-as in config.yaml}"
 printf '%-12s %14s %10s %9s\n' endpoint "instr/request" "× hello" requests
 awk -v f="$floor" '{ printf "%-12s %14d %10.2f %9d\n", $1, $2, $2 / f, $3 }' "$work/results" | tee "$OUT/summary.txt"
 echo "profiles: $OUT"

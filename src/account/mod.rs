@@ -152,6 +152,19 @@ fn presented_token(parts: &Parts) -> Option<(&str, bool)> {
     None
 }
 
+/// The SHA-256 of the session token a request presents, checked as [`Sessions::principal`]
+/// checks it (a well-formed token; a cookie only from our own pages): `Ok(None)` without one.
+/// Synchronous, so that a parked long-poll can let go of its request head before it waits.
+pub fn presented_hash(parts: &Parts) -> Result<Option<[u8; 32]>, AppError> {
+    let Some((token, from_cookie)) = presented_token(parts) else {
+        return Ok(None);
+    };
+    if !is_token(token) || (from_cookie && !cookie_is_same_origin(parts)) {
+        return Err(AppError::Unauthorized);
+    }
+    Ok(Some(token_sha256(token)))
+}
+
 /// For a cookie on anything but GET/HEAD: the request must come from our own pages.
 /// `Sec-Fetch-Site` says so in current browsers; else `Origin` must name the `Host`; a
 /// request with neither is not from a browser that sends cookies cross-site without them
@@ -209,16 +222,18 @@ impl Sessions {
     /// Who is asking, if anyone: `Ok(None)` without a token, `Unauthorized` for a token that
     /// is malformed, unknown, expired or revoked, or a cookie sent cross-site.
     pub async fn principal(&self, store: &Store, parts: &Parts) -> Result<Option<Arc<Principal>>, AppError> {
-        let Some((token, from_cookie)) = presented_token(parts) else {
-            return Ok(None);
-        };
-        if !is_token(token) || (from_cookie && !cookie_is_same_origin(parts)) {
-            return Err(AppError::Unauthorized);
+        match presented_hash(parts)? {
+            Some(hash) => self.by_hash(store, hash).await.map(Some),
+            None => Ok(None),
         }
-        let hash = token_sha256(token);
+    }
+
+    /// The session whose token hashes to `hash` ([`presented_hash`]): `Unauthorized` when it
+    /// is unknown, expired or revoked.
+    pub async fn by_hash(&self, store: &Store, hash: [u8; 32]) -> Result<Arc<Principal>, AppError> {
         if let Some(principal) = self.cache.get(&hash) {
             if principal.expires_at > OffsetDateTime::now_utc() {
-                return Ok(Some(principal));
+                return Ok(principal);
             }
             self.cache.invalidate(&hash);
             return Err(AppError::Unauthorized);
@@ -241,7 +256,7 @@ impl Sessions {
             token_sha256: hash,
         });
         self.cache.insert(hash, Arc::clone(&principal));
-        Ok(Some(principal))
+        Ok(principal)
     }
 
     /// The signed-in user with at least `role`: 401 without a session, 403 without the role.

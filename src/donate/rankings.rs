@@ -382,6 +382,12 @@ impl Rankings {
         flight
     }
 
+    /// The ranking's body when it is cached: what `ranking` answers on a hit, without a
+    /// future (the request path answers hits at once).
+    pub fn ranking_cached(&self, key: RankingKey) -> Option<Bytes> {
+        self.cache.get(&CacheKey::Ranking(key)).map(|hit| hit.body)
+    }
+
     async fn cached_or<F, Fut>(&self, key: CacheKey, load: F) -> Result<Bytes, AppError>
     where
         F: FnOnce() -> Fut,

@@ -103,7 +103,7 @@ impl AccessLog {
                 local.second = now.as_secs();
                 local.stamp = stamp(now.as_secs());
             }
-            let shard = local.shard(self);
+            let shard = shard_of(&mut local.shards, self);
             let mut lines = shard.lines.lock().unwrap_or_else(|e| e.into_inner());
             if lines.len() > MAX_BUFFER {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -151,25 +151,26 @@ impl AccessLog {
     }
 }
 
-impl Local {
-    /// This thread's shard of `log`, made and registered on first use.
-    fn shard(&mut self, log: &Arc<AccessLog>) -> Arc<Shard> {
-        if let Some((_, shard)) = self
-            .shards
-            .iter()
-            .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(log)))
-        {
-            return Arc::clone(shard);
+/// This thread's shard of `log` among `shards`, made and registered on first use (borrowed:
+/// no reference count touched per line).
+fn shard_of<'a>(shards: &'a mut Vec<(Weak<AccessLog>, Arc<Shard>)>, log: &Arc<AccessLog>) -> &'a Shard {
+    let found = shards
+        .iter()
+        .position(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(log)));
+    let index = match found {
+        Some(index) => index,
+        None => {
+            shards.retain(|(owner, _)| owner.strong_count() > 0);
+            let shard = Arc::new(Shard::default());
+            log.shards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Arc::clone(&shard));
+            shards.push((Arc::downgrade(log), shard));
+            shards.len() - 1
         }
-        self.shards.retain(|(owner, _)| owner.strong_count() > 0);
-        let shard = Arc::new(Shard::default());
-        log.shards
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&shard));
-        self.shards.push((Arc::downgrade(log), Arc::clone(&shard)));
-        shard
-    }
+    };
+    &shards[index].1
 }
 
 /// The writer thread: empties the buffers every [`FLUSH_EVERY`] until the log closes or
@@ -242,7 +243,7 @@ impl Line<'_> {
         out.extend_from_slice(b"  INFO zhifu::access: request_id=");
         out.extend_from_slice(self.request_id.as_bytes());
         out.extend_from_slice(b" ip=");
-        let _ = write!(out, "{}", self.ip);
+        ip(self.ip, out);
         out.extend_from_slice(b" method=");
         out.extend_from_slice(self.method.as_bytes());
         out.extend_from_slice(b" path=\"");
@@ -262,7 +263,7 @@ impl Line<'_> {
         out.extend_from_slice(b"\",\"level\":\"INFO\",\"request_id\":\"");
         escaped(self.request_id, out);
         out.extend_from_slice(b"\",\"ip\":\"");
-        let _ = write!(out, "{}", self.ip);
+        ip(self.ip, out);
         out.extend_from_slice(b"\",\"method\":\"");
         escaped(self.method, out);
         out.extend_from_slice(b"\",\"path\":\"");
@@ -272,6 +273,24 @@ impl Line<'_> {
         out.extend_from_slice(b",\"micros\":");
         out.extend_from_slice(digits.format(self.micros).as_bytes());
         out.extend_from_slice(b",\"target\":\"zhifu::access\"}\n");
+    }
+}
+
+/// `ip` as `Display` writes it; IPv4 without `core::fmt` (most lines).
+fn ip(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -334,6 +353,24 @@ mod tests {
         assert_eq!(value["ip"], "10.0.0.7");
         assert_eq!(value["target"], "zhifu::access");
         assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "10.0.0.7",
+            "255.255.255.255",
+            "192.168.1.20",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.0.0.1",
+        ] {
+            let address: IpAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            ip(address, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), address.to_string());
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod idempotent;
 pub mod limit;
 pub mod list;
 pub mod metrics;
+pub mod park;
 pub mod port_owner;
 pub mod respond;
 pub mod route;
@@ -22,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use futures_util::future::Either;
+use http::Method;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use hyper::Request;
@@ -37,65 +40,172 @@ use route::Route;
 /// `X-Request-Id`, as a constant: looking a header up by `&str` parses the name every time.
 pub const X_REQUEST_ID: http::header::HeaderName = http::header::HeaderName::from_static("x-request-id");
 
+/// A request's future when it does not answer at once: boxed per request, so that the future
+/// hyper keeps per connection stays the size of a response (it is moved on every request).
+type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// `X-Content-Type-Options: nosniff`, made once (`from_static` checks its bytes when called).
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
 /// Serves one request. Never fails: every error becomes the contract's JSON error.
-pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response, Infallible> {
+///
+/// A plain function returning a combinator, not an `async fn`: hyper keeps one future of this
+/// type per connection (a parked long-poll's included), so its size is every connection's
+/// cost, and an `async fn` would keep the whole request in it for as long as it runs. The
+/// head is read here, synchronously: health checks, static files, cached rankings and
+/// refusals are answered at once; long-polls copy what they need and let go of the head
+/// before they park ([`park`]), so that hyper can reuse its read buffer instead of allocating
+/// another one; the rest runs in a box of its own ([`serve`]). Whatever waits is boxed, so
+/// that the future hyper keeps per connection (and moves on every request) is the size of a
+/// response.
+pub fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let request_id_value = state.request_id(&parts.headers);
-    let request_id = request_id_value.to_str().unwrap_or_default();
     let route = route::parse(&parts.method, parts.uri.path());
+    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
     let limit = match route {
         Route::Media(media::Route::Upload) => state.config.settings.media.max_bytes + media::MULTIPART_SLACK,
         _ => state.config.settings.server.max_body_bytes,
     };
-    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
-
-    let mut response = if content_length(&parts) > limit as u64 {
-        let err = AppError::TooLarge { limit };
-        let mut r = match route {
-            Route::Notify(channel) => payments::refuse_callback(&state.engine, channel, &err),
-            _ => respond::error(&err, request_id),
-        };
-        // The body stays unread: the connection cannot be reused.
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
+    let answer = if content_length(&parts) > limit as u64 {
+        Err(AppError::TooLarge { limit })
     } else {
-        match AssertUnwindSafe(bounded_if_reading(route, dispatch(&state, route, &parts, body, ip)))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(err)) => respond::error(&err, request_id),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                let err = AppError::Internal(anyhow::anyhow!("handler panicked: {what}"));
-                respond::error(&err, request_id)
+        match route {
+            Route::Healthz => Ok(ops::healthz()),
+            Route::Static(name) => {
+                let versioned = parts.uri.query().is_some_and(|q| q.starts_with("v="));
+                assets::serve(name, &parts.headers, versioned).ok_or(AppError::NotFound)
+            }
+            // A cached ranking is answered at once; a miss (or a bad query) takes the
+            // general path, which checks and loads it.
+            Route::Rankings
+                if let Ok(key) = donate::ranking_key(parts.uri.query())
+                    && let Some(body) = state.rankings.ranking_cached(key)
+                    && state.limits.check(limit::Kind::Status, ip).is_ok() =>
+            {
+                Ok(respond::json(http::StatusCode::OK, body))
+            }
+            Route::PaymentStatus(_) | Route::Notifications(notify::Route::UnreadCount)
+                if let Some(target) = park::Target::of(route) =>
+            {
+                // Copies, so that nothing refers to the head once it is dropped here.
+                let done = Done::new(&state, &parts, route, ip, started).owned();
+                let poll = park::Poll::read(&state, target, &parts, ip);
+                drop((parts, body));
+                let parked: Boxed = Box::pin(park::run(state, target, poll, done));
+                return Either::Right(parked);
+            }
+            _ => {
+                let general: Boxed = Box::pin(serve(state, parts, body, ip, started));
+                return Either::Right(general);
             }
         }
     };
+    let done = Done::new(&state, &parts, route, ip, started);
+    let response = match answer {
+        Ok(response) => response,
+        Err(err @ AppError::TooLarge { .. }) => {
+            let mut r = match route {
+                Route::Notify(channel) => payments::refuse_callback(&state.engine, channel, &err),
+                _ => respond::error(&err, done.request_id_str()),
+            };
+            // The body stays unread: the connection cannot be reused.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+        Err(err) => respond::error(&err, done.request_id_str()),
+    };
+    Either::Left(std::future::ready(Ok(done.finish(&state, response, parts.uri.path()))))
+}
 
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(X_REQUEST_ID, request_id_value.clone());
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    state.metrics.observe(route.index(), status, elapsed);
-    if let Some(access) = &state.access {
-        access.record(
-            request_id,
+/// What finishing a response needs from its request, owned: the request id, the route's
+/// metrics slot, the client address and method for the access log, and when it started.
+struct Done {
+    request_id: HeaderValue,
+    route: usize,
+    ip: IpAddr,
+    method: Method,
+    started: Instant,
+}
+
+impl Done {
+    fn new(state: &State, parts: &Parts, route: Route<'_>, ip: IpAddr, started: Instant) -> Done {
+        Done {
+            request_id: state.request_id(&parts.headers),
+            route: route.index(),
             ip,
-            parts.method.as_str(),
-            parts.uri.path(),
-            status,
-            elapsed.as_micros() as u64,
-        );
+            method: parts.method.clone(),
+            started,
+        }
     }
-    Ok(response)
+
+    /// With a request id of its own: one the client sent refers to the request head.
+    fn owned(self) -> Done {
+        let request_id = HeaderValue::from_bytes(self.request_id.as_bytes()).unwrap_or(self.request_id);
+        Done { request_id, ..self }
+    }
+
+    fn request_id_str(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// The common response headers, the metrics and the access log line.
+    fn finish(self, state: &Arc<State>, mut response: Response, path: &str) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        let elapsed = self.started.elapsed();
+        let status = response.status().as_u16();
+        state.metrics.observe(self.route, status, elapsed);
+        if let Some(access) = &state.access {
+            access.record(
+                self.request_id_str(),
+                self.ip,
+                self.method.as_str(),
+                path,
+                status,
+                elapsed.as_micros() as u64,
+            );
+        }
+        response.headers_mut().insert(X_REQUEST_ID, self.request_id);
+        response
+    }
+}
+
+/// Everything but the answers [`handle`] gives at once and the long-polls: route again (the
+/// route borrows the head, which moves in here), guard against panics, dispatch, finish.
+async fn serve(
+    state: Arc<State>,
+    parts: Parts,
+    body: Incoming,
+    ip: IpAddr,
+    started: Instant,
+) -> Result<Response, Infallible> {
+    let route = route::parse(&parts.method, parts.uri.path());
+    let done = Done::new(&state, &parts, route, ip, started);
+    let response = match AssertUnwindSafe(bounded_if_reading(route, dispatch(&state, route, &parts, body, ip)))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => respond::error(&err, done.request_id_str()),
+        Err(panic) => respond::error(&panicked(&*panic), done.request_id_str()),
+    };
+    Ok(done.finish(&state, response, parts.uri.path()))
+}
+
+/// A handler's panic as the 500 it answers.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> AppError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    AppError::Internal(anyhow::anyhow!("handler panicked: {what}"))
 }
 
 /// The one exhaustive match from route to handler. Routes off the cached-read paths are boxed:
@@ -148,7 +258,7 @@ async fn dispatch(
         Route::SetLanguage(code) => ui::switch_language(code, parts),
         Route::OpenApi => Ok(crate::openapi::serve_document()),
         Route::ApiDocs => Box::pin(crate::openapi::docs_page(state, parts)).await,
-        Route::PaymentStatus(no) => payments::status(engine, no, parts.uri.query(), &state.shutdown).await,
+        Route::PaymentStatus(no) => Box::pin(payments::status(engine, no, parts.uri.query(), &state.shutdown)).await,
         Route::PaymentQr(no, format) => Box::pin(payments::qr(engine, no, format)).await,
         Route::Notify(channel) => {
             Box::pin(async {
@@ -186,9 +296,6 @@ async fn dispatch(
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
         Route::Media(route) => Box::pin(media::dispatch(state, route, parts, body, ip)).await,
         Route::Community(route) => Box::pin(community::dispatch(state, route, parts, body, ip)).await,
-        // The unread-count long-poll parks like a payment status poll: unboxed, its future
-        // no larger than that one (tested), so parking it costs no more.
-        Route::Notifications(notify::Route::UnreadCount) => notify::unread_count(state, parts).await,
         Route::Notifications(route) => Box::pin(notify::dispatch(state, route, parts, body)).await,
         Route::NotFound => Box::pin(ui::not_found(state, parts)).await,
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
@@ -238,4 +345,60 @@ fn content_length(parts: &Parts) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<A, B, C, F: Future>(_: fn(A, B, C) -> F) -> usize {
+        size_of::<F>()
+    }
+
+    fn future_size4<A, B, C, D, F: Future>(_: fn(A, B, C, D) -> F) -> usize {
+        size_of::<F>()
+    }
+
+    #[test]
+    fn the_per_request_future_hyper_keeps_per_connection_stays_small() {
+        let handle = future_size(handle);
+        let poll = future_size4(park::run);
+        eprintln!("handle {handle} B, parked poll {poll} B");
+        // It was 2,840 B (debug build) while the whole request and every route's future were
+        // in it: hyper boxes one per connection and moves it into that box on every request.
+        assert!(
+            handle <= size_of::<Response>() + 32,
+            "handle {handle} B for a {} B response",
+            size_of::<Response>()
+        );
+        // What a parked poll holds (its own box), with room for a compiler's layout choices.
+        assert!(poll <= 1_100, "a parked poll's future grew to {poll} B");
+    }
+
+    #[test]
+    fn a_parked_poll_keeps_no_byte_of_the_request_head() {
+        // hyper hands header values out as slices of its read buffer: one kept alive keeps
+        // the whole buffer. The request id a client sent is copied.
+        let head = bytes::Bytes::from_static(b"GET / HTTP/1.1\r\nx-request-id: abc-123\r\n\r\n");
+        let sent = HeaderValue::from_maybe_shared(head.slice(30..37)).unwrap();
+        assert_eq!(sent.as_bytes(), b"abc-123");
+        let done = Done {
+            request_id: sent.clone(),
+            route: 0,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            method: Method::GET,
+            started: Instant::now(),
+        }
+        .owned();
+        assert_eq!(done.request_id, sent);
+        let (kept, sent) = (
+            done.request_id.as_bytes().as_ptr_range(),
+            sent.as_bytes().as_ptr_range(),
+        );
+        assert!(
+            kept.end <= sent.start || kept.start >= sent.end,
+            "the copy does not point into the head"
+        );
+    }
 }

@@ -19,17 +19,38 @@ use crate::store::StoreError;
 /// Most ids one mark-read request may name.
 const MAX_IDS: usize = 1000;
 
+/// An unread-count request as read from its head ahead of time ([`UnreadQuery::parse`]), so
+/// that a parked poll holds no reference into the request (whose read buffer it would keep).
+#[derive(Debug)]
+pub struct UnreadQuery {
+    /// The presented session token's SHA-256.
+    hash: [u8; 32],
+    /// `wait` and `since`, or why they are bad (answered after the session check, as before).
+    params: Result<(Option<std::time::Duration>, Option<i64>), AppError>,
+}
+
+impl UnreadQuery {
+    /// The token (401 without one or with a malformed one) and the query parameters.
+    pub fn parse(parts: &Parts) -> Result<UnreadQuery, AppError> {
+        let hash = crate::account::presented_hash(parts)?.ok_or(AppError::Unauthorized)?;
+        let query = parts.uri.query();
+        let params = crate::payments::wait_param(query).and_then(|wait| Ok((wait, since_param(query)?)));
+        Ok(UnreadQuery { hash, params })
+    }
+}
+
 /// `GET /api/me/notifications/unread-count[?wait=N&since=K]`: `{"unread": K}`; with `wait`
 /// (1..=30 s), parks until the count differs from `since` (or from the count now), N seconds
 /// pass or the server shuts down.
-pub async fn unread_count(state: &State, parts: &Parts) -> Result<Response, AppError> {
+pub async fn unread_count(state: &State, query: UnreadQuery) -> Result<Response, AppError> {
     // Boxed: the session's miss path is large and done before parking.
-    let user_id = Box::pin(state.sessions.require(&state.store, parts, Role::User))
-        .await?
-        .user_id;
-    let query = parts.uri.query();
-    let wait = crate::payments::wait_param(query)?;
-    let since = since_param(query)?;
+    let principal = Box::pin(state.sessions.by_hash(&state.store, query.hash)).await?;
+    if !principal.role.allows(Role::User) {
+        return Err(AppError::Forbidden);
+    }
+    let user_id = principal.user_id;
+    drop(principal);
+    let (wait, since) = query.params?;
     let board = &state.notices;
     let first = crate::store::bounded(board.unread(&state.store, user_id)).await?;
     let Some(wait) = wait else {

@@ -12,7 +12,7 @@ mod route;
 use deadpool_postgres::GenericClient;
 
 pub use board::Board;
-pub use handlers::unread_count;
+pub use handlers::{UnreadQuery, unread_count};
 pub use route::{Route, dispatch};
 
 /// What a notification is about (the contract's kinds).

@@ -65,7 +65,7 @@ impl Route {
 pub async fn dispatch(state: &State, route: Route, parts: &Parts, body: Incoming) -> Result<Response, AppError> {
     match route {
         Route::List => handlers::list(state, parts).await,
-        Route::UnreadCount => handlers::unread_count(state, parts).await,
+        Route::UnreadCount => handlers::unread_count(state, handlers::UnreadQuery::parse(parts)?).await,
         Route::Read => handlers::mark_read(state, parts, &read_body(state, body).await?).await,
         Route::Page => super::page::page(state, parts).await,
     }
