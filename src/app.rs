@@ -53,6 +53,8 @@ pub struct State {
     pub profiles: crate::account::Profiles,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
+    /// Crowdfunding: its settings and cached public answers.
+    pub crowdfunding: crate::crowdfunding::Crowdfunding,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
@@ -149,6 +151,7 @@ impl Application {
             tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
         }
         let media = crate::media::Media::new(&config.settings.media);
+        let config_crowdfunding = config.settings.crowdfunding.clone();
         let state = Arc::new(State {
             media,
             config,
@@ -163,6 +166,7 @@ impl Application {
             notices: crate::notify::Board::default(),
             profiles: crate::account::Profiles::default(),
             wechat_login,
+            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding),
             engine,
             sandbox,
             last_backup: Arc::default(),
@@ -184,6 +188,7 @@ impl Application {
             state.config.settings.mail.clone(),
             state.shutdown.clone(),
         ));
+        tokio::spawn(crate::crowdfunding::settlement::run(Arc::clone(&state)));
         tokio::spawn(reconcile::run(
             Arc::clone(&state.engine),
             Duration::from_secs(state.config.settings.payments.reconcile_interval_secs),
@@ -505,6 +510,7 @@ async fn route_events(state: Arc<State>) {
                 state.rankings.invalidate();
                 state.notices.changed_all();
                 state.profiles.changed_all();
+                state.crowdfunding.cache.changed_all();
                 // One batched read for the parked polls, off this loop.
                 let resync = Arc::clone(&state);
                 tokio::spawn(async move { resync.engine.status.resync(&resync.store).await });
@@ -531,6 +537,7 @@ pub async fn apply_event(state: &State, message: &serde_json::Value) {
                 state.notices.changed(user_id);
             }
         }
+        Some("project") => state.crowdfunding.on_event(message),
         Some("profile") => {
             if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
                 state.profiles.changed(user_id);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pay::money;
 
+pub mod crowdfunding;
 mod shape;
 
 /// A string that never shows up in logs, `Debug` output or error messages.
@@ -58,6 +59,7 @@ pub struct Settings {
     pub mail: Mail,
     pub log: Log,
     pub backup: Backup,
+    pub crowdfunding: crowdfunding::Crowdfunding,
 }
 
 /// `server.*`: the listener, its limits and timeouts.
@@ -886,6 +888,7 @@ fn validate_after(
 
     validate_media(&settings.media, &mut bad);
     validate_mail(&settings.mail, &mut bad);
+    crowdfunding::validate(&settings.crowdfunding, &mut bad);
 
     if settings.rankings.timezone.trim().is_empty() {
         bad(

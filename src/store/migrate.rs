@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0009_notifications.sql"),
     ),
     (11, "0011_backups", include_str!("migrations/0011_backups.sql")),
+    (
+        13,
+        "0013_crowdfunding",
+        include_str!("migrations/0013_crowdfunding.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

@@ -1,0 +1,56 @@
+//! Crowdfunding (contract: "Crowdfunding"): projects with 1..=5 rising goals and up to 20
+//! rewards, reviewed before they are listed; backings as purchases on the payment engine
+//! (purpose `backing`), their progress kept exact in the payment and refund transactions;
+//! updates, follows, backers, shipping and the report; and the settlement at the deadline —
+//! the highest goal reached kept, the surplus refunded pro rata to the fen, or everything
+//! refunded when the first goal was missed.
+//!
+//! - `model`: the bodies and their rules (pure); `settle`: the settlement rule (pure).
+//! - `projects`: create, edit, submit, review; `read`: a project whole and the lists.
+//! - `cache`: the public answers, pre-serialized, dropped by `project` events.
+//! - `backing`: the purpose's effects inside the engine's transactions; `settlement` the
+//!   job that ends projects at their deadline and sends the refunds.
+//! - `updates`, `shipping`, `report`: what a public project gathers.
+//! - `handlers`, `pages`, `route`: the HTTP side.
+
+mod backing;
+pub mod cache;
+mod handlers;
+pub mod model;
+mod pages;
+pub mod projects;
+pub mod read;
+mod report;
+mod route;
+pub mod settle;
+pub mod settlement;
+mod shipping;
+mod updates;
+
+pub use backing::{Verdict, on_closed, on_paid, on_refunded};
+pub use handlers::cached_detail;
+pub use route::{Route, dispatch};
+
+/// The module's shared state: its settings and the cached answers.
+#[derive(Debug)]
+pub struct Crowdfunding {
+    pub settings: crate::config::crowdfunding::Crowdfunding,
+    pub cache: cache::Cache,
+}
+
+impl Crowdfunding {
+    pub fn new(settings: crate::config::crowdfunding::Crowdfunding) -> Crowdfunding {
+        Crowdfunding {
+            settings,
+            cache: cache::Cache::default(),
+        }
+    }
+
+    /// What a `project` event (`{"kind":"project","id":…}`) changes in memory.
+    pub fn on_event(&self, message: &serde_json::Value) {
+        match message.get("id").and_then(|id| id.as_i64()) {
+            Some(id) => self.cache.changed(id),
+            None => self.cache.changed_all(),
+        }
+    }
+}
