@@ -15,6 +15,7 @@ mod browser;
 mod callbacks;
 mod categories;
 mod config;
+mod crowdfunding;
 mod dbtls;
 mod devtools;
 mod donations;
