@@ -46,6 +46,8 @@ pub use i18n::{Catalog, LANG_COOKIE, Lang, fill};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Donate,
+    /// Crowdfunding (众筹).
+    Projects,
     Me,
     Admin,
     /// Pages of no section (sign-in, errors).
@@ -66,14 +68,22 @@ pub struct SectionEntry {
     pub badge: bool,
 }
 
-/// The header's sections, in order. Crowdfunding (众筹), the mall (商城) and the community
-/// (社区) add theirs here when they arrive.
+/// The header's sections, in order. The mall (商城) and the community (社区) add theirs here
+/// when they arrive.
 pub const SECTIONS: &[SectionEntry] = &[
     SectionEntry {
         section: Section::Donate,
         id: "donate",
         href: "/",
         label: |t| t.nav.donate,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Projects,
+        id: "projects",
+        href: "/projects",
+        label: |t| t.nav.projects,
         needs: None,
         badge: false,
     },
@@ -394,7 +404,7 @@ mod tests {
     fn the_header_shows_admin_only_to_admins_and_marks_the_current_section() {
         let anonymous = Ui::for_principal(&parts("/", &[]), Section::Donate, None);
         let ids: Vec<_> = anonymous.nav.iter().map(|l| l.id).collect();
-        assert_eq!(ids, ["donate", "me"]);
+        assert_eq!(ids, ["donate", "projects", "me"]);
         assert!(anonymous.nav[0].current && !anonymous.nav[1].current);
         assert_eq!(anonymous.sign_in_href, "/login");
     }

@@ -472,3 +472,93 @@ async fn updates_notify_followers_and_only_the_owner_posts_them() {
     assert_eq!(unfollow.json(), json!({"following": false, "followers": 1}));
     assert_eq!(app.get(&format!("/api/projects/{id}/backers")).await.json()["total"], 0);
 }
+
+async fn page(app: &TestApp, path: &str, token: Option<&str>) -> crate::helpers::Answer {
+    let cookie = token.map(|t| format!("zhifu_session={t}")).unwrap_or_default();
+    app.request(
+        Method::GET,
+        path,
+        &[("cookie", &cookie), ("accept", "text/html")],
+        Bytes::new(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_pages_show_projects_as_text_and_keep_private_ones_private() {
+    let app = spawn_app().await;
+    let owner = sign_in(&app, "owner", Role::User).await;
+    let reviewer = sign_in(&app, "reviewer", Role::Reviewer).await;
+    let stranger = sign_in(&app, "stranger", Role::User).await;
+    let mut body = project_body("<script>alert(1)</script>");
+    body["goals"][0]["title"] = json!("<img src=x onerror=alert(2)>");
+    let id = live_project(&app, &owner, &reviewer, body.clone()).await;
+    let draft = create(&app, &owner, project_body("草稿")).await["id"].as_i64().unwrap();
+
+    let list = page(&app, "/projects", None).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.text().contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "the title is text"
+    );
+    assert!(!list.text().contains("<script>alert(1)"));
+    assert!(
+        list.text().contains("<progress class=\"bar\""),
+        "a progress bar per project"
+    );
+    let detail = page(&app, &format!("/projects/{id}"), None).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    let html = detail.text();
+    assert!(html.contains("&#60;img src=x onerror=alert(2)&#62;"));
+    assert!(html.contains("data-reached=\"false\""), "goals carry their mark");
+    assert!(
+        html.contains("id=\"sign-in-to-back\""),
+        "a visitor is asked to sign in to back"
+    );
+    let signed = page(&app, &format!("/projects/{id}"), Some(&stranger)).await.text();
+    assert!(
+        signed.contains("id=\"back-form\""),
+        "a signed-in visitor gets the back form"
+    );
+    assert!(
+        signed.contains("id=\"no-address\""),
+        "a reward that ships needs an address first"
+    );
+
+    assert_eq!(
+        page(&app, &format!("/projects/{draft}"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&app, &format!("/projects/{draft}"), Some(&stranger)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&app, &format!("/projects/{draft}"), Some(&owner)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        page(&app, &format!("/projects/{draft}/edit"), Some(&stranger))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&app, &format!("/projects/{id}/edit"), Some(&owner)).await.status,
+        StatusCode::CONFLICT
+    );
+    let mine = page(&app, "/projects/mine", None).await;
+    assert_eq!(mine.status, StatusCode::SEE_OTHER);
+    assert_eq!(mine.header("location"), Some("/login?next=%2Fprojects%2Fmine"));
+    let dashboard = page(&app, "/projects/mine", Some(&owner)).await.text();
+    assert!(
+        dashboard.contains(&format!("/projects/{draft}/edit")),
+        "a draft can be edited from the dashboard"
+    );
+    assert_eq!(
+        page(&app, "/admin/projects", Some(&stranger)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let queue = page(&app, "/admin/projects", Some(&reviewer)).await;
+    assert_eq!(queue.status, StatusCode::OK);
+}
