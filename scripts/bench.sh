@@ -161,6 +161,17 @@ curl -fsS -X POST "$provider_url/bench/callbacks?server=http://127.0.0.1:$PORT&o
 order_no=$(curl -fsS -H 'content-type: application/json' \
   -d '{"amount":"8.00","channel":"wechat","category_id":1,"donor_name":"reader"}' \
   "http://127.0.0.1:$PORT/api/donations" | sed 's/.*"order_no":"\([^"]*\)".*/\1/')
+# A live crowdfunding project with two goals and a reward, for the cached project detail.
+project_id=$(on_load psql -h "$work/pg" -U postgres -d zhifu -qtA -c "
+  INSERT INTO users (username, password_hash, display_name) VALUES ('bench_owner', 'x', 'bench') ON CONFLICT DO NOTHING;
+  WITH p AS (INSERT INTO projects (owner_id, title, summary, story, deadline, status, published_at, raised_fen, backers)
+             SELECT id, '山区学校图书角', '给山区学校建一个图书角', repeat('项目故事。', 40), now() + interval '30 days',
+                    'live', now(), 150000, 12 FROM users WHERE username = 'bench_owner' RETURNING id),
+       g AS (INSERT INTO project_goals (project_id, position, amount_fen, title, description)
+             SELECT id, n, (n + 1) * 100000, '目标 ' || (n + 1), '说明' FROM p, generate_series(0, 1) n),
+       r AS (INSERT INTO project_rewards (project_id, position, title, min_amount_fen, quantity)
+             SELECT id, 0, '明信片', 2000, 100 FROM p)
+  SELECT id FROM p" | tail -1)
 
 # --- measurements --------------------------------------------------------------------------
 # to_ms VALUE: wrk's 123.45us / 1.23ms / 1.02s → milliseconds.
@@ -204,6 +215,7 @@ reads=(
   "rankings_other|$b/api/rankings"
   "payment|$a/api/payments/$order_no"
   "static|$a/static/app.css"
+  "project|$a/api/projects/$project_id"
 )
 for entry in "${reads[@]}"; do curl -fsS -o /dev/null "${entry#*|}"; done # fill the caches
 for round in $(seq 1 "$ROUNDS"); do
@@ -275,9 +287,10 @@ row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 row "hello-world ($DEFAULT_RUNTIME), c$READ_CONNECTIONS" "$hello" "$(med hello 2)" "$(med hello 3)" "floor" ""
 row "/healthz, c$READ_CONNECTIONS" "$healthz" "$(med healthz 2)" "$(med healthz 3)" \
   "$(ratio "$healthz" "$hello") × hello (≥ 0.90)" "$(verdict "$(ratio "$healthz" "$hello")" ">=" 0.9)"
-for key in rankings payment static; do
+for key in rankings payment static project; do
   case $key in
     rankings) name="/api/rankings" ;; payment) name="/api/payments/{no}" ;; static) name="/static/app.css" ;;
+    project) name="/api/projects/{id}" ;;
   esac
   r=$(ratio "$(med "$key" 1)" "$healthz") p99=$(med "$key" 3)
   ok=$( [ "$(verdict "$r" ">=" 0.9)" = ok ] && [ "$(verdict "$p99" "<=" 1)" = ok ] && echo ok || echo MISS)

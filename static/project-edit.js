@@ -44,10 +44,13 @@
     }
   });
 
-  document.getElementById('add-reward').addEventListener('click', () => {
-    const next = form.querySelector('.reward-slot[hidden]');
-    if (next) next.hidden = false;
-  });
+  for (const button of form.querySelectorAll('.add-slot')) {
+    button.addEventListener('click', () => {
+      const next = form.querySelector('.' + button.dataset.slots + '[hidden]');
+      if (next) next.hidden = false;
+      if (!form.querySelector('.' + button.dataset.slots + '[hidden]')) button.hidden = true;
+    });
+  }
 
   const value = (scope, name) => {
     const el = scope.querySelector('[name="' + name + '"]');

@@ -429,6 +429,8 @@ pub struct GoalSlot {
     /// Image ids, comma-separated (the hidden field).
     pub images: String,
     pub image_ids: Vec<String>,
+    /// Not shown until asked for (an empty slot beyond the first two).
+    pub hidden: bool,
 }
 
 /// A reward slot of the form.
@@ -482,6 +484,7 @@ fn form_values(ui: &Ui, p: Option<&ProjectView>) -> FormValues {
             at.minute()
         )
     };
+    let goals_filled = p.map_or(0, |p| p.goals.len());
     let goals = (0..super::model::MAX_GOALS)
         .map(|i| {
             let g = p.and_then(|p| p.goals.get(i));
@@ -492,6 +495,7 @@ fn form_values(ui: &Ui, p: Option<&ProjectView>) -> FormValues {
                 description: g.map(|g| g.description.clone()).unwrap_or_default(),
                 images: g.map(|g| g.images.join(",")).unwrap_or_default(),
                 image_ids: g.map(|g| g.images.clone()).unwrap_or_default(),
+                hidden: i >= goals_filled.max(2),
             }
         })
         .collect();

@@ -401,6 +401,7 @@ pub static CATALOG: Catalog = Catalog {
         f_quantity: "Quantity (empty: unlimited)",
         f_ships: "Ships to an address",
         add_reward: "Add a reward",
+        add_goal: "Add a goal",
         f_surplus: "Money above the highest goal reached",
         save_draft: "Save draft",
         submit_review: "Submit for review",

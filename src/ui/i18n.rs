@@ -612,6 +612,7 @@ pub struct Crowdfunding {
     pub f_quantity: &'static str,
     pub f_ships: &'static str,
     pub add_reward: &'static str,
+    pub add_goal: &'static str,
     pub f_surplus: &'static str,
     pub save_draft: &'static str,
     pub submit_review: &'static str,

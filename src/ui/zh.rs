@@ -402,6 +402,7 @@ pub static CATALOG: Catalog = Catalog {
         f_quantity: "数量（留空不限量）",
         f_ships: "需要邮寄",
         add_reward: "再加一个回报",
+        add_goal: "再加一个目标",
         f_surplus: "超出所达目标的部分",
         save_draft: "保存草稿",
         submit_review: "提交审核",
