@@ -48,9 +48,11 @@ const MOVE_PROGRESS: &str =
   WHERE id = $1 RETURNING raised_fen";
 const COUNTED: &str = "UPDATE backings SET counted = true, raised_after_fen = $2 WHERE order_no = $1";
 
-/// The payment of backing `order_no` turned paid (`late`: after its order had closed).
-/// Counts it when its project is live and it was paid by the deadline; else says to refund.
-pub async fn on_paid(tx: &Transaction<'_>, order_no: &str, late: bool) -> Result<Verdict, tokio_postgres::Error> {
+/// The payment of backing `order_no` turned paid. Counts it when its project is live and it
+/// was paid by the deadline; else (and when `lapsed`: it landed after its order closed, when
+/// the unit went back, or after the buyer cancelled it) says to refund it in full, and it never
+/// counts. Run again after it counted, it changes nothing.
+pub async fn on_paid(tx: &Transaction<'_>, order_no: &str, lapsed: bool) -> Result<Verdict, tokio_postgres::Error> {
     let Some(row) = tx.query_opt(PAID_STATE, &[&order_no]).await? else {
         return Ok(Verdict::Refund("no backing for this payment"));
     };
@@ -60,28 +62,24 @@ pub async fn on_paid(tx: &Transaction<'_>, order_no: &str, late: bool) -> Result
     if counted {
         return Ok(Verdict::Keep);
     }
-    if !open {
+    if !open || lapsed {
         if let (Some(reward), Some("reserved")) = (reward_id, unit.as_deref()) {
             tx.execute(RELEASE_RESERVED, &[&reward]).await?;
             tx.execute(SET_UNIT, &[&order_no, &"released"]).await?;
             changed(tx, project_id).await?;
         }
-        return Ok(Verdict::Refund(
-            "众筹已结束后到账，全额退款 (paid after the project ended)",
-        ));
+        return Ok(Verdict::Refund(if open {
+            "订单已关闭后到账，全额退款 (paid after the order closed)"
+        } else {
+            "众筹已结束后到账，全额退款 (paid after the project ended)"
+        }));
     }
     if let Some(reward) = reward_id {
-        match unit.as_deref() {
-            Some("reserved") => {
-                tx.execute(TAKE_RESERVED, &[&reward]).await?;
-            }
-            _ => {
-                // Released when the order closed (`late`): only if a unit is still to be had.
-                if tx.query_opt(TAKE_AGAIN, &[&reward]).await?.is_none() {
-                    let _ = late;
-                    return Ok(Verdict::Refund("回报已售罄，全额退款 (the reward sold out)"));
-                }
-            }
+        if unit.as_deref() == Some("reserved") {
+            tx.execute(TAKE_RESERVED, &[&reward]).await?;
+        } else if tx.query_opt(TAKE_AGAIN, &[&reward]).await?.is_none() {
+            // Its unit went back meanwhile, and none is left.
+            return Ok(Verdict::Refund("回报已售罄，全额退款 (the reward sold out)"));
         }
         tx.execute(SET_UNIT, &[&order_no, &"taken"]).await?;
     }
