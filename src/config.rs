@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::pay::money;
 
+pub mod community;
 pub mod crowdfunding;
 mod shape;
+
+pub use community::Community;
 
 /// A string that never shows up in logs, `Debug` output or error messages.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -60,6 +63,7 @@ pub struct Settings {
     pub log: Log,
     pub backup: Backup,
     pub crowdfunding: crowdfunding::Crowdfunding,
+    pub community: Community,
 }
 
 /// `server.*`: the listener, its limits and timeouts.
@@ -575,6 +579,7 @@ fn read_settings(
         .separator("__")
         .list_separator(",")
         .with_list_parse_key("server.trusted_proxies")
+        .with_list_parse_key("community.blocked_words")
         .try_parsing(true)
         .source(Some(env.into_iter().collect()));
     let tree = builder
@@ -889,6 +894,7 @@ fn validate_after(
     validate_media(&settings.media, &mut bad);
     validate_mail(&settings.mail, &mut bad);
     crowdfunding::validate(&settings.crowdfunding, &mut bad);
+    community::validate(&settings.community, &mut bad);
 
     if settings.rankings.timezone.trim().is_empty() {
         bad(

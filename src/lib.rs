@@ -16,6 +16,8 @@
 //!   (Chinese and English), SVG charts, HTML error pages.
 //! - `media`: image uploads (decoded, re-encoded, content-addressed) and serving.
 //! - `notify`: notifications every module writes, their list and unread-count long-poll.
+//! - `community`: the forum — boards, posts, comments, likes, feed, hot ranking, search,
+//!   moderation, anonymous posts.
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
@@ -29,6 +31,7 @@ pub mod account;
 pub mod admin;
 pub mod app;
 pub mod backup;
+pub mod community;
 pub mod config;
 pub mod crowdfunding;
 pub mod donate;

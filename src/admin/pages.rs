@@ -37,10 +37,12 @@ const PAGES: &[(&str, Label)] = &[
     ("settings", |t| t.admin.settings),
     ("callbacks", |t| t.admin.callbacks),
     ("users", |t| t.admin.users),
+    ("community", |t| t.community.admin_title),
     ("audit", |t| t.admin.audit),
 ];
 
 /// A link of the admin sub-navigation.
+#[derive(Debug)]
 pub struct AdminLink {
     pub href: String,
     pub label: &'static str,
@@ -48,6 +50,7 @@ pub struct AdminLink {
 }
 
 /// What every admin page adds to the layout: its title, the sub-navigation, the form script.
+#[derive(Debug)]
 pub struct Chrome {
     pub title: &'static str,
     pub links: Vec<AdminLink>,
@@ -55,8 +58,8 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// The chrome of the page at `/admin/{current}`.
-    fn new(t: &Catalog, current: &str) -> Chrome {
+    /// The chrome of the page at `/admin/{current}` (other modules' admin pages use it too).
+    pub fn new(t: &Catalog, current: &str) -> Chrome {
         let links = PAGES
             .iter()
             .map(|(path, label)| AdminLink {

@@ -137,9 +137,10 @@ pub async fn on_refunded(tx: &Transaction<'_>, order_no: &str, amount_fen: i64) 
         tx.execute(RELEASE_TAKEN, &[&reward]).await?;
         tx.execute(SET_UNIT, &[&order_no, &"released"]).await?;
     }
-    let text = format!(
-        "你对「{title}」的支持已退款 ¥{} · a refund of your backing went through",
-        format_yuan(amount_fen)
+    let amount = format_yuan(amount_fen);
+    let text = notify::bilingual(
+        &format!("你对「{title}」的支持已退款 ¥{amount}"),
+        &format!("A refund of ¥{amount} for your backing of “{title}” went through"),
     );
     let notice = Notice {
         recipient_id: user_id,

@@ -311,9 +311,15 @@ pub async fn review(
     .await
     .map_err(db)?;
     let text = if approve {
-        format!("你的项目「{title}」已通过审核，现已上线 · your project was approved and is live")
+        notify::bilingual(
+            &format!("你的项目「{title}」已通过审核，现已上线"),
+            &format!("Your project “{title}” was approved and is live"),
+        )
     } else {
-        format!("你的项目「{title}」未通过审核：{reason} · your project was rejected: {reason}")
+        notify::bilingual(
+            &format!("你的项目「{title}」未通过审核：{reason}"),
+            &format!("Your project “{title}” was not approved: {reason}"),
+        )
     };
     let notice = Notice {
         recipient_id: owner_id,

@@ -184,24 +184,27 @@ impl Ending<'_> {
     /// Tells `user` (the owner when `refund` is `None`, else a backer and their refund).
     async fn notify(&self, tx: &Transaction<'_>, user: i64, refund: Option<i64>) -> Result<(), tokio_postgres::Error> {
         let title = self.title;
-        let mut text = match self.outcome {
-            Outcome::Failed => format!(
-                "「{title}」未达到首个目标 ¥{}，众筹失败 · the project missed its first goal",
-                format_yuan(self.goals.first().copied().unwrap_or(0))
-            ),
-            Outcome::Succeeded { goal, settled_fen } => format!(
-                "「{title}」众筹成功，达成第 {} 个目标 ¥{} · the project succeeded",
-                goal + 1,
-                format_yuan(settled_fen)
-            ),
+        let (mut zh, mut en) = match self.outcome {
+            Outcome::Failed => {
+                let first = format_yuan(self.goals.first().copied().unwrap_or(0));
+                (
+                    format!("「{title}」未达到首个目标 ¥{first}，众筹失败"),
+                    format!("“{title}” missed its first goal of ¥{first} and failed"),
+                )
+            }
+            Outcome::Succeeded { goal, settled_fen } => {
+                let (n, amount) = (goal + 1, format_yuan(settled_fen));
+                (
+                    format!("「{title}」众筹成功，达成第 {n} 个目标 ¥{amount}"),
+                    format!("“{title}” succeeded: goal {n} of ¥{amount} reached"),
+                )
+            }
         };
         if let Some(fen) = refund.filter(|f| *f > 0) {
-            text.push_str(&format!(
-                "；你将获退款 ¥{} · your refund: {}",
-                format_yuan(fen),
-                format_yuan(fen)
-            ));
+            zh.push_str(&format!("；你将获退款 ¥{}", format_yuan(fen)));
+            en.push_str(&format!("; your refund: ¥{}", format_yuan(fen)));
         }
+        let text = notify::bilingual(&zh, &en);
         let key = format!("project_result:{}", self.id);
         let notice = Notice {
             recipient_id: user,

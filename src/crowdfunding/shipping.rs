@@ -157,7 +157,10 @@ pub async fn ship(state: &State, parts: &Parts, id: i64, order_no: &str, body: &
         Some(row) => row.get(0),
         None => return Err(not_shippable(&tx, id, order_no).await?),
     };
-    let text = format!("你支持的回报已发货：{carrier} {tracking} · your reward shipped");
+    let text = notify::bilingual(
+        &format!("你支持的回报已发货：{carrier} {tracking}"),
+        &format!("Your reward shipped: {carrier} {tracking}"),
+    );
     let notice = Notice {
         recipient_id: backer,
         kind: Kind::OrderShipped,

@@ -179,7 +179,10 @@ pub async fn post_update(state: &State, parts: &Parts, id: i64, body: &[u8]) -> 
     } else {
         title.clone()
     };
-    let message = format!("「{project_title}」有新动态：{headline} · news from a project you back or follow");
+    let message = notify::bilingual(
+        &format!("「{project_title}」有新动态：{headline}"),
+        &format!("News from “{project_title}”: {headline}"),
+    );
     let key = format!("project_update:{update_id}");
     let on = &tx;
     for chunk in audience.chunks(NOTIFY_BATCH) {

@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, crowdfunding, donate, media, notify, ops, payments, ui};
+use crate::{account, admin, community, crowdfunding, donate, media, notify, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -187,6 +187,7 @@ async fn dispatch(
         Route::Account(route) => Box::pin(account::dispatch(state, route, parts, body, ip)).await,
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
         Route::Media(route) => Box::pin(media::dispatch(state, route, parts, body, ip)).await,
+        Route::Community(route) => Box::pin(community::dispatch(state, route, parts, body, ip)).await,
         // The unread-count long-poll parks like a payment status poll: unboxed, its future
         // no larger than that one (tested), so parking it costs no more.
         Route::Notifications(notify::Route::UnreadCount) => notify::unread_count(state, parts).await,
@@ -229,6 +230,7 @@ async fn bounded_if_reading(
         Route::Media(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Notifications(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Crowdfunding(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Community(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         _ => work.await,
     }
 }

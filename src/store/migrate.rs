@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0013_crowdfunding",
         include_str!("migrations/0013_crowdfunding.sql"),
     ),
+    (19, "0019_community", include_str!("migrations/0019_community.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

@@ -414,4 +414,6 @@ pub static CATALOG: Catalog = Catalog {
         submitted: "Submitted",
         open: "Open",
     },
+    community: super::community::EN,
+    notices: super::community::NOTICES_EN,
 };

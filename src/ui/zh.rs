@@ -415,4 +415,6 @@ pub static CATALOG: Catalog = Catalog {
         submitted: "提交时间",
         open: "打开",
     },
+    community: super::community::ZH,
+    notices: super::community::NOTICES_ZH,
 };
