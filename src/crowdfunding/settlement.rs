@@ -82,7 +82,7 @@ const PLANNED: &str = "SELECT id FROM projects WHERE settle_state = 'planned'
 
 /// Live projects past their deadline and `grace_secs`.
 async fn due(store: &Store, grace_secs: f64) -> Result<Vec<i64>, StoreError> {
-    let client = store.client().await?;
+    let client = store.job_client().await?;
     let statement = client.prepare_cached(DUE).await?;
     let rows = client.query(&statement, &[&grace_secs, &BATCH]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -90,7 +90,7 @@ async fn due(store: &Store, grace_secs: f64) -> Result<Vec<i64>, StoreError> {
 
 /// Settled projects whose refunds are not all handed to the engine, not leased now.
 async fn planned(store: &Store) -> Result<Vec<i64>, StoreError> {
-    let client = store.client().await?;
+    let client = store.job_client().await?;
     let statement = client.prepare_cached(PLANNED).await?;
     let rows = client.query(&statement, &[&BATCH]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -114,7 +114,7 @@ const PLAN: &str = "INSERT INTO settlement_refunds (project_id, order_no, refund
 
 /// Settles project `id` if it is due and no other instance holds it; true when it did.
 pub async fn decide(store: &Store, id: i64, grace_secs: f64) -> Result<bool, StoreError> {
-    let mut client = store.client().await?;
+    let mut client = store.job_client().await?;
     let tx = client.transaction().await?;
     let Some(row) = tx.query_opt(LOCK_DUE, &[&id, &grace_secs]).await? else {
         return Ok(false);
@@ -236,7 +236,7 @@ const SENT: &str = "UPDATE projects SET settle_state = 'done', settle_lease = NU
 /// Hands project `id`'s planned refunds to the engine, under a lease of `lease_secs`
 /// (renewed after each); how many it handed over.
 pub async fn send(engine: &Engine, id: i64, lease_secs: f64) -> Result<u32, EngineError> {
-    let client = engine.store.client().await?;
+    let client = engine.store.job_client().await?;
     if client.query_opt(CLAIM, &[&id, &lease_secs]).await?.is_none() {
         return Ok(0);
     }
@@ -259,7 +259,7 @@ pub async fn send(engine: &Engine, id: i64, lease_secs: f64) -> Result<u32, Engi
             refund_no: Some(&refund_no),
         };
         let outcome = engine.refund(refund, None).await;
-        let client = engine.store.client().await?;
+        let client = engine.store.job_client().await?;
         match outcome {
             Ok(_) => {
                 client.execute(QUEUED, &[&refund_no]).await?;
@@ -273,7 +273,7 @@ pub async fn send(engine: &Engine, id: i64, lease_secs: f64) -> Result<u32, Engi
         }
         client.execute(RENEW, &[&id, &lease_secs]).await?;
     }
-    let client = engine.store.client().await?;
+    let client = engine.store.job_client().await?;
     client.execute(SENT, &[&id]).await?;
     Ok(sent)
 }

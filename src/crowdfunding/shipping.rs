@@ -259,7 +259,7 @@ const AUTO_DELIVER: &str = "UPDATE backings SET shipping = 'delivered', delivere
 
 /// Marks delivered every reward shipped more than `days` ago; how many.
 pub async fn auto_deliver(store: &Store, days: u32) -> Result<u64, crate::store::StoreError> {
-    let client = store.client().await?;
+    let client = store.job_client().await?;
     let days = i32::try_from(days).unwrap_or(i32::MAX);
     Ok(client.execute(AUTO_DELIVER, &[&days]).await?)
 }
