@@ -156,6 +156,7 @@ impl Application {
         }
         let media = crate::media::Media::new(&config.settings.media);
         let config_crowdfunding = config.settings.crowdfunding.clone();
+        let pool_size = config.settings.database.pool_size;
         let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
@@ -172,7 +173,7 @@ impl Application {
             profiles: crate::account::Profiles::default(),
             community,
             wechat_login,
-            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding),
+            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding, pool_size),
             engine,
             sandbox,
             last_backup: Arc::default(),
@@ -308,7 +309,9 @@ fn payment_engine(
 /// adds its line here (and its route prefix in `http::route`).
 fn purposes(config: &Config, rankings: &Arc<Rankings>) -> Purposes {
     let timezone = &config.settings.rankings.timezone;
-    let purposes = Purposes::default().with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))));
+    let purposes = Purposes::default()
+        .with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))))
+        .with(Arc::new(crate::crowdfunding::Backing));
     // The purpose the tests drive every hook with (its table exists only where they made it).
     #[cfg(feature = "sandbox")]
     let purposes = purposes.with(Arc::new(crate::probe::Probe));

@@ -6,24 +6,11 @@
 //! progress is exact under any concurrency and a settlement sees every counted payment.
 
 use deadpool_postgres::Transaction;
-use http::request::Parts;
-use time::OffsetDateTime;
 
 use super::projects::changed;
-use crate::app::State;
-use crate::error::AppError;
-use crate::http::respond::Response;
 use crate::notify::{self, Actor, Kind, Notice, Target, TargetId};
 use crate::pay::money::format_yuan;
-
-/// What the purpose says of a payment that just turned paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Counted.
-    Keep,
-    /// Cannot be honoured: refund it in full, for this reason.
-    Refund(&'static str),
-}
+use crate::pay::purpose::Verdict;
 
 const PAID_STATE: &str = "SELECT b.project_id, b.user_id, b.reward_id, b.unit, b.amount_fen,
         pr.status = 'live' AND p.paid_at <= pr.deadline, b.counted
@@ -54,7 +41,7 @@ const COUNTED: &str = "UPDATE backings SET counted = true, raised_after_fen = $2
 /// counts. Run again after it counted, it changes nothing.
 pub async fn on_paid(tx: &Transaction<'_>, order_no: &str, lapsed: bool) -> Result<Verdict, tokio_postgres::Error> {
     let Some(row) = tx.query_opt(PAID_STATE, &[&order_no]).await? else {
-        return Ok(Verdict::Refund("no backing for this payment"));
+        return Ok(Verdict::Refund("no backing for this payment".into()));
     };
     let (project_id, user_id, reward_id, unit, amount): (i64, i64, Option<i64>, Option<String>, i64) =
         (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
@@ -68,18 +55,19 @@ pub async fn on_paid(tx: &Transaction<'_>, order_no: &str, lapsed: bool) -> Resu
             tx.execute(SET_UNIT, &[&order_no, &"released"]).await?;
             changed(tx, project_id).await?;
         }
-        return Ok(Verdict::Refund(if open {
+        let why = if open {
             "订单已关闭后到账，全额退款 (paid after the order closed)"
         } else {
             "众筹已结束后到账，全额退款 (paid after the project ended)"
-        }));
+        };
+        return Ok(Verdict::Refund(why.into()));
     }
     if let Some(reward) = reward_id {
         if unit.as_deref() == Some("reserved") {
             tx.execute(TAKE_RESERVED, &[&reward]).await?;
         } else if tx.query_opt(TAKE_AGAIN, &[&reward]).await?.is_none() {
             // Its unit went back meanwhile, and none is left.
-            return Ok(Verdict::Refund("回报已售罄，全额退款 (the reward sold out)"));
+            return Ok(Verdict::Refund("回报已售罄，全额退款 (the reward sold out)".into()));
         }
         tx.execute(SET_UNIT, &[&order_no, &"taken"]).await?;
     }
@@ -156,17 +144,4 @@ pub async fn on_refunded(tx: &Transaction<'_>, order_no: &str, amount_fen: i64) 
     notify::notify(tx, &notice).await?;
     changed(tx, project_id).await?;
     Ok(())
-}
-
-/// `POST /api/projects/{id}/backings`: a backing is a purchase on the payment engine's
-/// purpose registry, which this build does not have yet.
-pub async fn back(
-    _state: &State,
-    _parts: &Parts,
-    _id: i64,
-    _body: &[u8],
-    _ip: std::net::IpAddr,
-) -> Result<Response, AppError> {
-    let _ = OffsetDateTime::now_utc();
-    Err(AppError::NotFound)
 }

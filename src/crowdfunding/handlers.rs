@@ -25,7 +25,7 @@ use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
 use crate::store::StoreError;
 
-pub use super::backing::back;
+pub use super::back::back;
 pub use super::report::report;
 pub use super::shipping::{deliver, owner_backings, ship};
 pub use super::updates::{backers, follow, post_update, updates};

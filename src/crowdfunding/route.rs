@@ -189,7 +189,7 @@ pub async fn dispatch(
         Route::Project(id) => handlers::detail(state, parts, id).await,
         Route::Edit(id) => handlers::edit(state, parts, id, &read_body(state, body).await?).await,
         Route::Backings(id) if get => handlers::owner_backings(state, parts, id).await,
-        Route::Backings(id) => handlers::back(state, parts, id, &read_body(state, body).await?, ip).await,
+        Route::Backings(id) => handlers::back(state, parts, id, &read_body(state, body).await?).await,
         Route::Backers(id) => handlers::backers(state, parts, id).await,
         Route::Updates(id) if get => handlers::updates(state, parts, id).await,
         Route::Updates(id) => handlers::post_update(state, parts, id, &read_body(state, body).await?).await,

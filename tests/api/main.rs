@@ -9,6 +9,7 @@ mod admin_browser;
 mod admin_pages;
 mod admin_scenario;
 mod admin_security;
+mod backings;
 mod backup;
 mod binary;
 mod browser;
