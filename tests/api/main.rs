@@ -54,4 +54,5 @@ mod round_trips;
 mod screenshots;
 mod seams;
 mod secrets;
+mod settlement;
 mod status_cache;
