@@ -40,6 +40,7 @@ mod page_security;
 mod pages;
 mod payments;
 mod people;
+mod project_browser;
 mod purchase_browser;
 mod purchases;
 mod purposes;
