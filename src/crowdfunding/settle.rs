@@ -168,6 +168,24 @@ mod tests {
         assert_eq!(p.refunds.iter().sum::<i64>(), p.basis_fen - 1);
     }
 
+    /// Goals strictly rising, backings as `(paid, refunded by an admin before the deadline)`,
+    /// and the surplus policy.
+    fn backed() -> impl Strategy<Value = (Vec<i64>, Vec<(i64, i64)>, bool)> {
+        let goals = prop::collection::vec(1i64..100_000, 1..=5).prop_map(|mut steps| {
+            let mut total = 0;
+            for step in &mut steps {
+                total += *step;
+                *step = total;
+            }
+            steps
+        });
+        let backing = (1i64..60_000).prop_flat_map(|paid| {
+            let refunded = prop_oneof![3 => Just(0i64), 1 => 0..=paid];
+            (Just(paid), refunded)
+        });
+        (goals, prop::collection::vec(backing, 0..60), any::<bool>())
+    }
+
     /// Goals strictly rising (1..=5 of them) and backings with what they have left.
     fn case() -> impl Strategy<Value = (Vec<i64>, Vec<i64>, bool)> {
         let goals = prop::collection::vec(1i64..200_000, 1..=5).prop_map(|mut steps| {
@@ -214,6 +232,33 @@ mod tests {
                     } else {
                         prop_assert_eq!(refunded, 0);
                     }
+                }
+            }
+        }
+
+        #[test]
+        fn paid_backings_some_refunded_before_the_deadline_settle_to_the_rules(
+            (goals, backings, refund) in backed()
+        ) {
+            let surplus = if refund { Surplus::Refund } else { Surplus::Keep };
+            // `raised` before the settlement: paid less the admins' refunds, as the job reads it.
+            let lefts: Vec<i64> = backings.iter().map(|(paid, refunded)| paid - refunded).collect();
+            let raised: i64 = lefts.iter().sum();
+            let p = plan(&goals, &lefts, surplus);
+            for ((paid, refunded), settlement) in backings.iter().zip(&p.refunds) {
+                prop_assert!(refunded + settlement <= *paid, "refunded {} + {} of {}", refunded, settlement, paid);
+            }
+            let raised_after = raised - p.refunds.iter().sum::<i64>();
+            match p.outcome {
+                Outcome::Failed => {
+                    prop_assert!(raised < goals[0]);
+                    prop_assert_eq!(raised_after, 0);
+                }
+                Outcome::Succeeded { goal, settled_fen } => {
+                    let highest = goals.iter().rposition(|g| *g <= raised);
+                    prop_assert_eq!(Some(goal), highest);
+                    let expected = if refund { settled_fen } else { raised };
+                    prop_assert_eq!(raised_after, expected);
                 }
             }
         }

@@ -38,19 +38,20 @@ pub struct Pass {
     pub refunds_sent: u32,
 }
 
-/// Runs passes every `crowdfunding.settle_interval_secs` until shutdown.
+/// Runs a pass every `crowdfunding.settle_interval_secs` (the first one interval after the
+/// start) until shutdown.
 pub async fn run(state: Arc<State>) {
     let every = Duration::from_secs(state.config.settings.crowdfunding.settle_interval_secs);
     let mut shutdown = state.shutdown.clone();
     loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
         match pass(&state).await {
             Ok(done) if done != Pass::default() => tracing::info!(?done, "crowdfunding settlement pass"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "crowdfunding settlement pass failed; retrying"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }

@@ -56,4 +56,5 @@ mod screenshots;
 mod seams;
 mod secrets;
 mod settlement;
+mod settlement_crash;
 mod status_cache;
