@@ -55,6 +55,8 @@ pub struct State {
     pub community: Arc<crate::community::Community>,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
+    /// Crowdfunding: its settings and cached public answers.
+    pub crowdfunding: crate::crowdfunding::Crowdfunding,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
@@ -153,6 +155,8 @@ impl Application {
             tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
         }
         let media = crate::media::Media::new(&config.settings.media);
+        let config_crowdfunding = config.settings.crowdfunding.clone();
+        let pool_size = config.settings.database.pool_size;
         let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
@@ -169,6 +173,7 @@ impl Application {
             profiles: crate::account::Profiles::default(),
             community,
             wechat_login,
+            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding, pool_size),
             engine,
             sandbox,
             last_backup: Arc::default(),
@@ -197,6 +202,7 @@ impl Application {
             state.config.settings.mail.clone(),
             state.shutdown.clone(),
         ));
+        tokio::spawn(crate::crowdfunding::settlement::run(Arc::clone(&state)));
         tokio::spawn(reconcile::run(
             Arc::clone(&state.engine),
             Duration::from_secs(state.config.settings.payments.reconcile_interval_secs),
@@ -305,7 +311,9 @@ fn payment_engine(
 /// adds its line here (and its route prefix in `http::route`).
 fn purposes(config: &Config, rankings: &Arc<Rankings>) -> Purposes {
     let timezone = &config.settings.rankings.timezone;
-    let purposes = Purposes::default().with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))));
+    let purposes = Purposes::default()
+        .with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))))
+        .with(Arc::new(crate::crowdfunding::Backing));
     // The purpose the tests drive every hook with (its table exists only where they made it).
     #[cfg(feature = "sandbox")]
     let purposes = purposes.with(Arc::new(crate::probe::Probe));
@@ -533,6 +541,7 @@ async fn route_events(state: Arc<State>) {
                 let notices = Arc::clone(&state);
                 tokio::spawn(async move { notices.notices.resync(&notices.store).await });
                 state.profiles.changed_all();
+                state.crowdfunding.cache.changed_all();
                 state.community.changed_all();
                 // One batched read for the parked polls, off this loop.
                 let resync = Arc::clone(&state);
@@ -560,6 +569,7 @@ pub async fn apply_event(state: &State, message: &serde_json::Value) {
                 state.notices.changed(user_id);
             }
         }
+        Some("project") => state.crowdfunding.on_event(message),
         Some("profile") => {
             if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
                 state.profiles.changed(user_id);

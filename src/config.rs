@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::pay::money;
 
 pub mod community;
+pub mod crowdfunding;
 mod shape;
 
 pub use community::Community;
@@ -61,6 +62,7 @@ pub struct Settings {
     pub mail: Mail,
     pub log: Log,
     pub backup: Backup,
+    pub crowdfunding: crowdfunding::Crowdfunding,
     pub community: Community,
 }
 
@@ -891,6 +893,7 @@ fn validate_after(
 
     validate_media(&settings.media, &mut bad);
     validate_mail(&settings.mail, &mut bad);
+    crowdfunding::validate(&settings.crowdfunding, &mut bad);
     community::validate(&settings.community, &mut bad);
 
     if settings.rankings.timezone.trim().is_empty() {

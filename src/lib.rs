@@ -8,6 +8,8 @@
 //! - `store`: PostgreSQL pool, embedded cluster, migrations, event bus.
 //! - `pay`: the payment engine: providers, transitions, purposes, refunds, reconcile.
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
+//! - `crowdfunding`: projects with goals and rewards, review, backings (purpose `backing`),
+//!   settlement with exact pro-rata refunds, updates, follows, shipping, the report.
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `backup`: `zhifu backup` / `zhifu restore` and the scheduled backups.
 //! - `ui`: what every page shares — layout data, the header's sections, message catalogs
@@ -34,6 +36,7 @@ pub mod app;
 pub mod backup;
 pub mod community;
 pub mod config;
+pub mod crowdfunding;
 pub mod donate;
 pub mod error;
 #[cfg(feature = "sandbox")]

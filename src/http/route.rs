@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
-use crate::{account, admin, community, media, notify};
+use crate::{account, admin, community, crowdfunding, media, notify};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,9 @@ pub enum Route<'a> {
     Media(media::Route<'a>),
     /// The signed-in user's notifications (`/api/me/notifications…`).
     Notifications(notify::Route),
+    /// Crowdfunding: projects, backings, the reviewers' queue (`/api/projects…`, `/projects…`,
+    /// `/api/me/backings`, `/api/me/projects`, `/api/admin/projects…`, `/admin/projects`).
+    Crowdfunding(crowdfunding::Route<'a>),
     /// The community: `/api/community/…`, `/community…`, `/users/{id}` and its admin routes.
     Community(community::Route),
     NotFound,
@@ -105,6 +108,7 @@ const MODULES: &[&[&str]] = &[
     admin::Route::NAMES,
     media::Route::NAMES,
     notify::Route::NAMES,
+    crowdfunding::Route::NAMES,
     community::Route::NAMES,
 ];
 
@@ -241,7 +245,8 @@ impl Route<'_> {
             Route::Admin(route) => BASES[2] + route.index(),
             Route::Media(route) => BASES[3] + route.index(),
             Route::Notifications(route) => BASES[4] + route.index(),
-            Route::Community(route) => BASES[5] + route.index(),
+            Route::Crowdfunding(route) => BASES[5] + route.index(),
+            Route::Community(route) => BASES[6] + route.index(),
         }
     }
 }
@@ -291,6 +296,15 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let verb = Verb::of(method);
     // Each module's prefixes; the module parses the whole path.
     match segments {
+        // Before the admin and account modules' prefixes.
+        ["api", "projects", ..]
+        | ["projects", ..]
+        | ["api", "me", "backings"]
+        | ["api", "me", "projects"]
+        | ["api", "admin", "projects", ..]
+        | ["admin", "projects"] => {
+            return crowdfunding::Route::parse(verb, segments).into_route(Route::Crowdfunding);
+        }
         // Before the admin module's prefixes: the community's admin routes are its own.
         ["api", "community", ..]
         | ["community", ..]
@@ -500,6 +514,28 @@ mod tests {
             Route::Account(account::Route::SandboxMail)
         );
         assert_eq!(parse(&Method::GET, "/api/me/nothing"), Route::NotFound);
+        assert_eq!(
+            parse(&Method::GET, "/api/projects/3"),
+            Route::Crowdfunding(crowdfunding::Route::Project(3))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/backings"),
+            Route::Crowdfunding(crowdfunding::Route::MyBackings),
+            "before the account module's api/me"
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/admin/projects/3/review"),
+            Route::Crowdfunding(crowdfunding::Route::Review(3)),
+            "before the admin module"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/projects"),
+            Route::Crowdfunding(crowdfunding::Route::QueuePage)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/payments"),
+            Route::Admin(admin::Route::Page("payments"))
+        );
         assert_eq!(
             parse(&Method::DELETE, "/api/me"),
             Route::MethodNotAllowed {

@@ -49,6 +49,8 @@ pub use i18n::{Catalog, LANG_COOKIE, Lang, fill};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Donate,
+    /// Crowdfunding (众筹).
+    Projects,
     Community,
     Me,
     Admin,
@@ -70,7 +72,7 @@ pub struct SectionEntry {
     pub badge: bool,
 }
 
-/// The header's sections, in order. Crowdfunding (众筹) and the mall (商城) add theirs here
+/// The header's sections, in order. The mall (商城) adds its own here
 /// when they arrive.
 pub const SECTIONS: &[SectionEntry] = &[
     SectionEntry {
@@ -78,6 +80,14 @@ pub const SECTIONS: &[SectionEntry] = &[
         id: "donate",
         href: "/",
         label: |t| t.nav.donate,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Projects,
+        id: "projects",
+        href: "/projects",
+        label: |t| t.nav.projects,
         needs: None,
         badge: false,
     },
@@ -430,7 +440,7 @@ mod tests {
     fn the_header_shows_admin_only_to_admins_and_marks_the_current_section() {
         let anonymous = Ui::for_principal(&parts("/", &[]), Section::Donate, None);
         let ids: Vec<_> = anonymous.nav.iter().map(|l| l.id).collect();
-        assert_eq!(ids, ["donate", "community", "me"]);
+        assert_eq!(ids, ["donate", "projects", "community", "me"]);
         assert!(anonymous.nav[0].current && !anonymous.nav[1].current);
         assert_eq!(anonymous.sign_in_href, "/login");
     }

@@ -171,6 +171,17 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         .unwrap()
         .to_string();
     app.state.rankings.invalidate();
+    // A live project and a draft, in ASCII.
+    let mut project = crate::crowdfunding::project_body("Library corner");
+    project["summary"] = json!("Books for a village school");
+    project["story"] = json!("Line one\nLine two");
+    project["goals"] =
+        json!([{"amount": "100.00", "title": "First shelf"}, {"amount": "300.00", "title": "Second shelf"}]);
+    project["rewards"] = json!([{"title": "Postcard", "min_amount": "20.00", "quantity": 5, "ships": true}]);
+    let live = crate::crowdfunding::live_project(&app, &user, &admin, project.clone()).await;
+    let draft = crate::crowdfunding::create(&app, &user, project).await["id"]
+        .as_i64()
+        .unwrap();
     // The community, in ASCII too: a board, a post with a comment, an anonymous post.
     app.sql("UPDATE boards SET name = 'General', description = 'Anything' WHERE id = 1")
         .await;
@@ -241,6 +252,14 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         ("/admin/payments?status=lost".into(), Some(admin.as_str())),
         ("/admin".into(), Some(user.as_str())),
         ("/auth/verify-email?token=not-a-token".into(), None),
+        ("/projects".into(), None),
+        ("/projects?status=failed".into(), None),
+        (format!("/projects/{live}"), None),
+        (format!("/projects/{live}"), Some(user.as_str())),
+        ("/projects/mine".into(), Some(user.as_str())),
+        ("/projects/new".into(), Some(user.as_str())),
+        (format!("/projects/{draft}/edit"), Some(user.as_str())),
+        ("/admin/projects".into(), Some(admin.as_str())),
         ("/community".into(), None),
         ("/community?sort=new".into(), Some(user.as_str())),
         ("/community?sort=top&range=day".into(), None),
