@@ -51,6 +51,8 @@ pub struct State {
     pub notices: crate::notify::Board,
     /// Public profiles, pre-serialized.
     pub profiles: crate::account::Profiles,
+    /// The mall's cached catalog.
+    pub mall: crate::mall::Mall,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
     pub engine: Arc<Engine>,
@@ -149,6 +151,7 @@ impl Application {
             tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
         }
         let media = crate::media::Media::new(&config.settings.media);
+        let mall = crate::mall::Mall::new(&config.settings.mall);
         let state = Arc::new(State {
             media,
             config,
@@ -162,6 +165,7 @@ impl Application {
             sessions: Sessions::new(),
             notices: crate::notify::Board::default(),
             profiles: crate::account::Profiles::default(),
+            mall,
             wechat_login,
             engine,
             sandbox,
@@ -182,6 +186,11 @@ impl Application {
             state.store.clone(),
             Arc::clone(&state.events),
             state.config.settings.mail.clone(),
+            state.shutdown.clone(),
+        ));
+        tokio::spawn(crate::mall::auto_complete(
+            state.store.clone(),
+            state.config.settings.mall.auto_complete_days,
             state.shutdown.clone(),
         ));
         tokio::spawn(reconcile::run(
@@ -505,6 +514,7 @@ async fn route_events(state: Arc<State>) {
                 state.rankings.invalidate();
                 state.notices.changed_all();
                 state.profiles.changed_all();
+                state.mall.changed_all();
                 // One batched read for the parked polls, off this loop.
                 let resync = Arc::clone(&state);
                 tokio::spawn(async move { resync.engine.status.resync(&resync.store).await });
@@ -524,7 +534,13 @@ pub async fn apply_event(state: &State, message: &serde_json::Value) {
         Some("categories") => state.catalog.invalidate(),
         Some("sessions") => state.sessions.invalidate_all(),
         // A donor renamed (rankings show current names), or any other reason to recompute.
-        Some("rankings") | Some("user_renamed") => state.rankings.invalidate(),
+        Some("rankings") => state.rankings.invalidate(),
+        // Rankings and the mall show current display names.
+        Some("user_renamed") => {
+            state.rankings.invalidate();
+            state.mall.changed_all();
+        }
+        Some("mall") => state.mall.apply_event(message),
         Some("payment_settings") => reload_policy(state).await,
         Some("notification") => {
             if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {

@@ -15,6 +15,8 @@
 //! - `media`: image uploads (decoded, re-encoded, content-addressed) and serving.
 //! - `notify`: notifications every module writes, their list and unread-count long-poll.
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
+//! - `mall`: the mall — categories, products with SKUs, search, carts, favorites, coupons,
+//!   orders paid through the engine, sellers' and admins' pages.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`);
@@ -34,6 +36,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod mail;
+pub mod mall;
 pub mod media;
 pub mod notify;
 pub mod ops;

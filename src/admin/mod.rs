@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use explain::explain_filtered_reads;
+pub use pages::Chrome;
 
 use crate::account::{Principal, Role};
 use crate::app::State;

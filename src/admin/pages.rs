@@ -38,9 +38,14 @@ const PAGES: &[(&str, Label)] = &[
     ("callbacks", |t| t.admin.callbacks),
     ("users", |t| t.admin.users),
     ("audit", |t| t.admin.audit),
+    // The mall's admin pages (served by the mall module).
+    ("mall", |t| t.mall.admin_mall),
+    ("mall/categories", |t| t.mall.admin_categories),
+    ("mall/coupons", |t| t.mall.admin_coupons),
 ];
 
 /// A link of the admin sub-navigation.
+#[derive(Debug)]
 pub struct AdminLink {
     pub href: String,
     pub label: &'static str,
@@ -48,6 +53,7 @@ pub struct AdminLink {
 }
 
 /// What every admin page adds to the layout: its title, the sub-navigation, the form script.
+#[derive(Debug)]
 pub struct Chrome {
     pub title: &'static str,
     pub links: Vec<AdminLink>,
@@ -55,8 +61,8 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// The chrome of the page at `/admin/{current}`.
-    fn new(t: &Catalog, current: &str) -> Chrome {
+    /// The chrome of the page at `/admin/{current}` (modules' admin pages use it too).
+    pub fn new(t: &Catalog, current: &str) -> Chrome {
         let links = PAGES
             .iter()
             .map(|(path, label)| AdminLink {

@@ -24,6 +24,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0009_notifications.sql"),
     ),
     (11, "0011_backups", include_str!("migrations/0011_backups.sql")),
+    (
+        16,
+        "0016_mall_catalog",
+        include_str!("migrations/0016_mall_catalog.sql"),
+    ),
+    (17, "0017_mall_orders", include_str!("migrations/0017_mall_orders.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

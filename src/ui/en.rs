@@ -302,4 +302,5 @@ pub static CATALOG: Catalog = Catalog {
         wechat: "WeChat",
         you: "You",
     },
+    mall: super::mall_texts::EN,
 };

@@ -170,6 +170,7 @@ pub struct Catalog {
     pub pay: Pay,
     pub account: Account,
     pub admin: Admin,
+    pub mall: super::mall_texts::Mall,
 }
 
 /// The layout: header, footer, pagination, dates.

@@ -24,6 +24,7 @@
 
 pub mod chart;
 pub mod i18n;
+pub mod mall_texts;
 
 mod en;
 mod labels;
@@ -46,6 +47,8 @@ pub use i18n::{Catalog, LANG_COOKIE, Lang, fill};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Donate,
+    Mall,
+    Seller,
     Me,
     Admin,
     /// Pages of no section (sign-in, errors).
@@ -75,6 +78,22 @@ pub const SECTIONS: &[SectionEntry] = &[
         href: "/",
         label: |t| t.nav.donate,
         needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Mall,
+        id: "mall",
+        href: "/mall",
+        label: |t| t.mall.nav,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Seller,
+        id: "seller",
+        href: "/merchant",
+        label: |t| t.mall.nav_seller,
+        needs: Some(Role::Merchant),
         badge: false,
     },
     SectionEntry {
@@ -394,7 +413,7 @@ mod tests {
     fn the_header_shows_admin_only_to_admins_and_marks_the_current_section() {
         let anonymous = Ui::for_principal(&parts("/", &[]), Section::Donate, None);
         let ids: Vec<_> = anonymous.nav.iter().map(|l| l.id).collect();
-        assert_eq!(ids, ["donate", "me"]);
+        assert_eq!(ids, ["donate", "mall", "me"]);
         assert!(anonymous.nav[0].current && !anonymous.nav[1].current);
         assert_eq!(anonymous.sign_in_href, "/login");
     }

@@ -303,4 +303,5 @@ pub static CATALOG: Catalog = Catalog {
         wechat: "微信",
         you: "当前账户",
     },
+    mall: super::mall_texts::ZH,
 };
