@@ -44,6 +44,7 @@ use crate::http::extract::{self, BodyKind};
 use crate::http::respond::{self, Response};
 use crate::store::fresh::Fresh;
 
+pub use catalog::explain_list;
 pub use orders::{auto_complete, complete_due};
 pub use route::{AdminPage, BuyerAction, Route, SellerAction, dispatch};
 

@@ -27,6 +27,7 @@ mod idempotency;
 mod indexes;
 mod limits;
 mod mail;
+mod mall;
 mod media;
 mod migrations;
 mod nginx;
