@@ -146,6 +146,7 @@ pub struct AdminRow {
     pub sort_order: i32,
     pub depth: usize,
     pub products: i64,
+    pub has_children: bool,
 }
 
 /// Every category, depth first, with product counts.
@@ -161,10 +162,12 @@ pub async fn admin_rows(state: &State) -> Result<Vec<AdminRow>, AppError> {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let parents: HashMap<i64, (Option<i64>, i32)> = rows.iter().map(|r| (r.get(0), (r.get(1), r.get(3)))).collect();
+    let has_children = |id: &i64| rows.iter().any(|r| r.get::<_, Option<i64>>(1) == Some(*id));
     Ok(tree
         .flat
         .iter()
         .map(|(id, name, depth)| AdminRow {
+            has_children: has_children(id),
             id: *id,
             name: name.clone(),
             parent_id: parents.get(id).and_then(|p| p.0),
