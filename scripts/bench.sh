@@ -161,6 +161,9 @@ curl -fsS -X POST "$provider_url/bench/callbacks?server=http://127.0.0.1:$PORT&o
 order_no=$(curl -fsS -H 'content-type: application/json' \
   -d '{"amount":"8.00","channel":"wechat","category_id":1,"donor_name":"reader"}' \
   "http://127.0.0.1:$PORT/api/donations" | sed 's/.*"order_no":"\([^"]*\)".*/\1/')
+# The mall: 100 products of three SKUs; the list and one product are read cached.
+on_load psql -q -h "$work/pg" -U postgres -d zhifu -v n=100 -f scripts/bench/mall-seed.sql >/dev/null
+mall_product=$(curl -fsS "http://127.0.0.1:$PORT/api/mall/products?size=1" | sed 's/.*"items":\[{"id":\([0-9]*\).*/\1/')
 
 # --- measurements --------------------------------------------------------------------------
 # to_ms VALUE: wrk's 123.45us / 1.23ms / 1.02s → milliseconds.
@@ -204,6 +207,8 @@ reads=(
   "rankings_other|$b/api/rankings"
   "payment|$a/api/payments/$order_no"
   "static|$a/static/app.css"
+  "mall_products|$a/api/mall/products"
+  "mall_product|$a/api/mall/products/$mall_product"
 )
 for entry in "${reads[@]}"; do curl -fsS -o /dev/null "${entry#*|}"; done # fill the caches
 for round in $(seq 1 "$ROUNDS"); do
@@ -275,9 +280,10 @@ row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 row "hello-world ($DEFAULT_RUNTIME), c$READ_CONNECTIONS" "$hello" "$(med hello 2)" "$(med hello 3)" "floor" ""
 row "/healthz, c$READ_CONNECTIONS" "$healthz" "$(med healthz 2)" "$(med healthz 3)" \
   "$(ratio "$healthz" "$hello") × hello (≥ 0.90)" "$(verdict "$(ratio "$healthz" "$hello")" ">=" 0.9)"
-for key in rankings payment static; do
+for key in rankings payment static mall_products mall_product; do
   case $key in
     rankings) name="/api/rankings" ;; payment) name="/api/payments/{no}" ;; static) name="/static/app.css" ;;
+    mall_products) name="/api/mall/products" ;; mall_product) name="/api/mall/products/{id}" ;;
   esac
   r=$(ratio "$(med "$key" 1)" "$healthz") p99=$(med "$key" 3)
   ok=$( [ "$(verdict "$r" ">=" 0.9)" = ok ] && [ "$(verdict "$p99" "<=" 1)" = ok ] && echo ok || echo MISS)
