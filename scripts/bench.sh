@@ -165,6 +165,19 @@ order_no=$(curl -fsS -H 'content-type: application/json' \
 on_load psql -q -h "$work/pg" -U postgres -d zhifu -v n=100 -f scripts/bench/mall-seed.sql >/dev/null
 mall_product=$(curl -fsS "http://127.0.0.1:$PORT/api/mall/products?size=1" | sed 's/.*"items":\[{"id":\([0-9]*\).*/\1/')
 
+# Community posts for the cached hot list and a post's detail (written in SQL: the search
+# codes do not matter here).
+psql -q -h "$work/pg" -U postgres -d zhifu -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+INSERT INTO users (username, password_hash, display_name) VALUES ('bench_poster', 'unused', '发帖人');
+INSERT INTO posts (board_id, author_id, title, content, search, grams, created_at)
+SELECT 1, (SELECT id FROM users WHERE username = 'bench_poster'), '帖子 ' || i,
+       repeat('周末去山里徒步，有人一起吗？', 1 + i % 20), '', '{}', now() - i * interval '7 minutes'
+  FROM generate_series(1, 300) AS i;
+INSERT INTO post_stats (post_id, board_id, created_at, likes, comments)
+SELECT id, board_id, created_at, id % 37, id % 11 FROM posts;
+SQL
+post_id=$(psql -qtA -h "$work/pg" -U postgres -d zhifu -c "SELECT max(id) FROM posts")
+
 # --- measurements --------------------------------------------------------------------------
 # to_ms VALUE: wrk's 123.45us / 1.23ms / 1.02s → milliseconds.
 to_ms() {
@@ -209,6 +222,8 @@ reads=(
   "static|$a/static/app.css"
   "mall_products|$a/api/mall/products"
   "mall_product|$a/api/mall/products/$mall_product"
+  "community_hot|$a/api/community/posts?sort=hot"
+  "community_post|$a/api/community/posts/$post_id"
 )
 for entry in "${reads[@]}"; do curl -fsS -o /dev/null "${entry#*|}"; done # fill the caches
 for round in $(seq 1 "$ROUNDS"); do
@@ -280,10 +295,11 @@ row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 row "hello-world ($DEFAULT_RUNTIME), c$READ_CONNECTIONS" "$hello" "$(med hello 2)" "$(med hello 3)" "floor" ""
 row "/healthz, c$READ_CONNECTIONS" "$healthz" "$(med healthz 2)" "$(med healthz 3)" \
   "$(ratio "$healthz" "$hello") × hello (≥ 0.90)" "$(verdict "$(ratio "$healthz" "$hello")" ">=" 0.9)"
-for key in rankings payment static mall_products mall_product; do
+for key in rankings payment static mall_products mall_product community_hot community_post; do
   case $key in
     rankings) name="/api/rankings" ;; payment) name="/api/payments/{no}" ;; static) name="/static/app.css" ;;
     mall_products) name="/api/mall/products" ;; mall_product) name="/api/mall/products/{id}" ;;
+    community_hot) name="/api/community/posts?sort=hot" ;; community_post) name="/api/community/posts/{id}" ;;
   esac
   r=$(ratio "$(med "$key" 1)" "$healthz") p99=$(med "$key" 3)
   ok=$( [ "$(verdict "$r" ">=" 0.9)" = ok ] && [ "$(verdict "$p99" "<=" 1)" = ok ] && echo ok || echo MISS)

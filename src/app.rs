@@ -53,11 +53,15 @@ pub struct State {
     pub profiles: crate::account::Profiles,
     /// The mall's cached catalog.
     pub mall: crate::mall::Mall,
+    /// The community: moderation, cached posts and lists, view counts.
+    pub community: Arc<crate::community::Community>,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
+    /// Figures operators alert on (flagged orders, failed refunds…), for `/metrics`.
+    pub attention: crate::ops::Attention,
     /// When the last scheduled (or any recorded) backup completed, for `/metrics`.
     pub last_backup: Arc<crate::backup::LastBackup>,
     /// Turns true when shutdown begins (parked long-polls answer then).
@@ -152,6 +156,7 @@ impl Application {
         }
         let media = crate::media::Media::new(&config.settings.media);
         let mall = crate::mall::Mall::new(&config.settings.mall);
+        let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
             config,
@@ -166,16 +171,24 @@ impl Application {
             notices: crate::notify::Board::default(),
             profiles: crate::account::Profiles::default(),
             mall,
+            community,
             wechat_login,
             engine,
             sandbox,
             last_backup: Arc::default(),
+            attention: crate::ops::Attention::default(),
             shutdown: shutdown_rx,
             instance: instance_id(),
             sequence: AtomicU64::new(0),
         });
         tokio::spawn(route_events(Arc::clone(&state)));
+        tokio::spawn(crate::community::run_view_flusher(
+            Arc::clone(&state.community),
+            state.store.clone(),
+            state.shutdown.clone(),
+        ));
         tokio::spawn(forget_idle_clients(Arc::clone(&state)));
+        tokio::spawn(crate::ops::Attention::watch(Arc::clone(&state)));
         tokio::spawn(crate::backup::schedule(
             Arc::new(state.config.clone()),
             state.store.clone(),
@@ -227,6 +240,10 @@ impl Application {
             let _ = shutdown.send(true);
         };
         crate::http::server::serve(listener, Arc::clone(&state), stop).await;
+        // The views counted while the last requests drained.
+        if let Err(e) = state.community.flush_views(&state.store).await {
+            tracing::warn!(error = %e, "cannot write the last view counts");
+        }
         // Lines of the drained requests go out before the process does (SIGTERM loses none).
         if let Some(access) = &state.access {
             access.close();
@@ -512,9 +529,11 @@ async fn route_events(state: Arc<State>) {
                 reload_policy(&state).await;
                 state.catalog.invalidate();
                 state.rankings.invalidate();
-                state.notices.changed_all();
+                let notices = Arc::clone(&state);
+                tokio::spawn(async move { notices.notices.resync(&notices.store).await });
                 state.profiles.changed_all();
                 state.mall.changed_all();
+                state.community.changed_all();
                 // One batched read for the parked polls, off this loop.
                 let resync = Arc::clone(&state);
                 tokio::spawn(async move { resync.engine.status.resync(&resync.store).await });
@@ -552,6 +571,8 @@ pub async fn apply_event(state: &State, message: &serde_json::Value) {
                 state.profiles.changed(user_id);
             }
         }
+        Some("community") => state.community.changed(message.get("post_id").and_then(|p| p.as_i64())),
+        Some("community_boards") => state.community.boards_changed(),
         Some("payment") => {
             let status = text("status").and_then(crate::pay::status::Status::parse);
             let hook = text("purpose").and_then(|p| state.engine.settings.hook(p));

@@ -518,7 +518,7 @@ async fn tick(config: &Config, store: &Store, last: &LastBackup, every_hours: i3
                 OR (finished_at IS NULL AND started_at > now() - interval '1 hour'))
         RETURNING id";
     const FINISH: &str = "UPDATE backup_runs SET finished_at = now(), bytes = $2, error = $3 WHERE id = $1";
-    let mut client = store.client().await?;
+    let mut client = store.job_client().await?;
     last.0
         .store(client.query_one(LAST, &[]).await?.get(0), Ordering::Relaxed);
     let Some(dir) = config.backup_dir.clone() else {
@@ -545,7 +545,7 @@ async fn tick(config: &Config, store: &Store, last: &LastBackup, every_hours: i3
     drop(client);
     let target = served_target(config, store)?;
     let outcome = tokio::task::spawn_blocking(move || dump(&target, &file)).await?;
-    let client = store.client().await?;
+    let client = store.job_client().await?;
     match &outcome {
         Ok(written) => {
             let bytes = i64::try_from(written.bytes).unwrap_or(i64::MAX);

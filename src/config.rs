@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::pay::money;
 
+pub mod community;
 mod shape;
+
+pub use community::Community;
 
 /// A string that never shows up in logs, `Debug` output or error messages.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -59,6 +62,7 @@ pub struct Settings {
     pub mall: Mall,
     pub log: Log,
     pub backup: Backup,
+    pub community: Community,
 }
 
 /// `server.*`: the listener, its limits and timeouts.
@@ -588,6 +592,7 @@ fn read_settings(
         .separator("__")
         .list_separator(",")
         .with_list_parse_key("server.trusted_proxies")
+        .with_list_parse_key("community.blocked_words")
         .try_parsing(true)
         .source(Some(env.into_iter().collect()));
     let tree = builder
@@ -902,6 +907,7 @@ fn validate_after(
     validate_media(&settings.media, &mut bad);
     validate_mail(&settings.mail, &mut bad);
     validate_mall(&settings.mall, &mut bad);
+    community::validate(&settings.community, &mut bad);
 
     if settings.rankings.timezone.trim().is_empty() {
         bad(

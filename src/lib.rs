@@ -14,6 +14,8 @@
 //!   (Chinese and English), SVG charts, HTML error pages.
 //! - `media`: image uploads (decoded, re-encoded, content-addressed) and serving.
 //! - `notify`: notifications every module writes, their list and unread-count long-poll.
+//! - `community`: the forum — boards, posts, comments, likes, feed, hot ranking, search,
+//!   moderation, anonymous posts.
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
 //! - `mall`: the mall — categories, products with SKUs, search, carts, favorites, coupons,
 //!   orders paid through the engine, sellers' and admins' pages.
@@ -29,6 +31,7 @@ pub mod account;
 pub mod admin;
 pub mod app;
 pub mod backup;
+pub mod community;
 pub mod config;
 pub mod donate;
 pub mod error;

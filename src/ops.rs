@@ -1,5 +1,6 @@
 //! Operations endpoints: `/healthz` (the process serves), `/readyz` (the database answers)
-//! and `/metrics` (Prometheus text, names prefixed `zhifu_`).
+//! and `/metrics` (Prometheus text, names prefixed `zhifu_`), and the figures an operator
+//! alerts on ([`Attention`]), read from the database every minute.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::HeaderValue;
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::app::State;
 use crate::error::AppError;
@@ -30,6 +32,73 @@ pub fn healthz() -> Response {
 pub async fn readyz(store: &Store) -> Result<Response, AppError> {
     store.ping(READY_TIMEOUT).await.map_err(AppError::Unavailable)?;
     Ok(respond::json(StatusCode::OK, Bytes::from_static(READY)))
+}
+
+/// What needs an operator, as every instance last read it from the database (each reads it
+/// every minute, so every instance's `/metrics` says the same). `-1` until the first read.
+#[derive(Debug)]
+pub struct Attention {
+    /// Pending orders the reconcile job stopped asking about: the provider's answer
+    /// contradicts them.
+    pub flagged_orders: AtomicI64,
+    /// Refunds that failed in the last 7 days (the money did not go back).
+    pub refunds_failed: AtomicI64,
+    /// Refunds still processing an hour after they were asked for.
+    pub refunds_stuck: AtomicI64,
+    /// Orders still pending 10 minutes past their expiry (reconcile is not keeping up).
+    pub payments_overdue: AtomicI64,
+}
+
+impl Default for Attention {
+    fn default() -> Self {
+        Attention {
+            flagged_orders: AtomicI64::new(-1),
+            refunds_failed: AtomicI64::new(-1),
+            refunds_stuck: AtomicI64::new(-1),
+            payments_overdue: AtomicI64::new(-1),
+        }
+    }
+}
+
+const ATTENTION_SQL: &str = "SELECT
+    (SELECT count(*) FROM payments WHERE status = 'pending' AND reconcile_issue IS NOT NULL),
+    (SELECT count(*) FROM refunds WHERE status = 'failed' AND updated_at > now() - interval '7 days'),
+    (SELECT count(*) FROM refunds WHERE status = 'processing' AND created_at < now() - interval '1 hour'),
+    (SELECT count(*) FROM payments
+      WHERE status = 'pending' AND expires_at < now() - interval '10 minutes' AND reconcile_issue IS NULL)";
+
+impl Attention {
+    /// Reads the figures once.
+    pub async fn refresh(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let client = store.job_client().await?;
+        let row = client.query_one(ATTENTION_SQL, &[]).await?;
+        for (i, gauge) in [
+            &self.flagged_orders,
+            &self.refunds_failed,
+            &self.refunds_stuck,
+            &self.payments_overdue,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            gauge.store(row.get(i), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Refreshes the figures every minute until shutdown.
+    pub async fn watch(state: Arc<State>) {
+        let mut shutdown = state.shutdown.clone();
+        loop {
+            if let Err(e) = state.attention.refresh(&state.store).await {
+                tracing::warn!(error = %e, "cannot read the figures operators alert on; retrying in a minute");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
 }
 
 /// `GET /metrics`
@@ -103,6 +172,31 @@ pub fn metrics(state: &State) -> Response {
             "# HELP zhifu_access_log_dropped_total Access log lines dropped because stdout did not keep up.\n# TYPE zhifu_access_log_dropped_total counter\nzhifu_access_log_dropped_total {}\n",
             access.dropped()
         ));
+    }
+    let attention = &state.attention;
+    for (name, help, value) in [
+        (
+            "zhifu_payments_flagged",
+            "Pending orders whose provider answer contradicts them, waiting for an operator (-1: not read yet).",
+            &attention.flagged_orders,
+        ),
+        (
+            "zhifu_refunds_failed_7d",
+            "Refunds that failed in the last 7 days: the money did not go back (-1: not read yet).",
+            &attention.refunds_failed,
+        ),
+        (
+            "zhifu_refunds_stuck",
+            "Refunds still processing an hour after they were asked for (-1: not read yet).",
+            &attention.refunds_stuck,
+        ),
+        (
+            "zhifu_payments_overdue",
+            "Orders still pending 10 minutes past expiry: reconcile is not keeping up (-1: not read yet).",
+            &attention.payments_overdue,
+        ),
+    ] {
+        gauge(&mut out, name, help, value.load(Ordering::Relaxed));
     }
     gauge(
         &mut out,

@@ -518,6 +518,7 @@ pub async fn my_donations(state: &State, parts: &Parts) -> Result<Response, AppE
 #[template(path = "me.html")]
 struct MePage<'a> {
     ui: Ui,
+    user_id: i64,
     name: &'a str,
     username: Option<&'a str>,
     role: &'a str,
@@ -561,8 +562,11 @@ pub async fn me_page(state: &State, parts: &Parts) -> Result<Response, AppError>
     const SIZE: u32 = 20;
     let page = extract::number_param(parts.uri.query(), "page", 1, 100_000, "invalid_page")?;
     let (items, total) = donations_page(state, principal.user_id, page, SIZE).await?;
+    let mut ui = Ui::for_principal(parts, Section::Me, Some(&principal));
+    ui.fill_unread(state, principal.user_id).await;
     let page = MePage {
-        ui: Ui::for_principal(parts, Section::Me, Some(&principal)),
+        ui,
+        user_id: principal.user_id,
         name: &principal.display_name,
         username: principal.username.as_deref(),
         role: principal.role.as_str(),

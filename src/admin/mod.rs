@@ -12,7 +12,7 @@ mod dashboard;
 mod explain;
 mod export;
 mod inspect;
-mod pages;
+pub mod pages;
 mod payments;
 mod refund;
 mod settings;

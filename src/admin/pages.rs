@@ -37,6 +37,7 @@ const PAGES: &[(&str, Label)] = &[
     ("settings", |t| t.admin.settings),
     ("callbacks", |t| t.admin.callbacks),
     ("users", |t| t.admin.users),
+    ("community", |t| t.community.admin_title),
     ("audit", |t| t.admin.audit),
     // The mall's admin pages (served by the mall module).
     ("mall", |t| t.mall.admin_mall),
@@ -61,7 +62,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// The chrome of the page at `/admin/{current}` (modules' admin pages use it too).
+    /// The chrome of the page at `/admin/{current}` (other modules' admin pages use it too).
     pub fn new(t: &Catalog, current: &str) -> Chrome {
         let links = PAGES
             .iter()

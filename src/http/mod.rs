@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, donate, mall, media, notify, ops, payments, ui};
+use crate::{account, admin, community, donate, mall, media, notify, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -186,6 +186,7 @@ async fn dispatch(
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
         Route::Media(route) => Box::pin(media::dispatch(state, route, parts, body, ip)).await,
         Route::Mall(route) => Box::pin(mall::dispatch(state, route, parts, body, ip)).await,
+        Route::Community(route) => Box::pin(community::dispatch(state, route, parts, body, ip)).await,
         // The unread-count long-poll parks like a payment status poll: unboxed, its future
         // no larger than that one (tested), so parking it costs no more.
         Route::Notifications(notify::Route::UnreadCount) => notify::unread_count(state, parts).await,
@@ -215,6 +216,7 @@ async fn bounded_if_reading(
         Route::Media(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Notifications(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Mall(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Community(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         _ => work.await,
     }
 }

@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
-use crate::{account, admin, mall, media, notify};
+use crate::{account, admin, community, mall, media, notify};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,8 @@ pub enum Route<'a> {
     /// The mall (`/api/mall/…`, `/api/merchant/…`, `/api/admin/mall/…`, `/api/admin/coupons`,
     /// `/api/me/orders`, `/api/me/coupons`, `/mall…`, `/merchant…`, `/admin/mall…`).
     Mall(mall::Route<'a>),
+    /// The community: `/api/community/…`, `/community…`, `/users/{id}` and its admin routes.
+    Community(community::Route),
     NotFound,
     /// The path exists, the method does not; `allow` lists the ones that do.
     MethodNotAllowed {
@@ -101,6 +103,7 @@ const MODULES: &[&[&str]] = &[
     media::Route::NAMES,
     notify::Route::NAMES,
     mall::Route::NAMES,
+    community::Route::NAMES,
 ];
 
 /// First index of each entry of [`MODULES`].
@@ -235,6 +238,7 @@ impl Route<'_> {
             Route::Media(route) => BASES[3] + route.index(),
             Route::Notifications(route) => BASES[4] + route.index(),
             Route::Mall(route) => BASES[5] + route.index(),
+            Route::Community(route) => BASES[6] + route.index(),
         }
     }
 }
@@ -288,10 +292,18 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
         return mall::Route::parse(verb, segments).into_route(Route::Mall);
     }
     match segments {
+        // Before the admin module's prefixes: the community's admin routes are its own.
+        ["api", "community", ..]
+        | ["community", ..]
+        | ["users", _]
+        | ["api", "admin", "boards" | "reports" | "community", ..]
+        | ["admin", "community"] => {
+            return community::Route::parse(verb, segments).into_route(Route::Community);
+        }
         ["api", "admin", ..] | ["admin", ..] => return admin::Route::parse(verb, rest).into_route(Route::Admin),
         ["api", "images"] | ["media", ..] => return media::Route::parse(verb, segments).into_route(Route::Media),
         // Before the account module's `api/me` prefix.
-        ["api", "me", "notifications", ..] => {
+        ["api", "me", "notifications", ..] | ["me", "notifications"] => {
             return notify::Route::parse(verb, segments).into_route(Route::Notifications);
         }
         ["api", "auth", ..]
@@ -407,6 +419,36 @@ mod tests {
             Route::Admin(admin::Route::Api("payments"))
         );
         assert_eq!(parse(&Method::GET, "/admin"), Route::Admin(admin::Route::Page("")));
+        assert_eq!(
+            parse(&Method::GET, "/api/community/posts/7"),
+            Route::Community(community::Route::Post(7))
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/admin/reports/3/dismiss"),
+            Route::Community(community::Route::AdminDismiss(3)),
+            "the community's admin routes come before the admin module's prefix"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/community"),
+            Route::Community(community::Route::AdminPage)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/payments"),
+            Route::Admin(admin::Route::Api("payments"))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/users/12"),
+            Route::Community(community::Route::UserPage(12))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/users/12"),
+            Route::Account(account::Route::User(12)),
+            "profiles and follows stay the account module's"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/me/notifications"),
+            Route::Notifications(notify::Route::Page)
+        );
         assert_eq!(
             parse(&Method::GET, "/admin/categories"),
             Route::Admin(admin::Route::Page("categories"))

@@ -149,7 +149,7 @@ async fn send_due(
 ) -> Result<usize, StoreError> {
     let mut attempted = 0;
     loop {
-        let client = store.client().await?;
+        let client = store.job_client().await?;
         let claim = client.prepare_cached(CLAIM).await?;
         let rows = client.query(&claim, &[&BATCH]).await?;
         drop(client);
@@ -157,7 +157,7 @@ async fn send_due(
             let id: i64 = row.get(0);
             let attempts: i32 = row.get(4);
             let outcome = send_one(transport, from, row.get(1), row.get(2), row.get(3)).await;
-            let client = store.client().await?;
+            let client = store.job_client().await?;
             match outcome {
                 Ok(()) => {
                     let sent = client.prepare_cached(SENT).await?;

@@ -36,6 +36,10 @@ impl Default for Board {
 
 const COUNT_UNREAD: &str = "SELECT count(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL";
 
+/// The unread counts of several users at once (zero included).
+const COUNT_UNREAD_OF: &str = "SELECT u, count(n.id) FROM unnest($1::bigint[]) u
+    LEFT JOIN notifications n ON n.recipient_id = u AND n.read_at IS NULL GROUP BY u";
+
 impl Board {
     /// `user_id`'s unread count: from memory, else one query.
     pub async fn unread(&self, store: &Store, user_id: i64) -> Result<i64, StoreError> {
@@ -58,20 +62,59 @@ impl Board {
     /// `user_id`'s notifications changed: forget the count, wake the waiters.
     pub fn changed(&self, user_id: i64) {
         self.counts.changed(user_id);
-        let notify = self.waiters.lock().ok().and_then(|mut w| w.remove(&user_id)?.upgrade());
-        if let Some(notify) = notify {
-            notify.notify_waiters();
+        self.wake(user_id);
+    }
+
+    /// Anything may have changed (the event listener reconnected): forget every count, then
+    /// read the counts of the users with parked polls in one query and wake only those whose
+    /// count moved — not every parked poll into a stampede of reads. If that read fails, all
+    /// are woken (each re-reads on its own).
+    pub async fn resync(&self, store: &Store) {
+        let parked: Vec<(i64, Option<i64>)> = self
+            .waiters
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .filter(|(_, n)| n.strong_count() > 0)
+                    .map(|(user, _)| (*user, self.counts.get(*user)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.counts.changed_all();
+        if parked.is_empty() {
+            return;
+        }
+        let began = self.counts.begin();
+        let users: Vec<i64> = parked.iter().map(|(user, _)| *user).collect();
+        let now = async {
+            let client = store.client().await?;
+            let statement = client.prepare_cached(COUNT_UNREAD_OF).await?;
+            Ok::<_, StoreError>(client.query(&statement, &[&users]).await?)
+        };
+        match now.await {
+            Ok(rows) => {
+                for row in rows {
+                    let (user, n): (i64, i64) = (row.get(0), row.get(1));
+                    self.counts.keep(user, n, began);
+                    let before = parked.iter().find(|(u, _)| *u == user).and_then(|(_, n)| *n);
+                    if before != Some(n) {
+                        self.wake(user);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read the parked unread counts; waking their polls");
+                for user in users {
+                    self.wake(user);
+                }
+            }
         }
     }
 
-    /// Anything may have changed (the event listener reconnected): forget all, wake all.
-    pub fn changed_all(&self) {
-        self.counts.changed_all();
-        let all: Vec<_> = self.waiters.lock().map(|mut w| w.drain().collect()).unwrap_or_default();
-        for (_, notify) in all {
-            if let Some(notify) = notify.upgrade() {
-                notify.notify_waiters();
-            }
+    fn wake(&self, user_id: i64) {
+        let notify = self.waiters.lock().ok().and_then(|mut w| w.remove(&user_id)?.upgrade());
+        if let Some(notify) = notify {
+            notify.notify_waiters();
         }
     }
 

@@ -106,10 +106,23 @@ pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
         Some("true") => true,
         Some(_) => return Err(AppError::invalid("invalid_unread", "unread must be true or false")),
     };
+    let (items, total) = page_of(state, principal.user_id, unread, paging).await?;
+    let body = serde_json::to_vec(&paging.listing(total, items)).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(respond::json(StatusCode::OK, body))
+}
+
+/// A page of `user`'s notifications (only the unread ones when `unread`), as the API shows
+/// them, and how many there are.
+pub(super) async fn page_of(
+    state: &State,
+    user: i64,
+    unread: bool,
+    paging: Paging,
+) -> Result<(Vec<serde_json::Value>, i64), AppError> {
     let client = state.store.client().await?;
     let list = client.prepare_cached(LIST).await.map_err(StoreError::from)?;
     let count = client.prepare_cached(COUNT).await.map_err(StoreError::from)?;
-    let (user, limit, offset) = (principal.user_id, paging.limit(), paging.offset());
+    let (limit, offset) = (paging.limit(), paging.offset());
     let list_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&user, &unread, &limit, &offset];
     let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &unread];
     let (rows, total) = tokio::try_join!(
@@ -117,9 +130,7 @@ pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
         client.query_one(&count, &count_params),
     )
     .map_err(StoreError::from)?;
-    let items: Vec<_> = rows.iter().map(item_json).collect();
-    let body = serde_json::to_vec(&paging.listing(total.get(0), items)).map_err(|e| AppError::Internal(e.into()))?;
-    Ok(respond::json(StatusCode::OK, body))
+    Ok((rows.iter().map(item_json).collect(), total.get(0)))
 }
 
 #[derive(Deserialize)]

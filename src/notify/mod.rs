@@ -2,10 +2,11 @@
 //! its own transaction, so a notification exists exactly when what caused it committed; the
 //! event it publishes on commit refreshes the recipient's unread count and wakes their
 //! long-polls on every instance (`board`). Reading, marking read and the long-poll are in
-//! `handlers`.
+//! `handlers`; the page `/me/notifications` in `page`.
 
 mod board;
 mod handlers;
+mod page;
 mod route;
 
 use deadpool_postgres::GenericClient;

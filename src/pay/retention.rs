@@ -29,7 +29,7 @@ pub async fn purge_callback_bodies(store: &Store, retention_days: u32) -> Result
     let days = i32::try_from(retention_days).unwrap_or(i32::MAX);
     let mut total = 0;
     for _ in 0..BATCHES_PER_RUN {
-        let client = store.client().await?;
+        let client = store.job_client().await?;
         let statement = client.prepare_cached(PURGE_BODIES).await?;
         let n = client.execute(&statement, &[&days, &BATCH]).await?;
         total += n;

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0016_mall_catalog.sql"),
     ),
     (17, "0017_mall_orders", include_str!("migrations/0017_mall_orders.sql")),
+    (19, "0019_community", include_str!("migrations/0019_community.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

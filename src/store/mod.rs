@@ -230,7 +230,14 @@ impl Store {
         Ok(self.pool.get().await?)
     }
 
-    /// How many times a connection was taken from the pool since start.
+    /// A connection for a background job (reconcile, purges, mail, backups…): the same pool,
+    /// but not counted in [`Store::checkouts`], which tells what requests did.
+    pub async fn job_client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// How many times a request took a connection from the pool since start (background
+    /// jobs use [`Store::job_client`] and are not counted).
     pub fn checkouts(&self) -> u64 {
         self.checkouts.load(Ordering::Relaxed)
     }

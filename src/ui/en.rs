@@ -303,4 +303,6 @@ pub static CATALOG: Catalog = Catalog {
         you: "You",
     },
     mall: super::mall_texts::EN,
+    community: super::community::EN,
+    notices: super::community::NOTICES_EN,
 };

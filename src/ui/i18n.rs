@@ -171,6 +171,8 @@ pub struct Catalog {
     pub account: Account,
     pub admin: Admin,
     pub mall: super::mall_texts::Mall,
+    pub community: super::community::Community,
+    pub notices: super::community::Notices,
 }
 
 /// The layout: header, footer, pagination, dates.

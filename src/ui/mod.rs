@@ -14,8 +14,10 @@
 //!   the `Ui` helpers (`ui.status(…)`, `ui.channel(…)`), never raw. The JSON API stays English.
 //! - The header's sections are [`SECTIONS`]: a module adds one entry (its path, label and who
 //!   sees it) when it arrives, and its pages pass their [`Section`] to mark it current.
-//! - The unread-notification badge is a slot: set [`Ui::unread`] (a count above 0) and the
-//!   header shows it on the entry whose `badge` is true (我的). Nothing sets it yet.
+//! - The unread-notification badge: [`Ui::new`] fills [`Ui::unread`] for a signed-in user
+//!   (a handler that made its `Ui` with [`Ui::for_principal`] calls [`Ui::fill_unread`]); the
+//!   header shows it on the entry whose `badge` is true (我的), and `static/unread.js` keeps
+//!   it current through the unread-count long-poll.
 //! - Components are classes of `static/app.css`: `.btn` (`-primary`, `-secondary`, `-quiet`,
 //!   `-danger`, `-wechat`, `-block`, `-small`), `.card`, `.form` + `.field`, `.table` (cells
 //!   carry `data-label` so that rows become cards on a phone), `.badge[data-status]`,
@@ -23,6 +25,7 @@
 //!   No inline script or style: the CSP forbids both.
 
 pub mod chart;
+pub mod community;
 pub mod i18n;
 pub mod mall_texts;
 
@@ -49,6 +52,7 @@ pub enum Section {
     Donate,
     Mall,
     Seller,
+    Community,
     Me,
     Admin,
     /// Pages of no section (sign-in, errors).
@@ -69,8 +73,8 @@ pub struct SectionEntry {
     pub badge: bool,
 }
 
-/// The header's sections, in order. Crowdfunding (众筹), the mall (商城) and the community
-/// (社区) add theirs here when they arrive.
+/// The header's sections, in order. Crowdfunding (众筹) and the mall (商城) add theirs here
+/// when they arrive.
 pub const SECTIONS: &[SectionEntry] = &[
     SectionEntry {
         section: Section::Donate,
@@ -85,6 +89,14 @@ pub const SECTIONS: &[SectionEntry] = &[
         id: "mall",
         href: "/mall",
         label: |t| t.mall.nav,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Community,
+        id: "community",
+        href: "/community",
+        label: |t| t.community.nav,
         needs: None,
         badge: false,
     },
@@ -145,8 +157,11 @@ pub struct Ui {
     pub sign_in_href: String,
     /// The language switch, back to this page.
     pub switch_href: String,
-    /// Unread notifications for the header badge (`None` or a count above 0).
+    /// Unread notifications for the header badge (`None` or a count above 0); a signed-in
+    /// page keeps it current with `static/unread.js`.
     pub unread: Option<u64>,
+    /// `static/unread.js`, for signed-in pages.
+    pub unread_script: String,
     /// A wide page (the admin area).
     pub wide: bool,
 }
@@ -156,7 +171,19 @@ impl Ui {
     /// page signed out rather than failing it).
     pub async fn new(state: &State, parts: &Parts, section: Section) -> Ui {
         let principal = state.sessions.principal(&state.store, parts).await.ok().flatten();
-        Ui::for_principal(parts, section, principal.as_deref())
+        let mut ui = Ui::for_principal(parts, section, principal.as_deref());
+        if let Some(principal) = principal {
+            ui.fill_unread(state, principal.user_id).await;
+        }
+        ui
+    }
+
+    /// Sets the header badge to `user_id`'s unread count (from memory; a failed read leaves
+    /// the badge off, and the page's script fills it a moment later).
+    pub async fn fill_unread(&mut self, state: &State, user_id: i64) {
+        if let Ok(n) = state.notices.unread(&state.store, user_id).await {
+            self.unread = u64::try_from(n).ok().filter(|n| *n > 0);
+        }
     }
 
     /// The layout when the handler already knows the user.
@@ -196,6 +223,7 @@ impl Ui {
             },
             switch_href: format!("/lang/{}?next={}", lang.other().code(), encode(&here)),
             unread: None,
+            unread_script: assets::url("unread.js"),
             wide: section == Section::Admin,
         }
     }
@@ -260,6 +288,14 @@ fn encode(text: &str) -> String {
 pub fn local_path(next: Option<String>) -> String {
     next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() <= 512)
         .unwrap_or_else(|| "/".to_string())
+}
+
+/// A link of a row of chips or tabs.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub href: String,
+    pub label: String,
+    pub current: bool,
 }
 
 /// Links to the previous and next page of a list.
@@ -413,7 +449,7 @@ mod tests {
     fn the_header_shows_admin_only_to_admins_and_marks_the_current_section() {
         let anonymous = Ui::for_principal(&parts("/", &[]), Section::Donate, None);
         let ids: Vec<_> = anonymous.nav.iter().map(|l| l.id).collect();
-        assert_eq!(ids, ["donate", "mall", "me"]);
+        assert_eq!(ids, ["donate", "mall", "community", "me"]);
         assert!(anonymous.nav[0].current && !anonymous.nav[1].current);
         assert_eq!(anonymous.sign_in_href, "/login");
     }

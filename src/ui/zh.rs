@@ -304,4 +304,6 @@ pub static CATALOG: Catalog = Catalog {
         you: "当前账户",
     },
     mall: super::mall_texts::ZH,
+    community: super::community::ZH,
+    notices: super::community::NOTICES_ZH,
 };

@@ -1,4 +1,4 @@
-//! Backups: `zhifu backup` while the server runs, `zhifu restore` into a new cluster brings
+//! Backups: `zhifu backup` while the server runs (payments, refunds, accounts and images), `zhifu restore` into a new cluster brings
 //! back every row (same fingerprints, same totals); a restore refuses a non-empty database
 //! without `--force`, a database a server is running on, and a dump of a newer migration level.
 
@@ -91,6 +91,12 @@ async fn a_backup_taken_while_serving_restores_into_a_new_cluster_with_every_row
         paid.push(no);
     }
     app.donate("3.00", "alipay").await;
+    let uploader = crate::admin::sign_in(&app, "uploader", zhifu::account::Role::User).await;
+    let png = crate::media::encoded(&crate::media::photo(40, 30), image::ImageFormat::Png);
+    let uploaded = crate::media::upload_raw(&app, &uploader, "image/png", png).await;
+    assert_eq!(uploaded.status, http::StatusCode::CREATED, "{}", uploaded.text());
+    let image_url = uploaded.json()["url"].as_str().unwrap().to_string();
+    let image_bytes = app.get(&image_url).await.body;
     app.state
         .engine
         .request_refund(&paid[1], 1_000, "backup test", "test")
@@ -128,6 +134,7 @@ async fn a_backup_taken_while_serving_restores_into_a_new_cluster_with_every_row
     assert_eq!(restored.count(totals).await, total_before);
     let status = restored.get(&format!("/api/payments/{}", paid[1])).await.json();
     assert_eq!(status["refunded_fen"], 1_000);
+    assert_eq!(restored.get(&image_url).await.body, image_bytes, "the image is back");
 
     // A restore never runs under a serving instance, nor over data without --force.
     let (ok, said) = zhifu(&target, &dir, &["restore", "--force", file.to_str().unwrap()]);

@@ -176,6 +176,10 @@ pub fn test_settings() -> Settings {
     settings.limits.create_per_minute = 0;
     settings.limits.status_per_minute = 0;
     settings.limits.login_per_minute = 0;
+    // Likewise the community's posting limits.
+    settings.community.min_interval_secs = 0;
+    settings.community.posts_per_hour = 0;
+    settings.community.comments_per_hour = 0;
     settings
 }
 

@@ -171,6 +171,48 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         .unwrap()
         .to_string();
     app.state.rankings.invalidate();
+    // The community, in ASCII too: a board, a post with a comment, an anonymous post.
+    app.sql("UPDATE boards SET name = 'General', description = 'Anything' WHERE id = 1")
+        .await;
+    app.state.community.boards_changed();
+    let user_id = app.count("SELECT id FROM users WHERE username = 'donor1'").await;
+    let post = call(
+        &app,
+        &user,
+        Method::POST,
+        "/api/community/posts",
+        Some(json!({"board_id": 1, "title": "Hello", "content": "First post"})),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::CREATED, "{}", post.text());
+    let post_id = post.json()["id"].as_i64().unwrap();
+    let anonymous = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/community/posts",
+        Some(json!({"board_id": 1, "title": "Secret", "content": "Quiet", "anonymous": true})),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::CREATED, "{}", anonymous.text());
+    let comment = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/community/posts/{post_id}/comments"),
+        Some(json!({"content": "Nice"})),
+    )
+    .await;
+    assert_eq!(comment.status, StatusCode::CREATED, "{}", comment.text());
+    let report = call(
+        &app,
+        &user,
+        Method::POST,
+        "/api/community/reports",
+        Some(json!({"target": "comment", "id": comment.json()["id"], "reason": "Rude"})),
+    )
+    .await;
+    assert_eq!(report.status, StatusCode::CREATED, "{}", report.text());
 
     let english_only = english_only();
     assert!(english_only.len() > 100, "{english_only:?}");
@@ -199,14 +241,31 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         ("/admin/payments?status=lost".into(), Some(admin.as_str())),
         ("/admin".into(), Some(user.as_str())),
         ("/auth/verify-email?token=not-a-token".into(), None),
+        ("/community".into(), None),
+        ("/community?sort=new".into(), Some(user.as_str())),
+        ("/community?sort=top&range=day".into(), None),
+        ("/community?sort=feed".into(), Some(user.as_str())),
+        ("/community?q=Hello".into(), None),
+        ("/community?q=nothing".into(), None),
+        (format!("/community/posts/{post_id}"), None),
+        (format!("/community/posts/{post_id}"), Some(user.as_str())),
+        (format!("/community/posts/{post_id}"), Some(admin.as_str())),
+        ("/community/new".into(), Some(user.as_str())),
+        (format!("/users/{user_id}"), None),
+        (format!("/users/{user_id}"), Some(admin.as_str())),
+        ("/me/notifications".into(), Some(user.as_str())),
+        ("/admin/community".into(), Some(admin.as_str())),
+        ("/admin/community?status=all".into(), Some(admin.as_str())),
+        ("/community/posts/999999".into(), None),
     ];
     for lang in Lang::ALL {
         for (path, session) in &pages {
             let answer = get_in(&app, path, lang, *session).await;
             let expected = match path.as_str() {
-                "/no-such-page" | "/pay/NO_SUCH_ORDER" | "/auth/verify-email?token=not-a-token" => {
-                    StatusCode::NOT_FOUND
-                }
+                "/no-such-page"
+                | "/pay/NO_SUCH_ORDER"
+                | "/auth/verify-email?token=not-a-token"
+                | "/community/posts/999999" => StatusCode::NOT_FOUND,
                 "/admin/payments?status=lost" => StatusCode::UNPROCESSABLE_ENTITY,
                 "/admin" if *session == Some(user.as_str()) => StatusCode::FORBIDDEN,
                 _ => StatusCode::OK,

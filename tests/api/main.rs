@@ -14,6 +14,8 @@ mod binary;
 mod browser;
 mod callbacks;
 mod categories;
+mod community;
+mod community_browser;
 mod config;
 mod dbtls;
 mod devtools;

@@ -14,19 +14,19 @@ use zhifu::account::Role;
 use crate::admin::{call, sign_in};
 use crate::helpers::{Answer, TestApp, spawn_app, spawn_app_on, spawn_app_with};
 
-fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+pub(crate) fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
 
-fn photo(width: u32, height: u32) -> DynamicImage {
+pub(crate) fn photo(width: u32, height: u32) -> DynamicImage {
     DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
         Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     }))
 }
 
-async fn upload_raw(app: &TestApp, token: &str, content_type: &str, bytes: Vec<u8>) -> Answer {
+pub(crate) async fn upload_raw(app: &TestApp, token: &str, content_type: &str, bytes: Vec<u8>) -> Answer {
     let bearer = format!("Bearer {token}");
     app.request(
         Method::POST,

@@ -280,3 +280,57 @@ async fn a_parked_notification_poll_is_no_larger_than_a_parked_payment_poll() {
     drop((notification, payment));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_event_bus_reconnect_wakes_only_the_polls_whose_count_moved_from_one_read() {
+    let app = spawn_app().await;
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        tokens.push(sign_in(&app, &format!("reader{i}"), Role::User).await);
+    }
+    let app_ref = &app;
+    let polls = tokens.iter().map(|token| async move {
+        call(
+            app_ref,
+            token,
+            Method::GET,
+            "/api/me/notifications/unread-count?wait=6&since=0",
+            None,
+        )
+        .await
+    });
+    let parked_and_resynced = async {
+        let parked = crate::helpers::eventually(Duration::from_secs(5), || async {
+            app.state.notices.waiting_users() == 8
+        })
+        .await;
+        assert!(parked, "the polls never parked");
+        // Two readers got a notification while this instance's listener was away: written
+        // without the event, as if its notification were lost.
+        app.sql(
+            "INSERT INTO notifications (recipient_id, kind, target_type, target_id, text)
+             SELECT id, 'follow', 'user', id, 'x' FROM users WHERE username IN ('reader0', 'reader1')",
+        )
+        .await;
+        let before = app.state.store.checkouts();
+        app.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await;
+        let woken = crate::helpers::eventually(Duration::from_secs(5), || async {
+            app.state.notices.waiting_users() == 6
+        })
+        .await;
+        assert!(woken, "the two readers' polls were not woken");
+        let reads = app.state.store.checkouts() - before;
+        assert!(
+            reads <= 5,
+            "{reads} database reads after the reconnect (one per parked poll is a stampede)"
+        );
+    };
+    let (answers, ()) = tokio::join!(futures_util::future::join_all(polls), parked_and_resynced);
+    let moved: Vec<_> = answers.iter().filter(|a| a.json() == json!({"unread": 1})).collect();
+    assert_eq!(moved.len(), 2, "exactly the two readers' polls answered a new count");
+    app.shutdown().await;
+}

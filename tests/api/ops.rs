@@ -118,3 +118,78 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
         assert!(line.starts_with("zhifu_"), "metric without the zhifu_ prefix: {line}");
     }
 }
+
+/// The value of a gauge without labels in a `/metrics` text.
+fn gauge(metrics: &str, name: &str) -> i64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_show_what_an_operator_alerts_on() {
+    let app = spawn_app().await;
+    // Wait for the first read, then make one of each problem and read again.
+    let read = eventually(Duration::from_secs(10), || async {
+        gauge(&app.get("/metrics").await.text(), "zhifu_refunds_failed_7d") == 0
+    })
+    .await;
+    assert!(read, "the figures are read at start");
+    let (flagged, overdue) = (app.donate("1.00", "wechat").await, app.donate("2.00", "alipay").await);
+    let paid = app.donate("3.00", "wechat").await;
+    let (flagged, overdue, paid) = (
+        flagged["order_no"].as_str().unwrap().to_string(),
+        overdue["order_no"].as_str().unwrap().to_string(),
+        paid["order_no"].as_str().unwrap().to_string(),
+    );
+    app.sandbox_pay(&paid).await;
+    app.sql(&format!(
+        "UPDATE payments SET reconcile_issue = 'amount differs', reconcile_issue_at = now() WHERE order_no = '{flagged}';
+         UPDATE payments SET expires_at = now() - interval '1 hour' WHERE order_no = '{overdue}';
+         INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by, status, failure)
+              VALUES ('rf-failed-1', '{paid}', 100, 'test', 'test', 'failed', 'NOT_ENOUGH');
+         INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by, created_at, next_check_at)
+              VALUES ('rf-stuck-1', '{paid}', 100, 'test', 'test', now() - interval '2 hours', now() + interval '1 day');"
+    ))
+    .await;
+    app.state.attention.refresh(&app.state.store).await.unwrap();
+    let metrics = app.get("/metrics").await.text();
+    for name in [
+        "zhifu_payments_flagged",
+        "zhifu_payments_overdue",
+        "zhifu_refunds_failed_7d",
+        "zhifu_refunds_stuck",
+    ] {
+        assert_eq!(gauge(&metrics, name), 1, "{name}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_metric_the_shipped_alert_rules_use_is_exported() {
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/deploy/zhifu-alerts.yml")).unwrap();
+    let app = crate::helpers::spawn_app_with(|s| s.log.access = true).await;
+    app.get("/healthz").await;
+    let metrics = app.get("/metrics").await.text();
+    let mut used = 0;
+    for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+        for (start, _) in expr.match_indices("zhifu_") {
+            let name: String = expr[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            used += 1;
+            assert!(
+                metrics.lines().any(|l| l.starts_with(&name)),
+                "the alert rules use {name}, which /metrics does not export"
+            );
+        }
+    }
+    assert!(used >= 10, "{used} metric uses found in the rules");
+    app.shutdown().await;
+}

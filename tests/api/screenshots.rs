@@ -54,6 +54,9 @@ struct Site {
     pending: String,
     paid: String,
     refunded: String,
+    /// A post with images and comments.
+    post: i64,
+    user_id: i64,
 }
 
 async fn site_in_use(app: &TestApp) -> Site {
@@ -113,13 +116,129 @@ async fn site_in_use(app: &TestApp) -> Site {
     ))
     .await;
     app.state.rankings.invalidate();
+    let (post, user_id) = community_in_use(app, &admin, &user).await;
     Site {
         admin,
         user,
         pending,
         paid,
         refunded,
+        post,
+        user_id,
     }
+}
+
+/// A forum in use: a second board, posts (one pinned, one anonymous, one with images), a
+/// thread of comments, likes, a report; returns the post with comments and the user's id.
+async fn community_in_use(app: &TestApp, admin: &str, user: &str) -> (i64, i64) {
+    let user_id = app.count("SELECT id FROM users WHERE username = 'donor1'").await;
+    let board = call(
+        app,
+        admin,
+        Method::POST,
+        "/api/admin/boards",
+        Some(json!({"name": "二手交易", "description": "闲置物品转让"})),
+    )
+    .await;
+    assert_eq!(board.status, StatusCode::CREATED, "{}", board.text());
+    let mut images = Vec::new();
+    for shade in [40u8, 120, 200] {
+        let picture = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(480, 320, |x, y| {
+            image::Rgb([shade, (x / 2) as u8, (y / 2) as u8])
+        }));
+        let mut png = std::io::Cursor::new(Vec::new());
+        picture.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let answer = app
+            .request(
+                Method::POST,
+                "/api/images",
+                &[
+                    ("authorization", &format!("Bearer {user}")),
+                    ("content-type", "image/png"),
+                ],
+                bytes::Bytes::from(png.into_inner()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+        images.push(answer.json()["id"].as_str().unwrap().to_string());
+    }
+    let publish = |token: &str, body: serde_json::Value| {
+        let token = token.to_string();
+        async move {
+            let answer = call(app, &token, Method::POST, "/api/community/posts", Some(body)).await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+            answer.json()["id"].as_i64().unwrap()
+        }
+    };
+    let pinned = publish(
+        admin,
+        json!({"board_id": 1, "title": "社区公约：友善发言，禁止广告",
+        "content": "欢迎来到社区！请友善交流，不发广告，不泄露他人隐私。违规内容会被隐藏。"}),
+    )
+    .await;
+    call(
+        app,
+        admin,
+        Method::PATCH,
+        &format!("/api/admin/community/posts/{pinned}"),
+        Some(json!({"pinned": true})),
+    )
+    .await;
+    let post = publish(
+        user,
+        json!({"board_id": 1, "title": "周末去山里徒步，有人一起吗？",
+        "content": "计划周六早上八点出发，路线大约十二公里，中途有补给点。\n天气预报说是晴天，记得带水和防晒。",
+        "images": images}),
+    )
+    .await;
+    publish(
+        admin,
+        json!({"board_id": 1, "title": "想说一件不方便署名的事",
+        "content": "最近压力很大，不知道和谁说。", "anonymous": true}),
+    )
+    .await;
+    publish(
+        user,
+        json!({"board_id": 2, "title": "出一辆九成新的自行车",
+        "content": "骑了半年，带车锁和车灯，价格可议。"}),
+    )
+    .await;
+    let first = call(
+        app,
+        admin,
+        Method::POST,
+        &format!("/api/community/posts/{post}/comments"),
+        Some(json!({"content": "算我一个！需要带午饭吗？"})),
+    )
+    .await
+    .json()["id"]
+        .as_i64()
+        .unwrap();
+    call(
+        app,
+        user,
+        Method::POST,
+        &format!("/api/community/posts/{post}/comments"),
+        Some(json!({"content": "要的，山上没有饭店。", "parent_id": first})),
+    )
+    .await;
+    call(
+        app,
+        admin,
+        Method::PUT,
+        &format!("/api/community/posts/{post}/like"),
+        None,
+    )
+    .await;
+    call(
+        app,
+        user,
+        Method::POST,
+        "/api/community/reports",
+        Some(json!({"target": "comment", "id": first, "reason": "测试举报"})),
+    )
+    .await;
+    (post, user_id)
 }
 
 /// A page to visit: a file name, the address, the session to carry.
@@ -182,6 +301,19 @@ fn check_page(tools: &mut DevTools, session: &str, visit: &Visit, lang: &str, ph
         ],
         "admin-fresh" => &["document.querySelectorAll('.chart-empty').length === 3"],
         "me-admin" => &["!!document.getElementById('admin-link')"],
+        "community" => &[
+            "document.querySelectorAll('#posts .post-item').length === 4",
+            "document.querySelector('#posts .post-item .tag') !== null",
+            "document.querySelector('nav.sections a[aria-current=page]').dataset.section === 'community'",
+            "!document.getElementById('unread-count').hidden",
+        ],
+        "community-search" => &["document.querySelectorAll('#posts .post-item').length === 1"],
+        "community-post" => &[
+            "document.querySelectorAll('.gallery img').length === 3",
+            "document.querySelectorAll('#comment-list .comment').length === 2",
+            "document.querySelector('#comment-list .comment.reply') !== null",
+        ],
+        "notifications" => &["document.querySelectorAll('#notifications .notice').length >= 2"],
         _ => &[],
     };
     for expression in expectations {
@@ -340,6 +472,46 @@ async fn every_page_in_both_languages_on_a_phone_and_a_desktop() {
         Visit {
             name: "admin-audit",
             url: at(&app, "/admin/audit"),
+            session: Some(site.admin.clone()),
+        },
+        Visit {
+            name: "community",
+            url: at(&app, "/community"),
+            session: Some(site.user.clone()),
+        },
+        Visit {
+            name: "community-fresh",
+            url: at(&fresh, "/community"),
+            session: None,
+        },
+        Visit {
+            name: "community-search",
+            url: at(&app, "/community?q=%E5%BE%92%E6%AD%A5"),
+            session: None,
+        },
+        Visit {
+            name: "community-post",
+            url: at(&app, &format!("/community/posts/{}", site.post)),
+            session: Some(site.user.clone()),
+        },
+        Visit {
+            name: "community-compose",
+            url: at(&app, "/community/new"),
+            session: Some(site.user.clone()),
+        },
+        Visit {
+            name: "community-user",
+            url: at(&app, &format!("/users/{}", site.user_id)),
+            session: Some(site.admin.clone()),
+        },
+        Visit {
+            name: "notifications",
+            url: at(&app, "/me/notifications"),
+            session: Some(site.user.clone()),
+        },
+        Visit {
+            name: "admin-community",
+            url: at(&app, "/admin/community"),
             session: Some(site.admin.clone()),
         },
     ];
