@@ -21,7 +21,7 @@ use crate::donate::{Catalog, Rankings};
 use crate::http::limit::Limits;
 use crate::http::metrics::HttpMetrics;
 use crate::pay::alipay::{AlipayClient, AlipayCredentials};
-use crate::pay::engine::{Engine, EngineSettings, Providers};
+use crate::pay::engine::{Engine, EngineSettings, Providers, Purposes};
 use crate::pay::outbound::HttpClient;
 use crate::pay::policy::{PaymentPolicy, Policy};
 use crate::pay::reconcile;
@@ -291,10 +291,7 @@ fn payment_engine(
     };
     let settings = EngineSettings {
         notify_base,
-        hooks: vec![crate::donate::rankings::hook(
-            &config.settings.rankings.timezone,
-            Arc::clone(rankings),
-        )],
+        purposes: purposes(config, rankings),
         provider_timeout: Duration::from_secs(payments.request_timeout_secs),
     };
     let policy = Policy::new(PaymentPolicy {
@@ -309,6 +306,17 @@ fn payment_engine(
         Engine::new(store.clone(), providers, settings, Arc::new(policy)),
         sandbox,
     ))
+}
+
+/// What payments are for: each business module's purpose, registered by name. A new module
+/// adds its line here (and its route prefix in `http::route`).
+fn purposes(config: &Config, rankings: &Arc<Rankings>) -> Purposes {
+    let timezone = &config.settings.rankings.timezone;
+    let purposes = Purposes::default().with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))));
+    // The purpose the tests drive every hook with (its table exists only where they made it).
+    #[cfg(feature = "sandbox")]
+    let purposes = purposes.with(Arc::new(crate::probe::Probe));
+    purposes
 }
 
 /// The sandbox: both providers' emulators, mounted under `/sandbox/…` at `base`, and clients
@@ -545,8 +553,8 @@ async fn route_events(state: Arc<State>) {
 
 /// What one event (`{"kind": …}`) changes in this instance's memory. Run for every event
 /// from the bus, and by a handler right after its own commit when its change must show on
-/// this instance at once. A payment event goes to the order's waiters and to its purpose's
-/// hook, which knows what that purpose keeps in memory.
+/// this instance at once. A payment event goes to the order's waiters and to its purpose
+/// (`Purpose::on_event`), which knows what it keeps in memory.
 pub async fn apply_event(state: &State, message: &serde_json::Value) {
     let text = |name: &str| message.get(name).and_then(|v| v.as_str());
     match text("kind") {
@@ -575,9 +583,9 @@ pub async fn apply_event(state: &State, message: &serde_json::Value) {
         Some("community_boards") => state.community.boards_changed(),
         Some("payment") => {
             let status = text("status").and_then(crate::pay::status::Status::parse);
-            let hook = text("purpose").and_then(|p| state.engine.settings.hook(p));
-            if let (Some(status), Some(on_event)) = (status, hook.and_then(|h| h.on_event.as_ref())) {
-                (on_event.0)(status);
+            let purpose = text("purpose").and_then(|p| state.engine.settings.purposes.get(p));
+            if let (Some(status), Some(purpose)) = (status, purpose) {
+                purpose.on_event(status);
             }
             if let Some(order_no) = text("order_no") {
                 state.engine.status.changed(order_no).await;

@@ -85,6 +85,33 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// The engine's errors as a module's create or cancel answers them: a disabled channel or an
+/// amount out of bounds is the client's (422), a provider failure 503, an unknown order 404.
+impl From<crate::pay::engine::EngineError> for AppError {
+    fn from(e: crate::pay::engine::EngineError) -> Self {
+        use crate::pay::engine::EngineError;
+        use crate::pay::money::format_yuan;
+        match e {
+            EngineError::ChannelDisabled(_) => {
+                AppError::invalid("channel_disabled", "this payment channel is not available now")
+            }
+            EngineError::AmountOutOfBounds { min_fen, max_fen } => AppError::invalid(
+                "invalid_amount",
+                format!(
+                    "amount must be between {} and {}",
+                    format_yuan(min_fen),
+                    format_yuan(max_fen)
+                ),
+            ),
+            EngineError::Store(s) => AppError::from(s),
+            EngineError::UnknownOrder => AppError::NotFound,
+            EngineError::RefundRefused(message) => AppError::conflict("refund_refused", message),
+            e @ (EngineError::Provider(_) | EngineError::Abandoned) => AppError::Provider(e.to_string()),
+            e @ (EngineError::Mismatch(_) | EngineError::UnknownPurpose(_)) => AppError::Internal(e.into()),
+        }
+    }
+}
+
 impl AppError {
     /// A 422 for field `code`.
     pub fn invalid(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {

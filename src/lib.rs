@@ -6,7 +6,7 @@
 //! - `telemetry`: logging.
 //! - `http`: accept loop, routing, responses, static files, metrics.
 //! - `store`: PostgreSQL pool, embedded cluster, migrations, event bus.
-//! - `pay`: the payment engine (money so far).
+//! - `pay`: the payment engine: providers, transitions, purposes, refunds, reconcile.
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `backup`: `zhifu backup` / `zhifu restore` and the scheduled backups.
@@ -21,6 +21,7 @@
 //!   orders paid through the engine, sellers' and admins' pages.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
+//! - `probe`: a purchase purpose made for the tests, counting every hook (`sandbox` feature).
 //! - `fuzzing`: fuzz target bodies (cargo-fuzz in `tests/fuzz`, a stable smoke run in `cargo test`);
 //!   like the provider emulators, only in builds with the `sandbox` feature (on by default).
 
@@ -45,6 +46,8 @@ pub mod notify;
 pub mod ops;
 pub mod pay;
 pub mod payments;
+#[cfg(feature = "sandbox")]
+pub mod probe;
 pub mod secret_files;
 pub mod store;
 pub mod telemetry;

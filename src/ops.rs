@@ -47,6 +47,9 @@ pub struct Attention {
     pub refunds_stuck: AtomicI64,
     /// Orders still pending 10 minutes past their expiry (reconcile is not keeping up).
     pub payments_overdue: AtomicI64,
+    /// Purpose steps (a module's side of a payment) waiting in the outbox for over 10
+    /// minutes: the payment stands, the module's effect does not yet.
+    pub purpose_steps_stuck: AtomicI64,
 }
 
 impl Default for Attention {
@@ -56,6 +59,7 @@ impl Default for Attention {
             refunds_failed: AtomicI64::new(-1),
             refunds_stuck: AtomicI64::new(-1),
             payments_overdue: AtomicI64::new(-1),
+            purpose_steps_stuck: AtomicI64::new(-1),
         }
     }
 }
@@ -65,7 +69,8 @@ const ATTENTION_SQL: &str = "SELECT
     (SELECT count(*) FROM refunds WHERE status = 'failed' AND updated_at > now() - interval '7 days'),
     (SELECT count(*) FROM refunds WHERE status = 'processing' AND created_at < now() - interval '1 hour'),
     (SELECT count(*) FROM payments
-      WHERE status = 'pending' AND expires_at < now() - interval '10 minutes' AND reconcile_issue IS NULL)";
+      WHERE status = 'pending' AND expires_at < now() - interval '10 minutes' AND reconcile_issue IS NULL),
+    (SELECT count(*) FROM purpose_outbox WHERE done_at IS NULL AND created_at < now() - interval '10 minutes')";
 
 impl Attention {
     /// Reads the figures once.
@@ -77,6 +82,7 @@ impl Attention {
             &self.refunds_failed,
             &self.refunds_stuck,
             &self.payments_overdue,
+            &self.purpose_steps_stuck,
         ]
         .into_iter()
         .enumerate()
@@ -118,6 +124,8 @@ pub fn metrics(state: &State) -> Response {
         ("callback_duplicate", &pay.callbacks_duplicate),
         ("callback_refused", &pay.callbacks_refused),
         ("provider_error", &pay.provider_errors),
+        ("purpose_step_deferred", &pay.purpose_steps_deferred),
+        ("purpose_step_retried", &pay.purpose_steps_retried),
     ] {
         out.push_str(&format!(
             "zhifu_payments_total{{kind=\"{kind}\"}} {}\n",
@@ -194,6 +202,11 @@ pub fn metrics(state: &State) -> Response {
             "zhifu_payments_overdue",
             "Orders still pending 10 minutes past expiry: reconcile is not keeping up (-1: not read yet).",
             &attention.payments_overdue,
+        ),
+        (
+            "zhifu_purpose_steps_stuck",
+            "Purpose steps (a module's side of a payment) waiting in the outbox for over 10 minutes (-1: not read yet).",
+            &attention.purpose_steps_stuck,
         ),
     ] {
         gauge(&mut out, name, help, value.load(Ordering::Relaxed));

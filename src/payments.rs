@@ -102,9 +102,16 @@ pub async fn status(
     }
 }
 
-/// `GET /api/payments/{order_no}/qr.png|qr.svg`: rendered once, then from memory.
+/// `GET /api/payments/{order_no}/qr.png|qr.svg`: rendered once, then from memory. A
+/// purchase whose provider order is still being made has none yet: `409 qr_not_ready`.
 pub async fn qr(engine: &Engine, order_no: &str, format: Format) -> Result<Response, AppError> {
     let order = snapshot(engine, order_no).await?;
+    if order.code_url.is_empty() {
+        return Err(AppError::conflict(
+            "qr_not_ready",
+            "this order's QR code is not ready yet; retry shortly",
+        ));
+    }
     let image = engine
         .qr
         .get(order_no, format, &order.code_url)
@@ -139,6 +146,8 @@ struct PayPage<'a> {
     expires_at_ms: i128,
     sandbox: bool,
     late: bool,
+    /// False while a purchase's provider order is being made: no QR code to show yet.
+    has_qr: bool,
 }
 
 /// `GET /pay/{order_no}`: the pay page in the payer's language; its script keeps
@@ -175,6 +184,7 @@ pub async fn pay_page(state: &crate::app::State, parts: &Parts, order_no: &str) 
         expires_at_ms: order.expires_at.unix_timestamp_nanos() / 1_000_000,
         sandbox: state.sandbox.is_some(),
         late: order.late,
+        has_qr: !order.code_url.is_empty(),
         ui,
     };
     ui::page(page.ui.lang, StatusCode::OK, &page)

@@ -7,7 +7,9 @@ use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
-use super::inspect::{REPORT_FLAGGED, REPORT_LATE, REPORT_PENDING, REPORT_REFUNDS, callbacks_sql};
+use super::inspect::{
+    REPORT_FLAGGED, REPORT_LATE, REPORT_PENDING, REPORT_PURPOSE_STEPS, REPORT_REFUNDS, callbacks_sql,
+};
 use super::payments::{Filters, search_sql};
 
 /// `(what, EXPLAIN (FORMAT JSON) output)` of every filtered read, planned generically.
@@ -88,6 +90,10 @@ pub async fn explain_filtered_reads(
     plans.push((
         "reconcile: open refunds".into(),
         explain(client, REPORT_REFUNDS, &[&rows]).await?,
+    ));
+    plans.push((
+        "reconcile: purpose steps waiting".into(),
+        explain(client, REPORT_PURPOSE_STEPS, &[&rows]).await?,
     ));
     let purge = crate::pay::retention::PURGE_BODIES;
     plans.push((

@@ -1,6 +1,6 @@
 //! Read-only views for operators: the callback inbox (raw bodies shown as text, never
 //! interpreted), the reconcile report (old pending orders, late payments, refunds not
-//! finished) and the audit log.
+//! finished, purpose steps waiting in the outbox) and the audit log.
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -142,6 +142,22 @@ pub struct FlaggedLine {
     pub flagged_at: String,
 }
 
+/// A purpose's step that failed inside its payment's transaction and waits in the outbox
+/// (the payment itself stands).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLine {
+    pub order_no: String,
+    pub purpose: String,
+    /// `paid`, `closed` or `refunded`.
+    pub step: String,
+    /// The refund number of a `refunded` step.
+    pub refund_no: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub next_attempt_at: String,
+}
+
 /// What needs an operator's eye.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -154,6 +170,8 @@ pub struct Report {
     pub late: Vec<OrderLine>,
     /// Refunds still processing at the provider, or failed.
     pub refunds: Vec<RefundRow>,
+    /// Purpose steps not applied yet (retried by the reconcile job), the next due first.
+    pub purpose_steps: Vec<StepLine>,
 }
 
 /// The reconcile report's lists (`$1` minutes and `$2` rows for the first, `$1` rows for
@@ -173,6 +191,24 @@ pub(super) const REPORT_REFUNDS: &str =
     "SELECT refund_no, order_no, amount_fen, reason, status, failure, requested_by, attempts,
             created_at, updated_at
        FROM refunds WHERE status IN ('processing', 'failed') ORDER BY created_at LIMIT $1";
+
+pub(super) const REPORT_PURPOSE_STEPS: &str =
+    "SELECT order_no, purpose, step, subject, attempts, last_error, created_at, next_attempt_at
+       FROM purpose_outbox WHERE done_at IS NULL ORDER BY next_attempt_at LIMIT $1";
+
+fn step_line(row: &tokio_postgres::Row) -> StepLine {
+    let subject: String = row.get(3);
+    StepLine {
+        order_no: row.get(0),
+        purpose: row.get(1),
+        step: row.get(2),
+        refund_no: (!subject.is_empty()).then_some(subject),
+        attempts: row.get(4),
+        last_error: row.get(5),
+        created_at: rfc3339(row.get(6)),
+        next_attempt_at: rfc3339(row.get(7)),
+    }
+}
 
 fn order_line(row: &tokio_postgres::Row) -> OrderLine {
     let amount_fen: i64 = row.get(3);
@@ -210,6 +246,10 @@ pub async fn report(state: &State, query: Option<&str>) -> Result<Report, AppErr
         .query(REPORT_REFUNDS, &[&REPORT_ROWS])
         .await
         .map_err(StoreError::from)?;
+    let steps = client
+        .query(REPORT_PURPOSE_STEPS, &[&REPORT_ROWS])
+        .await
+        .map_err(StoreError::from)?;
     Ok(Report {
         pending_minutes: minutes,
         flagged: flagged
@@ -223,6 +263,7 @@ pub async fn report(state: &State, query: Option<&str>) -> Result<Report, AppErr
         pending: pending.iter().map(order_line).collect(),
         late: late.iter().map(order_line).collect(),
         refunds: refunds.iter().map(refund_from_row).collect(),
+        purpose_steps: steps.iter().map(step_line).collect(),
     })
 }
 

@@ -1,5 +1,6 @@
-//! `POST /api/donations` (contract: "Donor-facing HTTP API"): validate, create the QR order at
-//! the provider, then store payment + donation + audit row in one statement. A JSON body
+//! `POST /api/donations` (contract: "Donor-facing HTTP API"): validate, then the engine
+//! creates the QR order at the provider and stores payment + event + donation in one
+//! statement (`Engine::create`, the donation's row from `donate::purpose`). A JSON body
 //! answers 201 with the order; a form post answers 303 to the pay page. An `Idempotency-Key`
 //! makes it once per key (`http::idempotent`).
 
@@ -13,10 +14,11 @@ use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
 use crate::http::idempotent;
 use crate::http::respond::{self, Response};
-use crate::pay::engine::{Engine, EngineError, PreparedOrder};
+use crate::pay::create::{Created, Order};
+use crate::pay::engine::{Engine, EngineError};
 use crate::pay::money::{self, format_yuan};
 use crate::pay::provider::Channel;
-use crate::pay::rfc3339;
+use crate::store::StoreError;
 
 /// Longest donor name and message, in characters.
 const MAX_NAME: usize = 32;
@@ -214,16 +216,6 @@ pub fn parse(
     validate(fields, min_fen, max_fen, catalog_has)
 }
 
-const INSERT_DONATION: &str = "WITH p AS (
-        INSERT INTO payments (order_no, purpose, channel, amount_fen, code_url, description, expires_at, next_check_at)
-        VALUES ($1, 'donation', $2, $3, $4, $5, $6, $7)
-        RETURNING order_no),
-     e AS (
-        INSERT INTO payment_events (order_no, kind, to_status, amount_fen, source)
-        SELECT order_no, 'created', 'pending', $3, 'api' FROM p)
-     INSERT INTO donations (order_no, category_id, donor_name, message, anonymous, user_id)
-     SELECT order_no, $8, $9, $10, $11, $12 FROM p";
-
 /// Handles `POST /api/donations` with its already-read `body`; `user_id` is the signed-in
 /// donor, if any, and `ip` the client's address. With an `Idempotency-Key` the donation is
 /// made once per key (per signed-in donor, else per client address) and the first answer is
@@ -269,18 +261,6 @@ async fn create_once(
     let donation = validate(fields, min_fen, max_fen, |id| {
         snapshot.categories.iter().any(|c| c.id == id)
     })?;
-    if let Some(no) = &order_no
-        && let Some(made) = crate::store::bounded(engine.status.get(&engine.store, no)).await?
-    {
-        return Ok(answer(
-            kind,
-            &made.order_no,
-            made.amount_fen,
-            made.channel,
-            &made.code_url,
-            made.expires_at,
-        ));
-    }
     let category = snapshot
         .categories
         .iter()
@@ -288,92 +268,37 @@ async fn create_once(
         .map(|c| c.name.as_str())
         .unwrap_or_default();
     let description = format!("捐赠 · {category}");
-    let order = engine
-        .prepare_as(order_no, donation.channel, donation.amount_fen, &description)
-        .await
-        .map_err(|e| match e {
-            EngineError::ChannelDisabled(_) => {
-                AppError::invalid("channel_disabled", "this payment channel is not available now")
-            }
-            EngineError::Store(s) => AppError::from(s),
-            other => AppError::Provider(other.to_string()),
-        })?;
-    crate::store::bounded(store(engine, &order, &donation, user_id)).await?;
-    engine.remember(&order).await;
-    Ok(answer(
-        kind,
-        &order.order_no,
-        order.amount_fen,
-        order.channel,
-        &order.code_url,
-        order.expires_at,
-    ))
+    let order = Order {
+        purpose: super::purpose::NAME,
+        channel: donation.channel,
+        amount_fen: donation.amount_fen,
+        description: &description,
+        order_no,
+    };
+    let row: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+        &donation.category_id,
+        &donation.donor_name,
+        &donation.message,
+        &donation.anonymous,
+        &user_id,
+    ];
+    let created = engine.create(order, &row).await.map_err(|e| match e {
+        EngineError::Store(StoreError::Db(db))
+            if db.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) =>
+        {
+            AppError::invalid("invalid_category", "category_id must be an open donation category")
+        }
+        other => AppError::from(other),
+    })?;
+    Ok(answer(kind, &created))
 }
 
 /// The created order: JSON (201), or for a form post a 303 to its pay page.
-fn answer(
-    kind: BodyKind,
-    order_no: &str,
-    amount_fen: i64,
-    channel: Channel,
-    code_url: &str,
-    expires_at: time::OffsetDateTime,
-) -> Response {
+fn answer(kind: BodyKind, created: &Created) -> Response {
     if kind == BodyKind::Form {
-        return respond::see_other(&format!("/pay/{order_no}"));
+        return respond::see_other(&created.pay_url());
     }
-    let answer = serde_json::json!({
-        "order_no": order_no,
-        "status": "pending",
-        "amount": format_yuan(amount_fen),
-        "amount_fen": amount_fen,
-        "channel": channel.as_str(),
-        "code_url": code_url,
-        "qr_url": format!("/api/payments/{order_no}/qr.png"),
-        "pay_url": format!("/pay/{order_no}"),
-        "expires_at": rfc3339(expires_at),
-    });
-    respond::json(StatusCode::CREATED, answer.to_string())
-}
-
-async fn store(
-    engine: &Engine,
-    order: &PreparedOrder,
-    donation: &Donation,
-    user_id: Option<i64>,
-) -> Result<(), AppError> {
-    let client = engine.store.client().await?;
-    let statement = client
-        .prepare_cached(INSERT_DONATION)
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    client
-        .execute(
-            &statement,
-            &[
-                &order.order_no,
-                &order.channel.as_str(),
-                &order.amount_fen,
-                &order.code_url,
-                &order.description,
-                &order.expires_at,
-                &order.next_check_at,
-                &donation.category_id,
-                &donation.donor_name,
-                &donation.message,
-                &donation.anonymous,
-                &user_id,
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
-                AppError::invalid("invalid_category", "category_id must be an open donation category")
-            } else {
-                AppError::from(crate::store::StoreError::from(e))
-            }
-        })?;
-    Ok(())
+    respond::json(StatusCode::CREATED, created.json().to_string())
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Donations: the donor-facing pages and APIs — the categories (`catalog`), the home page
-//! with its donate form, and creating a donation (`create`).
+//! with its donate form, creating a donation (`create`), and the donation purpose the engine
+//! runs in its transactions (`purpose`).
 
 pub mod catalog;
 pub mod chart;
 pub mod create;
+pub mod purpose;
 pub mod rankings;
 
 use askama::Template;
@@ -17,6 +19,7 @@ use crate::http::{assets, extract};
 use crate::store::Store;
 use crate::ui::{self, Lang, Section, Ui};
 pub use catalog::{Catalog, Category, PageContext};
+pub use purpose::Donation;
 pub use rankings::Rankings;
 
 /// `GET /api/categories` (contract: "Donor-facing HTTP API").

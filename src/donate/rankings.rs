@@ -1,6 +1,7 @@
 //! Donation rankings, recent donations, per-category totals and the 30-day chart (contract:
 //! "Ranking JSON" and below). Totals live in `donation_totals` (category × donor × local day),
-//! kept exact by the engine's purpose hook inside every payment and refund transaction; a
+//! kept exact by the donation purpose (`donate::purpose`) inside every payment and refund
+//! transaction; a
 //! signed-in donor is shown by their current display name, read with the page (a rename
 //! rewrites nothing here, it only drops the cached answers).
 //! Answers are serialized once into `Bytes` and cached per parameter set (the first
@@ -18,10 +19,8 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::error::AppError;
-use crate::pay::engine::{EventHook, PurposeHook};
 use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
-use crate::pay::status::Status;
 use crate::store::{Store, StoreError};
 use crate::ui::Lang;
 
@@ -37,40 +36,35 @@ const DONOR_NAME: &str = "CASE WHEN d.anonymous THEN '匿名'
             WHEN d.user_id IS NOT NULL THEN (SELECT u.display_name FROM users u WHERE u.id = d.user_id)
             WHEN btrim(d.donor_name) = '' THEN '匿名' ELSE btrim(d.donor_name) END";
 
-/// The hook that keeps `donation_totals` in step (`$1` order_no, `$2` (or `$3`) time zone),
-/// and drops `rankings`' answers when a donation's payment changes a total: paid or
-/// refunded, not closed or anything else.
-pub fn hook(timezone: &str, rankings: Arc<Rankings>) -> PurposeHook {
-    PurposeHook {
-        purpose: "donation",
-        on_paid: ON_PAID.get_or_init(|| {
-            format!(
-                "INSERT INTO donation_totals AS t (category_id, donor_key, day, donor, amount_fen, count, first_paid_at)
-                 SELECT d.category_id, {DONOR_KEY}, (p.paid_at AT TIME ZONE $2)::date, {DONOR_NAME},
-                        p.amount_fen - p.refunded_fen, 1, p.paid_at
-                   FROM payments p JOIN donations d USING (order_no) WHERE p.order_no = $1
-                 ON CONFLICT (category_id, donor_key, day) DO UPDATE
-                    SET amount_fen = t.amount_fen + EXCLUDED.amount_fen, count = t.count + 1,
-                        first_paid_at = least(t.first_paid_at, EXCLUDED.first_paid_at)"
-            )
-        }),
-        on_refunded: ON_REFUNDED.get_or_init(|| {
-            format!(
-                "UPDATE donation_totals t
-                    SET amount_fen = t.amount_fen - $2,
-                        count = t.count - CASE WHEN p.refunded_fen >= p.amount_fen THEN 1 ELSE 0 END
-                   FROM payments p JOIN donations d USING (order_no)
-                  WHERE p.order_no = $1 AND t.category_id = d.category_id AND t.donor_key = {DONOR_KEY}
-                    AND t.day = (p.paid_at AT TIME ZONE $3)::date"
-            )
-        }),
-        param: timezone.to_string(),
-        on_event: Some(EventHook(Arc::new(move |status| {
-            if matches!(status, Status::Paid | Status::Refunded) {
-                rankings.invalidate();
-            }
-        }))),
-    }
+/// Adds a donation just paid to `donation_totals` (`$1` order_no, `$2` time zone): run by
+/// the donation purpose's `on_paid`, in the payment's transaction.
+pub(super) fn on_paid_sql() -> &'static str {
+    ON_PAID.get_or_init(|| {
+        format!(
+            "INSERT INTO donation_totals AS t (category_id, donor_key, day, donor, amount_fen, count, first_paid_at)
+             SELECT d.category_id, {DONOR_KEY}, (p.paid_at AT TIME ZONE $2)::date, {DONOR_NAME},
+                    p.amount_fen - p.refunded_fen, 1, p.paid_at
+               FROM payments p JOIN donations d USING (order_no) WHERE p.order_no = $1
+             ON CONFLICT (category_id, donor_key, day) DO UPDATE
+                SET amount_fen = t.amount_fen + EXCLUDED.amount_fen, count = t.count + 1,
+                    first_paid_at = least(t.first_paid_at, EXCLUDED.first_paid_at)"
+        )
+    })
+}
+
+/// Takes a refund off `donation_totals` (`$1` order_no, `$2` the refund in fen, `$3` time
+/// zone; `refunded_fen` already raised): run by the donation purpose's `on_refunded`.
+pub(super) fn on_refunded_sql() -> &'static str {
+    ON_REFUNDED.get_or_init(|| {
+        format!(
+            "UPDATE donation_totals t
+                SET amount_fen = t.amount_fen - $2,
+                    count = t.count - CASE WHEN p.refunded_fen >= p.amount_fen THEN 1 ELSE 0 END
+               FROM payments p JOIN donations d USING (order_no)
+              WHERE p.order_no = $1 AND t.category_id = d.category_id AND t.donor_key = {DONOR_KEY}
+                AND t.day = (p.paid_at AT TIME ZONE $3)::date"
+        )
+    })
 }
 
 static ON_PAID: std::sync::OnceLock<String> = std::sync::OnceLock::new();

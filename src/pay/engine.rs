@@ -2,7 +2,9 @@
 //! pending → paid, closed → paid (late), pending → closed, paid → refunded — as a conditional
 //! UPDATE inside one transaction with its audit row (`payment_events`) and its NOTIFY, so
 //! exactly one caller wins under any concurrency and every instance hears about it at commit.
-//! What a payment is *for* (donation, backing, order) is the callers' business.
+//! What a payment is *for* (donation, backing, order) is its purpose's business
+//! (`pay::purpose`): its hooks run inside these transactions (`pay::outbox`). Creating orders
+//! lives in `pay::create`, closing and cancelling them in `pay::close`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,62 +14,31 @@ use bytes::Bytes;
 use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
 
+use super::outbox::{Ran, Step, run_step};
 use super::policy::Policy;
-use super::provider::{Channel, CreateOrder, Paid, ProviderError, TradeState};
+use super::provider::{Channel, Paid, ProviderError, TradeState};
 pub use super::providers::{Provider, Providers};
+pub use super::purpose::Purposes;
+use super::purpose::{LatePayment, PaymentRef, Verdict};
 use super::qr::QrCache;
 use super::refunds::{NewRefund, queue_refund};
-use super::status::{Snapshot, Status, StatusBoard};
+use super::status::{Status, StatusBoard};
 use crate::store::events;
 use crate::store::{Store, StoreError};
 
 /// Settings the engine applies.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EngineSettings {
     /// Base of the notify URLs: `{base}/notify/wechat`, `{base}/notify/alipay`.
     pub notify_base: String,
-    /// What each purpose keeps in step with its payments, inside the same transactions.
-    pub hooks: Vec<PurposeHook>,
+    /// What each payment is for, by `payments.purpose`: the modules' hooks.
+    pub purposes: Purposes,
     /// The longest a provider API call may take (`payments.request_timeout_secs`); claims
     /// and queued work are leased from it.
     pub provider_timeout: Duration,
 }
 
-/// SQL a purpose runs inside the transaction of a transition, so what it derives from
-/// payments (donation rankings, goal progress) is exact at every commit.
-#[derive(Debug, Clone)]
-pub struct PurposeHook {
-    /// The `payments.purpose` it applies to.
-    pub purpose: &'static str,
-    /// Runs after the order turned paid: `$1` order_no, `$2` [`param`](Self::param).
-    pub on_paid: &'static str,
-    /// Runs after a refund succeeded (`refunded_fen` already raised): `$1` order_no,
-    /// `$2` the refund in fen, `$3` [`param`](Self::param).
-    pub on_refunded: &'static str,
-    /// A text parameter for both statements (e.g. the rankings time zone).
-    pub param: String,
-    /// Runs on every instance when a payment of this purpose changed (its new status from
-    /// the event bus): what the purpose derives from its payments in memory (cached
-    /// rankings, progress) is dropped here when that status changes it.
-    pub on_event: Option<EventHook>,
-}
-
-/// A purpose's reaction to a payment event, see [`PurposeHook::on_event`].
-#[derive(Clone)]
-pub struct EventHook(pub Arc<dyn Fn(Status) + Send + Sync>);
-
-impl std::fmt::Debug for EventHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EventHook")
-    }
-}
-
 impl EngineSettings {
-    /// The hook of `purpose`, if it has one.
-    pub fn hook(&self, purpose: &str) -> Option<&PurposeHook> {
-        self.hooks.iter().find(|h| h.purpose == purpose)
-    }
-
     /// The worst case of one provider call and the database work around it.
     pub fn call_budget(&self) -> Duration {
         self.provider_timeout + crate::store::ANSWER_WITHIN
@@ -86,6 +57,10 @@ pub struct PayMetrics {
     pub callbacks_duplicate: AtomicU64,
     pub callbacks_refused: AtomicU64,
     pub provider_errors: AtomicU64,
+    /// Purpose steps that failed inside their transition and went to the outbox.
+    pub purpose_steps_deferred: AtomicU64,
+    /// Outbox steps applied by a retry.
+    pub purpose_steps_retried: AtomicU64,
 }
 
 /// Why an engine operation failed.
@@ -105,25 +80,22 @@ pub enum EngineError {
     /// A refund that cannot be made (state, amount).
     #[error("{0}")]
     RefundRefused(String),
+    /// An order's amount outside what its purpose and the providers allow.
+    #[error("amount must be between {min_fen} and {max_fen} fen")]
+    AmountOutOfBounds { min_fen: i64, max_fen: i64 },
+    /// An order for a purpose nobody registered (a wiring mistake).
+    #[error("purpose {0:?} is not registered")]
+    UnknownPurpose(String),
+    /// The order closed before its QR code was stored (its create took longer than its
+    /// lease, and the reconcile job closed it as abandoned).
+    #[error("the order closed before its QR code was stored")]
+    Abandoned,
 }
 
 impl From<tokio_postgres::Error> for EngineError {
     fn from(e: tokio_postgres::Error) -> Self {
         EngineError::Store(StoreError::from(e))
     }
-}
-
-/// An order created at the provider, not yet stored.
-#[derive(Debug, Clone)]
-pub struct PreparedOrder {
-    pub order_no: String,
-    pub channel: Channel,
-    pub amount_fen: i64,
-    pub description: String,
-    pub code_url: String,
-    pub expires_at: OffsetDateTime,
-    /// First reconcile query, in case the callback never comes.
-    pub next_check_at: OffsetDateTime,
 }
 
 /// The raw callback that carried a notification, for the inbox.
@@ -147,6 +119,26 @@ pub enum Applied {
     /// The order was already paid (by a query or another callback): nothing changed.
     AlreadyPaid,
 }
+
+/// The order row `apply_payment` locked.
+#[derive(Debug)]
+struct Locked {
+    status: Status,
+    purpose: String,
+    /// Its purpose's steps waiting in the outbox.
+    backlog: i32,
+    cancelled: bool,
+}
+
+const SELECT_FOR_PAYMENT: &str = "SELECT status, channel, amount_fen, transaction_id, purpose, purpose_backlog,
+            cancel_requested_at IS NOT NULL
+       FROM payments WHERE order_no = $1 FOR UPDATE";
+
+/// The conditional pending|closed → paid; `late` when it had closed.
+const CREDIT: &str = "UPDATE payments SET status = 'paid', paid_at = $2, transaction_id = $3,
+            late = (status = 'closed'), updated_at = now()
+      WHERE order_no = $1 AND status IN ('pending', 'closed')
+  RETURNING late";
 
 /// The engine. One per process, shared.
 #[derive(Debug)]
@@ -211,75 +203,6 @@ impl Engine {
         4 * self.settings.call_budget()
     }
 
-    /// Creates the QR order at the provider. The caller stores it (one INSERT of its own,
-    /// with the purpose's row) and then calls [`Engine::remember`].
-    pub async fn prepare(
-        &self,
-        channel: Channel,
-        amount_fen: i64,
-        description: &str,
-    ) -> Result<PreparedOrder, EngineError> {
-        self.prepare_as(None, channel, amount_fen, description).await
-    }
-
-    /// [`Engine::prepare`] under a given order number (an idempotent request's resource id:
-    /// asking the provider again with the same number makes no second order); `None` = new.
-    pub async fn prepare_as(
-        &self,
-        order_no: Option<String>,
-        channel: Channel,
-        amount_fen: i64,
-        description: &str,
-    ) -> Result<PreparedOrder, EngineError> {
-        let order_no = order_no.unwrap_or_else(new_order_no);
-        let now = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let policy = self.policy.current();
-        if !policy.accepts(channel) {
-            return Err(EngineError::ChannelDisabled(channel));
-        }
-        let expires_at = now + policy.order_ttl;
-        let notify_url = self.notify_url(channel);
-        let order = CreateOrder {
-            order_no: &order_no,
-            amount_fen,
-            description,
-            expires_at,
-            notify_url: &notify_url,
-        };
-        let created = self.providers.get(channel)?.create(&order).await.inspect_err(|_| {
-            self.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
-        })?;
-        Ok(PreparedOrder {
-            next_check_at: next_check(now, 0, expires_at),
-            order_no,
-            channel,
-            amount_fen,
-            description: description.to_string(),
-            code_url: created.code_url,
-            expires_at,
-        })
-    }
-
-    /// Seeds the status board with an order just stored, so its first polls need no query.
-    pub async fn remember(&self, order: &PreparedOrder) {
-        self.metrics.created.fetch_add(1, Ordering::Relaxed);
-        let snapshot = Snapshot::new(
-            order.order_no.clone(),
-            Status::Pending,
-            order.channel,
-            order.amount_fen,
-            order.description.clone(),
-            order.code_url.clone(),
-            order.expires_at,
-            None,
-            false,
-            0,
-        );
-        self.status.put(snapshot).await;
-    }
-
     /// Applies a confirmed payment from a verified callback (`inbox` set) or a query.
     /// Exactly one caller credits an order; repeats change nothing.
     pub async fn apply_payment(
@@ -333,18 +256,15 @@ impl Engine {
             tx.commit().await?;
             return Ok(Applied::Duplicate);
         }
+        let statement = tx.prepare_cached(SELECT_FOR_PAYMENT).await?;
         let row = tx
-            .query_opt(
-                "SELECT status, channel, amount_fen, transaction_id, purpose FROM payments WHERE order_no = $1 FOR UPDATE",
-                &[&paid.order_no],
-            )
+            .query_opt(&statement, &[&paid.order_no])
             .await?
             .ok_or(EngineError::UnknownOrder)?;
         let status: Status = row.try_get(0)?;
         let order_channel: Channel = row.try_get(1)?;
         let amount_fen: i64 = row.get(2);
         let transaction_id: Option<String> = row.get(3);
-        let purpose: String = row.get(4);
         if order_channel != channel {
             return Err(EngineError::Mismatch(format!(
                 "order is {}, payment came from {}",
@@ -377,53 +297,102 @@ impl Engine {
             tx.commit().await?;
             return Ok(Applied::AlreadyPaid);
         }
+        let order = Locked {
+            status,
+            purpose: row.get(4),
+            backlog: row.get(5),
+            cancelled: row.get(6),
+        };
+        let applied = self.credit(&tx, channel, paid, &order, source).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// The pending|closed → paid transition of a locked order, with its event, its purpose's
+    /// `on_paid` and the refund that follows from it, if any.
+    async fn credit(
+        &self,
+        tx: &Transaction<'_>,
+        channel: Channel,
+        paid: &Paid,
+        order: &Locked,
+        source: &str,
+    ) -> Result<Applied, EngineError> {
+        let statement = tx.prepare_cached(CREDIT).await?;
         let updated = tx
-            .query_opt(
-                "UPDATE payments SET status = 'paid', paid_at = $2, transaction_id = $3,
-                        late = (status = 'closed'), updated_at = now()
-                  WHERE order_no = $1 AND status IN ('pending', 'closed')
-                  RETURNING late",
-                &[&paid.order_no, &paid.paid_at, &paid.transaction_id],
-            )
+            .query_opt(&statement, &[&paid.order_no, &paid.paid_at, &paid.transaction_id])
             .await?;
         let Some(updated) = updated else {
-            tx.commit().await?;
             return Ok(Applied::AlreadyPaid);
         };
         let late: bool = updated.get(0);
         insert_event(
-            &tx,
+            tx,
             &paid.order_no,
             if late { "paid_late" } else { "paid" },
-            Some(status.as_str()),
+            Some(order.status.as_str()),
             Some("paid"),
             Some(paid.amount_fen),
             source,
             serde_json::json!({"transaction_id": paid.transaction_id}),
         )
         .await?;
-        if let Some(hook) = self.settings.hook(&purpose) {
-            let statement = tx.prepare_cached(hook.on_paid).await?;
-            tx.execute(&statement, &[&paid.order_no, &hook.param]).await?;
-        }
-        let refund_no = if late && self.policy.current().refund_late_payments {
-            let refund_no = new_order_no();
-            let refund = NewRefund {
-                order_no: &paid.order_no,
-                amount_fen: paid.amount_fen,
-                reason: "订单已关闭后到账，自动退款 (late payment)",
-                requested_by: "late_payment_policy",
-                refund_no: None,
-            };
-            let lease = (3 * self.settings.call_budget()).as_secs_f64();
-            queue_refund(&tx, &refund_no, &refund, lease).await?;
-            Some(refund_no)
-        } else {
-            None
+        let payment = PaymentRef {
+            order_no: paid.order_no.clone(),
+            channel,
+            amount_fen: paid.amount_fen,
+            late,
+            cancelled: order.cancelled,
+            refunded_fen: 0,
         };
-        publish_change(&tx, &paid.order_no, "paid", &purpose).await?;
-        tx.commit().await?;
+        let purposes = &self.settings.purposes;
+        let ran = run_step(tx, purposes, &order.purpose, &payment, Step::Paid, order.backlog).await?;
+        if ran == Ran::Deferred {
+            self.metrics.purpose_steps_deferred.fetch_add(1, Ordering::Relaxed);
+        }
+        let refund_no = match self.automatic_refund(&order.purpose, &payment, &ran) {
+            Some((reason, requested_by)) => {
+                let refund_no = new_order_no();
+                let refund = NewRefund {
+                    order_no: &paid.order_no,
+                    amount_fen: paid.amount_fen,
+                    reason: &reason,
+                    requested_by: &requested_by,
+                    refund_no: None,
+                };
+                let lease = (3 * self.settings.call_budget()).as_secs_f64();
+                queue_refund(tx, &refund_no, &refund, lease).await?;
+                Some(refund_no)
+            }
+            None => None,
+        };
+        publish_change(tx, &paid.order_no, "paid", &order.purpose).await?;
         Ok(Applied::Credited { late, refund_no })
+    }
+
+    /// The full refund a payment that just landed gets, as `(reason, requested_by)`: one
+    /// the buyer cancelled, one late under its purpose's late-payment policy, or one its
+    /// purpose cannot honour (`on_paid` answered `Refund`).
+    fn automatic_refund(&self, purpose: &str, payment: &PaymentRef, ran: &Ran) -> Option<(String, String)> {
+        if payment.cancelled {
+            let reason = "订单已取消后到账，自动全额退款 (paid after the order was cancelled)";
+            return Some((reason.to_string(), "order_cancelled".to_string()));
+        }
+        if payment.late {
+            let policy = self
+                .settings
+                .purposes
+                .get(purpose)
+                .map_or(LatePayment::Refund, |p| p.late_payment());
+            if policy == LatePayment::Refund || self.policy.current().refund_late_payments {
+                let reason = "订单已关闭后到账，自动退款 (late payment)";
+                return Some((reason.to_string(), "late_payment_policy".to_string()));
+            }
+        }
+        match ran {
+            Ran::Applied(Verdict::Refund(reason)) => Some((reason.clone(), format!("purpose:{purpose}"))),
+            _ => None,
+        }
     }
 
     /// Keeps a verified callback that was refused (unknown order, mismatch), for ops.
@@ -439,57 +408,6 @@ impl Engine {
         if let Err(e) = stored.await {
             tracing::warn!(error = %e, "could not keep a refused callback");
         }
-    }
-
-    /// Closes an expired pending order at the provider and here. If the provider says it
-    /// was paid after all, the payment is applied instead.
-    pub async fn close_expired(&self, order_no: &str, channel: Channel) -> Result<(), EngineError> {
-        // A channel switched off since the order was made: close it here only.
-        let closed = match self.providers.get(channel) {
-            Ok(provider) => provider.close(order_no).await,
-            Err(_) => Ok(()),
-        };
-        if let Err(e) = closed {
-            // Paid meanwhile, or the provider is unreachable: look before closing.
-            tracing::info!(%order_no, error = %e, "provider close failed; querying the order");
-            match self.query(channel, order_no).await? {
-                TradeState::Paid(paid) => {
-                    self.apply_payment(channel, &paid, None, "reconcile").await?;
-                    return Ok(());
-                }
-                TradeState::Pending => return Err(e.into()),
-                TradeState::Closed => {}
-            }
-        }
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
-        let closed = tx
-            .query_opt(
-                "UPDATE payments SET status = 'closed', closed_at = now(), updated_at = now()
-                  WHERE order_no = $1 AND status = 'pending' RETURNING purpose",
-                &[&order_no],
-            )
-            .await?;
-        if let Some(row) = closed {
-            let purpose: String = row.get(0);
-            insert_event(
-                &tx,
-                order_no,
-                "closed",
-                Some("pending"),
-                Some("closed"),
-                None,
-                "reconcile",
-                serde_json::json!({}),
-            )
-            .await?;
-            publish_change(&tx, order_no, "closed", &purpose).await?;
-            self.metrics.closed.fetch_add(1, Ordering::Relaxed);
-        }
-        tx.commit().await?;
-        // This instance sees its own write at once; others hear it from the event bus.
-        self.status.changed(order_no).await;
-        Ok(())
     }
 
     /// Asks the provider where an order stands.

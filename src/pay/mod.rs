@@ -7,7 +7,11 @@
 //! - `providers`: the enabled providers' clients behind one enum.
 //! - `wechat`, `alipay`: the two wire protocols (client, notification verification, emulator).
 //! - `sandbox`: scripted answers shared by the emulators (`sandbox` feature).
-//! - `engine`: create, settle and close, each transition one audited transaction.
+//! - `engine`: settle payments, each transition one audited transaction.
+//! - `purpose`: what a payment is for: the `Purpose` trait modules implement, the registry.
+//! - `create`: orders for every purpose (provider first, or begin → reserve → submit).
+//! - `close`: closing unpaid orders (expired, cancelled by the buyer, never made).
+//! - `outbox`: purpose steps in savepoints; failed ones retried from `purpose_outbox`.
 //! - `refunds`: queue, submit and settle refunds.
 //! - `idempotency`: `Idempotency-Key` records (claim, replay, release, purge).
 //! - `status`: in-memory order snapshots and long-poll waiters.
@@ -16,14 +20,18 @@
 //! - `retention`: hourly housekeeping (callback bodies past retention, old idempotency keys).
 
 pub mod alipay;
+pub mod close;
+pub mod create;
 pub mod engine;
 pub mod idempotency;
 pub mod keys;
 pub mod money;
 pub mod outbound;
+pub mod outbox;
 pub mod policy;
 pub mod provider;
 pub mod providers;
+pub mod purpose;
 pub mod qr;
 pub mod reconcile;
 pub mod refunds;

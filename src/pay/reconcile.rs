@@ -2,8 +2,12 @@
 //! work with `FOR UPDATE SKIP LOCKED` (so several instances share it without doing anything
 //! twice at once) and
 //! - queries pending orders on a back-off ladder (a missed callback is found this way),
-//! - closes expired orders at the provider and here,
-//! - asks the provider where unfinished refunds stand, and re-submits those it lacks.
+//! - closes expired orders at the provider and here, cancelled ones once the provider allows
+//!   it, and orders whose create died before the provider answered (`pay::close`),
+//! - asks the provider where unfinished refunds stand, and re-submits those it lacks;
+//!
+//! and, in a loop of its own, retries the purposes' steps waiting in the outbox
+//! (`pay::outbox`).
 //!
 //! Claiming moves a row's `next_check_at` past a lease that outlives the worst case of the
 //! whole batch, so no lock is held during provider calls and no other instance touches the
@@ -20,6 +24,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::close::{CloseKind, close_allowed_at};
 use super::engine::{Engine, EngineError, insert_event, next_check};
 use super::provider::{Channel, TradeState};
 
@@ -51,14 +56,39 @@ fn lease(engine: &Engine) -> Duration {
     lease_for(engine.settings.call_budget())
 }
 
-/// Runs one loop per enabled channel, a pass every `interval`, until `shutdown` turns true.
+/// Runs one loop per enabled channel and one for the purposes' outbox, a pass every
+/// `interval`, until `shutdown` turns true.
 pub async fn run(engine: Arc<Engine>, interval: Duration, shutdown: watch::Receiver<bool>) {
     let loops = engine
         .providers
         .channels()
         .into_iter()
         .map(|channel| run_channel(Arc::clone(&engine), channel, interval, shutdown.clone()));
-    futures_util::future::join_all(loops).await;
+    let outbox = run_outbox(Arc::clone(&engine), interval, shutdown.clone());
+    futures_util::future::join(futures_util::future::join_all(loops), outbox).await;
+}
+
+/// The outbox's loop: due steps retried every `interval`; a full batch is followed by the
+/// next at once.
+async fn run_outbox(engine: Arc<Engine>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut backlog = false;
+    loop {
+        if !backlog {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        } else if *shutdown.borrow() {
+            return;
+        }
+        backlog = match engine.retry_purpose_steps(BATCH).await {
+            Ok(retried) => retried.applied + retried.failed == BATCH as usize && retried.failed == 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "purpose outbox pass failed; next pass retries");
+                false
+            }
+        };
+    }
 }
 
 /// One channel's loop. A pass that claimed a full batch is followed by the next at once, so
@@ -107,6 +137,10 @@ pub struct PassReport {
     pub errors: usize,
     /// Items left for the next claim because the lease was running out.
     pub skipped: usize,
+    /// Purpose steps applied from the outbox.
+    pub purpose_steps: usize,
+    /// Orders whose waiting purpose step failed again.
+    pub purpose_steps_failed: usize,
 }
 
 impl PassReport {
@@ -118,10 +152,12 @@ impl PassReport {
         self.refunds_checked += other.refunds_checked;
         self.errors += other.errors;
         self.skipped += other.skipped;
+        self.purpose_steps += other.purpose_steps;
+        self.purpose_steps_failed += other.purpose_steps_failed;
     }
 }
 
-/// One pass over everything due now, every enabled channel at once.
+/// One pass over everything due now, every enabled channel at once, then the outbox.
 pub async fn pass(engine: &Engine) -> Result<PassReport, EngineError> {
     let passes = engine
         .providers
@@ -132,6 +168,9 @@ pub async fn pass(engine: &Engine) -> Result<PassReport, EngineError> {
     for result in futures_util::future::join_all(passes).await {
         report.add(result?);
     }
+    let retried = engine.retry_purpose_steps(BATCH).await?;
+    report.purpose_steps = retried.applied;
+    report.purpose_steps_failed = retried.failed;
     Ok(report)
 }
 
@@ -156,6 +195,10 @@ struct Due {
     expires_at: OffsetDateTime,
     /// Queries so far (the ladder's step).
     checks: usize,
+    /// Its QR code was stored (false: its create died before the provider answered).
+    submitted: bool,
+    /// When the provider allows closing it, if the buyer cancelled it.
+    cancel_at: Option<OffsetDateTime>,
 }
 
 /// One pass over `channel`'s due orders and refunds.
@@ -222,6 +265,7 @@ async fn bounded(
 async fn reconcile_order(engine: &Engine, channel: Channel, due: &Due) -> Result<Outcome, EngineError> {
     let no = &due.order_no;
     let now = OffsetDateTime::now_utc();
+    let cancel_due = due.cancel_at.is_some_and(|at| now >= at);
     let closing = match engine.query(channel, no).await {
         Ok(TradeState::Paid(paid)) if paid.order_no != *no => {
             let why = format!("the query answered about order {:?}", paid.order_no);
@@ -235,7 +279,10 @@ async fn reconcile_order(engine: &Engine, channel: Channel, due: &Due) -> Result
                 Err(e) => Err(e),
             };
         }
-        Ok(TradeState::Pending) => now >= due.expires_at,
+        // Not paid, or unknown to the provider: an order nobody has the QR code of (its
+        // create died before it was stored) closes now, others at expiry or once a cancel
+        // may close them.
+        Ok(TradeState::Pending) => !due.submitted || cancel_due || now >= due.expires_at,
         Ok(TradeState::Closed) => true,
         Err(e) => {
             tracing::info!(order_no = %no, error = %e, "order query failed; will ask again");
@@ -243,10 +290,19 @@ async fn reconcile_order(engine: &Engine, channel: Channel, due: &Due) -> Result
         }
     };
     if !closing {
-        schedule(engine, no, next_check(now, due.checks, due.expires_at)).await?;
+        let next = next_check(now, due.checks, due.expires_at);
+        let next = due.cancel_at.filter(|at| *at > now).map_or(next, |at| next.min(at));
+        schedule(engine, no, next).await?;
         return Ok(Outcome::Rescheduled);
     }
-    match engine.close_expired(no, channel).await {
+    let kind = if !due.submitted {
+        CloseKind::Abandoned
+    } else if due.cancel_at.is_some() {
+        CloseKind::Cancelled
+    } else {
+        CloseKind::Expired
+    };
+    match engine.close_order(no, channel, kind).await {
         Ok(()) => Ok(Outcome::Closed),
         Err(EngineError::Mismatch(why)) => flag(engine, no, &why).await.map(|()| Outcome::Flagged),
         Err(e) => Err(e),
@@ -285,7 +341,8 @@ const CLAIM_PENDING: &str =
               WHERE status = 'pending' AND next_check_at <= now() AND channel = $3
               ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
       WHERE p.order_no = due.order_no
-  RETURNING p.order_no, p.expires_at, p.check_count";
+  RETURNING p.order_no, p.expires_at, p.check_count, p.code_url IS NOT NULL, p.cancel_requested_at IS NOT NULL,
+            p.created_at";
 
 /// `channel`'s pending orders whose next check is due, claimed for `lease`.
 async fn claim_pending(engine: &Engine, channel: Channel, lease: Duration) -> Result<Vec<Due>, EngineError> {
@@ -300,6 +357,8 @@ async fn claim_pending(engine: &Engine, channel: Channel, lease: Duration) -> Re
             order_no: row.get(0),
             expires_at: row.get(1),
             checks: usize::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+            submitted: row.get(3),
+            cancel_at: row.get::<_, bool>(4).then(|| close_allowed_at(channel, row.get(5))),
         })
         .collect())
 }

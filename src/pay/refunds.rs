@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering;
 use deadpool_postgres::Transaction;
 
 use super::engine::{Engine, EngineError, Inbox, Provider, insert_event, insert_inbox, new_order_no, publish_change};
+use super::outbox::{Ran, Step, run_step};
 use super::provider::{Channel, ProviderError, RefundOrder, RefundState};
+use super::purpose::PaymentRef;
 use super::status::Status;
 use crate::store::audit::{self, Actor};
 
@@ -41,7 +43,14 @@ const REFUND_FAILED: &str = "UPDATE refunds SET status = 'failed', failure = $2,
 
 const PAYMENT_REFUNDED: &str =
     "UPDATE payments SET refunded_fen = refunded_fen + $2, status = 'refunded', updated_at = now()
-      WHERE order_no = $1 RETURNING purpose, refunded_fen";
+      WHERE order_no = $1
+  RETURNING purpose, refunded_fen, channel, amount_fen, late, cancel_requested_at IS NOT NULL, purpose_backlog";
+
+/// What is left to refund of a locked payment: paid, less refunded and refunds in flight.
+const REFUNDABLE: &str = "SELECT p.amount_fen - p.refunded_fen
+          - COALESCE((SELECT sum(amount_fen) FROM refunds r
+                       WHERE r.order_no = p.order_no AND r.status = 'processing'), 0)::bigint
+       FROM payments p WHERE p.order_no = $1 AND p.status IN ('paid', 'refunded')";
 
 /// Who asked for a refund, for the audit row written in the refund's own transaction.
 pub type RefundAudit<'a> = Actor<'a>;
@@ -114,6 +123,23 @@ impl Engine {
         Ok(refund_no)
     }
 
+    /// Queues a refund inside the caller's own transaction `tx` — a module that changes its
+    /// rows and refunds together (a paid order cancelled, a project that failed) — and
+    /// returns its number (a number already queued for the same order: that one, nothing
+    /// new). It locks the payment row: call it before locking the module's own rows that
+    /// its purpose's hooks lock too, so every transaction takes the payment row first. After
+    /// the commit, [`Engine::submit_refund`] sends it at once; otherwise the reconcile job
+    /// sends it once its lease (three call budgets) is over. Refused (`RefundRefused`) for
+    /// an order not paid or an amount above what is left.
+    pub async fn queue_refund_in(&self, tx: &Transaction<'_>, refund: NewRefund<'_>) -> Result<String, EngineError> {
+        if refund.amount_fen <= 0 {
+            return Err(EngineError::RefundRefused("a refund must be more than 0".into()));
+        }
+        let refund_no = refund.refund_no.map_or_else(new_order_no, str::to_string);
+        self.queue_in(tx, &refund, &refund_no, None).await?;
+        Ok(refund_no)
+    }
+
     /// Inserts the refund under the order's row lock; false when `refund_no` was queued before.
     async fn queue(
         &self,
@@ -123,6 +149,19 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
+        let queued = self.queue_in(&tx, refund, refund_no, audit).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// [`Engine::queue`] in `tx`, not committed.
+    async fn queue_in(
+        &self,
+        tx: &Transaction<'_>,
+        refund: &NewRefund<'_>,
+        refund_no: &str,
+        audit: Option<Actor<'_>>,
+    ) -> Result<bool, EngineError> {
         // Lock first, then read what is left in a statement of its own: under READ
         // COMMITTED a statement sees the refunds committed before it began, so a refund
         // queued by the transaction we waited for is counted.
@@ -171,7 +210,7 @@ impl Engine {
         }
         // The submitter has this long before the reconcile job may take the refund over.
         let lease = (3 * self.settings.call_budget()).as_secs_f64();
-        queue_refund(&tx, refund_no, refund, lease).await?;
+        queue_refund(tx, refund_no, refund, lease).await?;
         if let Some(actor) = audit {
             let refunded_fen: i64 = row.get(2);
             let before = serde_json::json!({
@@ -182,9 +221,8 @@ impl Engine {
                 "refundable_fen": refundable - refund.amount_fen,
             });
             let target = format!("payment:{}", refund.order_no);
-            audit::write(&tx, actor, "payment.refund", &target, Some(&before), Some(&after)).await?;
+            audit::write(tx, actor, "payment.refund", &target, Some(&before), Some(&after)).await?;
         }
-        tx.commit().await?;
         Ok(true)
     }
 
@@ -368,15 +406,30 @@ impl Engine {
         if was == "failed" {
             tracing::warn!(%refund_no, %order_no, "a refund marked failed succeeded after all (verified by the provider)");
         }
-        let payment = tx.query_one(PAYMENT_REFUNDED, &[&order_no, &amount]).await?;
+        let payment = tx
+            .query_one(&tx.prepare_cached(PAYMENT_REFUNDED).await?, &[&order_no, &amount])
+            .await?;
         let purpose: String = payment.get(0);
-        if let Some(hook) = self.settings.hook(&purpose) {
-            let statement = tx.prepare_cached(hook.on_refunded).await?;
-            tx.execute(&statement, &[&order_no, &amount, &hook.param]).await?;
+        let refunded_fen: i64 = payment.get(1);
+        let step = Step::Refunded {
+            refund_no,
+            amount_fen: amount,
+        };
+        let of = PaymentRef {
+            order_no: order_no.clone(),
+            channel: payment.try_get(2)?,
+            amount_fen: payment.get(3),
+            late: payment.get(4),
+            cancelled: payment.get(5),
+            refunded_fen,
+        };
+        let backlog: i32 = payment.get(6);
+        if run_step(tx, &self.settings.purposes, &purpose, &of, step, backlog).await? == Ran::Deferred {
+            self.metrics.purpose_steps_deferred.fetch_add(1, Ordering::Relaxed);
         }
         let detail = serde_json::json!({
             "refund_no": refund_no, "refund_id": refund_id, "was": was,
-            "refunded_fen": payment.get::<_, i64>(1),
+            "refunded_fen": refunded_fen,
         });
         insert_event(
             tx,
@@ -391,6 +444,42 @@ impl Engine {
         .await?;
         publish_change(tx, &order_no, "refunded", &purpose).await?;
         Ok(true)
+    }
+}
+
+impl Engine {
+    /// Queues a refund of everything still refundable of a payment whose row `tx` holds
+    /// locked, requested by its purpose (`on_paid` answered `Refund` on a retry); `None`
+    /// when nothing is left to refund.
+    pub(super) async fn queue_full_refund(
+        &self,
+        tx: &Transaction<'_>,
+        order_no: &str,
+        reason: &str,
+        purpose: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(row) = tx
+            .query_opt(&tx.prepare_cached(REFUNDABLE).await?, &[&order_no])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let refundable: i64 = row.get(0);
+        if refundable <= 0 {
+            return Ok(None);
+        }
+        let refund_no = new_order_no();
+        let requested_by = format!("purpose:{purpose}");
+        let refund = NewRefund {
+            order_no,
+            amount_fen: refundable,
+            reason,
+            requested_by: &requested_by,
+            refund_no: None,
+        };
+        let lease = (3 * self.settings.call_budget()).as_secs_f64();
+        queue_refund(tx, &refund_no, &refund, lease).await?;
+        Ok(Some(refund_no))
     }
 }
 

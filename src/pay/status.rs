@@ -74,7 +74,7 @@ pub struct Snapshot {
     pub channel: Channel,
     pub amount_fen: i64,
     pub description: String,
-    /// What the QR code encodes.
+    /// What the QR code encodes; empty while a purchase's provider order is being made.
     pub code_url: String,
     pub expires_at: OffsetDateTime,
     pub paid_at: Option<OffsetDateTime>,
@@ -227,11 +227,11 @@ impl Default for StatusBoard {
 }
 
 const SELECT_SNAPSHOT: &str =
-    "SELECT status, channel, amount_fen, description, code_url, expires_at, paid_at, late, refunded_fen, order_no
+    "SELECT status, channel, amount_fen, description, COALESCE(code_url, ''), expires_at, paid_at, late, refunded_fen, order_no
      FROM payments WHERE order_no = $1";
 
 const SELECT_SNAPSHOTS: &str =
-    "SELECT status, channel, amount_fen, description, code_url, expires_at, paid_at, late, refunded_fen, order_no
+    "SELECT status, channel, amount_fen, description, COALESCE(code_url, ''), expires_at, paid_at, late, refunded_fen, order_no
      FROM payments WHERE order_no = ANY($1)";
 
 impl StatusBoard {

@@ -81,10 +81,8 @@ impl EventBus {
 /// Sends `payload` to every instance, on commit of the caller's transaction if it is in one
 /// (a pooled client or a transaction on one).
 pub async fn publish(client: &impl GenericClient, payload: &str) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-        .await
-        .map(drop)
+    let statement = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+    client.execute(&statement, &[&CHANNEL, &payload]).await.map(drop)
 }
 
 async fn listen_forever(

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0009_notifications.sql"),
     ),
     (11, "0011_backups", include_str!("migrations/0011_backups.sql")),
+    (12, "0012_purposes", include_str!("migrations/0012_purposes.sql")),
     (
         16,
         "0016_mall_catalog",

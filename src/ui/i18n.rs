@@ -336,6 +336,8 @@ pub struct Pay {
     pub simulate: &'static str,
     pub thanks: &'static str,
     pub late_note: &'static str,
+    /// A purchase whose provider order is still being made.
+    pub qr_preparing: &'static str,
     pub back_home: &'static str,
     pub closed_text: &'static str,
     pub donate_again: &'static str,
@@ -393,6 +395,12 @@ pub struct Admin {
     /// `{n}` minutes.
     pub pending_over: &'static str,
     pub late_payments: &'static str,
+    /// Purpose steps (a module's part of a payment) waiting in the outbox.
+    pub purpose_steps: &'static str,
+    pub none_purpose_steps: &'static str,
+    pub step: &'static str,
+    pub last_error: &'static str,
+    pub next_attempt: &'static str,
     pub received: &'static str,
     pub today: &'static str,
     pub this_week: &'static str,

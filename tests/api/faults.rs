@@ -26,10 +26,10 @@ use crate::realmode::{FakeProviders, Gate, spawn_real_mode_app_with};
 
 /// An HTTP client that reports a refused or cut connection as `Err` instead of failing.
 #[derive(Clone)]
-struct Http(Client<HttpConnector, Full<Bytes>>);
+pub struct Http(Client<HttpConnector, Full<Bytes>>);
 
 impl Http {
-    fn new() -> Http {
+    pub fn new() -> Http {
         Http(Client::builder(TokioExecutor::new()).build_http())
     }
 
@@ -60,7 +60,7 @@ impl Http {
         Ok((status, body))
     }
 
-    async fn get(&self, url: &str) -> Result<(StatusCode, Bytes), String> {
+    pub async fn get(&self, url: &str) -> Result<(StatusCode, Bytes), String> {
         self.send(Method::GET, url, &HeaderMap::new(), Bytes::new()).await
     }
 
@@ -90,13 +90,24 @@ fn json_of(body: &[u8]) -> serde_json::Value {
 }
 
 /// The zhifu binary in real mode over a database given by URL, logging to a file.
-struct Zhifu {
+pub struct Zhifu {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Zhifu {
-    fn start(port: u16, database_url: &str, providers: &FakeProviders, log: &Path) -> Zhifu {
+    pub fn start(port: u16, database_url: &str, providers: &FakeProviders, log: &Path) -> Zhifu {
+        Self::start_with(port, database_url, providers, log, &[])
+    }
+
+    /// [`start`](Self::start) with more `ZHIFU__…` variables (later ones win).
+    pub fn start_with(
+        port: u16,
+        database_url: &str,
+        providers: &FakeProviders,
+        log: &Path,
+        extra: &[(&str, &str)],
+    ) -> Zhifu {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhifu"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZHIFU") || k == "RUST_LOG") {
@@ -116,6 +127,7 @@ impl Zhifu {
             .env("ZHIFU__PAYMENTS__RECONCILE_INTERVAL_SECS", "3600")
             .env("ZHIFU__LIMITS__CREATE_PER_MINUTE", "0")
             .env("ZHIFU__LIMITS__STATUS_PER_MINUTE", "0")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
@@ -125,7 +137,7 @@ impl Zhifu {
         }
     }
 
-    async fn wait_ready(&mut self, http: &Http) {
+    pub async fn wait_ready(&mut self, http: &Http) {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -142,13 +154,13 @@ impl Zhifu {
         panic!("zhifu not ready after 30 s");
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// SIGTERM; true when it exited cleanly within 10 s.
-    fn terminate(&mut self) -> bool {
+    pub fn terminate(&mut self) -> bool {
         // SAFETY: kill(2) on our own, not yet reaped child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let started = Instant::now();
@@ -170,7 +182,7 @@ impl Drop for Zhifu {
 }
 
 /// Lines of the log that report a panic.
-fn panics_in(log: &Path) -> Vec<String> {
+pub fn panics_in(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()

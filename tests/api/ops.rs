@@ -153,7 +153,9 @@ async fn metrics_show_what_an_operator_alerts_on() {
          INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by, status, failure)
               VALUES ('rf-failed-1', '{paid}', 100, 'test', 'test', 'failed', 'NOT_ENOUGH');
          INSERT INTO refunds (refund_no, order_no, amount_fen, reason, requested_by, created_at, next_check_at)
-              VALUES ('rf-stuck-1', '{paid}', 100, 'test', 'test', now() - interval '2 hours', now() + interval '1 day');"
+              VALUES ('rf-stuck-1', '{paid}', 100, 'test', 'test', now() - interval '2 hours', now() + interval '1 day');
+         INSERT INTO purpose_outbox (order_no, purpose, step, subject, amount_fen, last_error, next_attempt_at, created_at)
+              VALUES ('{paid}', 'donation', 'refunded', 'rf-x', 100, 'test', now() + interval '1 day', now() - interval '1 hour');"
     ))
     .await;
     app.state.attention.refresh(&app.state.store).await.unwrap();
@@ -163,6 +165,7 @@ async fn metrics_show_what_an_operator_alerts_on() {
         "zhifu_payments_overdue",
         "zhifu_refunds_failed_7d",
         "zhifu_refunds_stuck",
+        "zhifu_purpose_steps_stuck",
     ] {
         assert_eq!(gauge(&metrics, name), 1, "{name}");
     }

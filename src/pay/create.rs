@@ -1,0 +1,449 @@
+//! Creating orders, for every purpose; the engine writes `payments` and its `created` event.
+//! Two ways:
+//! - [`Engine::create`]: the provider order first, then ONE statement (payment, event and the
+//!   purpose's row, `Purpose::create_row`), for purposes that hold nothing until paid
+//!   (donations). A provider failure writes nothing.
+//! - [`Engine::begin`] → the module reserves in [`Purchase::tx`] → [`Engine::submit`]: the
+//!   payment and the module's rows commit in one transaction, then the provider order is
+//!   made. A module error before `submit` rolls everything back; a provider failure closes the
+//!   payment with its `on_closed` (nothing held); a process that dies between the commit and
+//!   the provider's answer leaves a pending order without a QR code, which the reconcile job
+//!   closes once the create's lease is over (again through `on_closed`).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use deadpool_postgres::{Client, Transaction};
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+
+use super::close::CloseKind;
+use super::engine::{Engine, EngineError, new_order_no, next_check};
+use super::money::format_yuan;
+use super::policy::PaymentPolicy;
+use super::provider::{Channel, CreateOrder};
+use super::purpose::{PROVIDER_MAX_FEN, Registered};
+use super::rfc3339;
+use super::status::{Snapshot, Status};
+
+/// A new order, as a module asks for it.
+#[derive(Debug, Clone)]
+pub struct Order<'a> {
+    /// A registered purpose's name (`payments.purpose`).
+    pub purpose: &'a str,
+    pub channel: Channel,
+    /// Fen, within the purpose's bounds (`Purpose::amount_bounds`).
+    pub amount_fen: i64,
+    /// What the payer sees in their wallet (WeChat `description`, Alipay `subject`).
+    pub description: &'a str,
+    /// The order number an idempotent request was given (`http::idempotent::run` hands it to
+    /// its work); `None` for a new one. A number already used answers that order as it stands.
+    pub order_no: Option<String>,
+}
+
+/// An order as its create answers it: the contract's payment JSON ([`Created::json`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub order_no: String,
+    /// `pending` for a new order; an order made before is answered as it stands.
+    pub status: Status,
+    pub channel: Channel,
+    pub amount_fen: i64,
+    /// What the QR code encodes (empty while an order made before still has none).
+    pub code_url: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Created {
+    /// The answer of `POST /api/donations` (contract), which purchases embed under
+    /// `"payment"`: `order_no`, `status`, `amount`, `amount_fen`, `channel`, `code_url`,
+    /// `qr_url`, `pay_url`, `expires_at`.
+    pub fn json(&self) -> serde_json::Value {
+        let no = &self.order_no;
+        serde_json::json!({
+            "order_no": no,
+            "status": self.status.as_str(),
+            "amount": format_yuan(self.amount_fen),
+            "amount_fen": self.amount_fen,
+            "channel": self.channel.as_str(),
+            "code_url": self.code_url,
+            "qr_url": format!("/api/payments/{no}/qr.png"),
+            "pay_url": self.pay_url(),
+            "expires_at": rfc3339(self.expires_at),
+        })
+    }
+
+    /// `/pay/{order_no}`.
+    pub fn pay_url(&self) -> String {
+        format!("/pay/{}", self.order_no)
+    }
+
+    fn from_snapshot(snapshot: &Snapshot) -> Created {
+        Created {
+            order_no: snapshot.order_no.clone(),
+            status: snapshot.status,
+            channel: snapshot.channel,
+            amount_fen: snapshot.amount_fen,
+            code_url: snapshot.code_url.clone(),
+            expires_at: snapshot.expires_at,
+        }
+    }
+}
+
+/// What [`Engine::begin`] started.
+#[derive(Debug)]
+pub enum Begun<'c> {
+    /// A new order: reserve in [`Purchase::tx`], then [`Engine::submit`] (or drop it: nothing
+    /// is written).
+    New(Purchase<'c>),
+    /// The order number was used before (a retried request whose first attempt died after
+    /// its commit): nothing new was written; answer this order as it stands, with the
+    /// module's own rows of it.
+    Existing(Created),
+}
+
+/// A purchase being created: the payment row is written in [`Purchase::tx`], not committed.
+/// Dropping it rolls everything back.
+#[derive(Debug)]
+pub struct Purchase<'c> {
+    tx: Transaction<'c>,
+    order_no: String,
+    channel: Channel,
+    amount_fen: i64,
+    description: String,
+    expires_at: OffsetDateTime,
+}
+
+impl<'c> Purchase<'c> {
+    /// The transaction the module writes its rows and reservations in.
+    pub fn tx(&self) -> &Transaction<'c> {
+        &self.tx
+    }
+
+    /// The order number (the provider's `out_trade_no`), for the module's rows.
+    pub fn order_no(&self) -> &str {
+        &self.order_no
+    }
+
+    pub fn amount_fen(&self) -> i64 {
+        self.amount_fen
+    }
+
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+}
+
+/// `$1` order_no, `$2` purpose, `$3` channel, `$4` amount, `$5` description, `$6` expires_at,
+/// `$7` next_check_at: the payment (no QR code yet) and its event; 0 rows when the number
+/// was taken.
+const BEGIN: &str = "WITH p AS (
+        INSERT INTO payments (order_no, purpose, channel, amount_fen, description, expires_at, next_check_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (order_no) DO NOTHING
+        RETURNING order_no)
+     INSERT INTO payment_events (order_no, kind, to_status, amount_fen, source)
+     SELECT order_no, 'created', 'pending', $4, 'api' FROM p";
+
+/// Stores the provider's QR code; 0 rows when the order closed meanwhile.
+const STORE_CODE_URL: &str = "UPDATE payments SET code_url = $2, next_check_at = $3, updated_at = now()
+      WHERE order_no = $1 AND status = 'pending' AND code_url IS NULL";
+
+/// The most of a description both providers take: WeChat's `description` is at most 127
+/// bytes (Alipay's `subject` 256 characters).
+const DESCRIPTION_MAX_BYTES: usize = 127;
+
+/// `description` cut at a character boundary to what the providers take.
+fn fit_description(description: &str) -> &str {
+    let mut end = description.len().min(DESCRIPTION_MAX_BYTES);
+    while !description.is_char_boundary(end) {
+        end -= 1;
+    }
+    &description[..end]
+}
+
+fn now_secs() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
+impl Engine {
+    /// How long a `begin`…`submit` may take before the reconcile job may close its order as
+    /// abandoned: the commit, one provider call and storing its answer, with room to spare.
+    pub fn submit_lease(&self) -> Duration {
+        2 * self.settings.call_budget()
+    }
+
+    /// The registered purpose of `order` and the policy in force, once the channel, the
+    /// amount and the purpose are checked.
+    fn check(&self, order: &Order<'_>) -> Result<(&Registered, std::sync::Arc<PaymentPolicy>), EngineError> {
+        let entry = self
+            .settings
+            .purposes
+            .entry(order.purpose)
+            .ok_or_else(|| EngineError::UnknownPurpose(order.purpose.to_string()))?;
+        let policy = self.policy.current();
+        if !policy.accepts(order.channel) {
+            return Err(EngineError::ChannelDisabled(order.channel));
+        }
+        let bounds = entry.purpose.amount_bounds(&policy);
+        let (min_fen, max_fen) = ((*bounds.start()).max(1), (*bounds.end()).min(PROVIDER_MAX_FEN));
+        if !(min_fen..=max_fen).contains(&order.amount_fen) {
+            return Err(EngineError::AmountOutOfBounds { min_fen, max_fen });
+        }
+        Ok((entry, policy))
+    }
+
+    /// Provider first, then one statement: the payment, its `created` event and the
+    /// purpose's own row (`Purpose::create_row`, bound to `row`: its `$9…`). For purposes that
+    /// hold nothing until paid. A provider failure writes nothing.
+    pub async fn create(&self, order: Order<'_>, row: &[&(dyn ToSql + Sync)]) -> Result<Created, EngineError> {
+        if let Some(no) = &order.order_no
+            && let Some(made) = crate::store::bounded(self.status.get(&self.store, no)).await?
+        {
+            return Ok(Created::from_snapshot(&made));
+        }
+        let (entry, policy) = self.check(&order)?;
+        let description = fit_description(order.description);
+        let now = now_secs();
+        let expires_at = now + policy.order_ttl;
+        let order_no = order.order_no.clone().unwrap_or_else(new_order_no);
+        let code_url = self
+            .provider_create(
+                &order_no,
+                order.channel,
+                order.amount_fen,
+                order.description,
+                expires_at,
+            )
+            .await?;
+        let next_check_at = next_check(now, 0, expires_at);
+        let channel = order.channel.as_str();
+        let ours: [&(dyn ToSql + Sync); 8] = [
+            &order_no,
+            &order.purpose,
+            &channel,
+            &order.amount_fen,
+            &code_url,
+            &description,
+            &expires_at,
+            &next_check_at,
+        ];
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(ours.len() + row.len());
+        params.extend_from_slice(&ours);
+        params.extend_from_slice(row);
+        let inserted = crate::store::bounded(async {
+            let client = self.store.client().await?;
+            let statement = client.prepare_cached(&entry.create_sql).await?;
+            Ok::<u64, EngineError>(client.execute(&statement, &params).await?)
+        })
+        .await?;
+        if inserted == 0 {
+            // Its number was taken meanwhile: that order, as it stands.
+            let made = crate::store::bounded(self.status.get(&self.store, &order_no)).await?;
+            return made
+                .map(|m| Created::from_snapshot(&m))
+                .ok_or(EngineError::UnknownOrder);
+        }
+        let created = Created {
+            order_no,
+            status: Status::Pending,
+            channel: order.channel,
+            amount_fen: order.amount_fen,
+            code_url,
+            expires_at,
+        };
+        self.remember(&created, description).await;
+        Ok(created)
+    }
+
+    /// Starts a purchase: inserts the pending payment (no provider order yet) and its
+    /// `created` event in a transaction on `client`, for the module to write its own rows
+    /// and reservations in ([`Purchase::tx`]) before [`Engine::submit`].
+    pub async fn begin<'c>(&self, client: &'c mut Client, order: Order<'_>) -> Result<Begun<'c>, EngineError> {
+        let (entry, policy) = self.check(&order)?;
+        let purpose = entry.purpose.name();
+        let description = fit_description(order.description);
+        let now = now_secs();
+        let expires_at = now + policy.order_ttl;
+        let order_no = order.order_no.clone().unwrap_or_else(new_order_no);
+        // The reconcile job leaves the order alone while its submit may still be at work.
+        let next_check_at = now + self.submit_lease();
+        let tx = client.transaction().await?;
+        let statement = tx.prepare_cached(BEGIN).await?;
+        let channel = order.channel.as_str();
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &order_no,
+            &purpose,
+            &channel,
+            &order.amount_fen,
+            &description,
+            &expires_at,
+            &next_check_at,
+        ];
+        if tx.execute(&statement, &params).await? == 0 {
+            drop(tx);
+            return self.existing(&order_no).await.map(Begun::Existing);
+        }
+        Ok(Begun::New(Purchase {
+            tx,
+            order_no,
+            channel: order.channel,
+            amount_fen: order.amount_fen,
+            description: description.to_string(),
+            expires_at,
+        }))
+    }
+
+    /// Commits the purchase, then creates its provider order and stores the QR code. On a
+    /// provider failure the payment is closed (`create_failed`) together with its purpose's
+    /// `on_closed`, so nothing stays held, and the error is returned.
+    pub async fn submit(&self, purchase: Purchase<'_>) -> Result<Created, EngineError> {
+        let Purchase {
+            tx,
+            order_no,
+            channel,
+            amount_fen,
+            description,
+            expires_at,
+        } = purchase;
+        crate::store::bounded(async { tx.commit().await.map_err(EngineError::from) }).await?;
+        let made = self
+            .provider_create(&order_no, channel, amount_fen, &description, expires_at)
+            .await;
+        let code_url = match made {
+            Ok(code_url) => code_url,
+            Err(e) => {
+                let detail = serde_json::json!({ "error": e.to_string() });
+                if let Err(close) = self.close_here(&order_no, CloseKind::CreateFailed, "api", detail).await {
+                    tracing::warn!(%order_no, error = %close, "cannot close a purchase whose provider order failed; reconcile will");
+                }
+                return Err(e);
+            }
+        };
+        let next_check_at = next_check(now_secs(), 0, expires_at);
+        let stored = crate::store::bounded(async {
+            let client = self.store.client().await?;
+            let statement = client.prepare_cached(STORE_CODE_URL).await?;
+            Ok::<u64, EngineError>(
+                client
+                    .execute(&statement, &[&order_no, &code_url, &next_check_at])
+                    .await?,
+            )
+        })
+        .await?;
+        if stored == 0 {
+            return Err(EngineError::Abandoned);
+        }
+        let created = Created {
+            order_no,
+            status: Status::Pending,
+            channel,
+            amount_fen,
+            code_url,
+            expires_at,
+        };
+        self.remember(&created, &description).await;
+        Ok(created)
+    }
+
+    /// An order made before, as it stands; a pending one whose QR code was never stored (its
+    /// request died before the provider answered) gets it now, from the provider, under the
+    /// same number.
+    async fn existing(&self, order_no: &str) -> Result<Created, EngineError> {
+        let made = crate::store::bounded(self.status.get(&self.store, order_no))
+            .await?
+            .ok_or(EngineError::UnknownOrder)?;
+        if made.status != Status::Pending || !made.code_url.is_empty() {
+            return Ok(Created::from_snapshot(&made));
+        }
+        let code_url = self
+            .provider_create(
+                order_no,
+                made.channel,
+                made.amount_fen,
+                &made.description,
+                made.expires_at,
+            )
+            .await?;
+        let next_check_at = next_check(now_secs(), 0, made.expires_at);
+        let stored = crate::store::bounded(async {
+            let client = self.store.client().await?;
+            let statement = client.prepare_cached(STORE_CODE_URL).await?;
+            Ok::<u64, EngineError>(
+                client
+                    .execute(&statement, &[&order_no, &code_url, &next_check_at])
+                    .await?,
+            )
+        })
+        .await?;
+        self.status.changed(order_no).await;
+        if stored == 0 {
+            let made = crate::store::bounded(self.status.get(&self.store, order_no)).await?;
+            return made
+                .map(|m| Created::from_snapshot(&m))
+                .ok_or(EngineError::UnknownOrder);
+        }
+        Ok(Created {
+            code_url,
+            ..Created::from_snapshot(&made)
+        })
+    }
+
+    /// Creates the QR order at the provider; returns what the QR code encodes. Asking again
+    /// with the same number and terms makes no second order.
+    async fn provider_create(
+        &self,
+        order_no: &str,
+        channel: Channel,
+        amount_fen: i64,
+        description: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<String, EngineError> {
+        let notify_url = self.notify_url(channel);
+        let order = CreateOrder {
+            order_no,
+            amount_fen,
+            description,
+            expires_at,
+            notify_url: &notify_url,
+        };
+        let created = self.providers.get(channel)?.create(&order).await.inspect_err(|_| {
+            self.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
+        })?;
+        Ok(created.code_url)
+    }
+
+    /// Seeds the status board with an order just stored, so its first polls need no query.
+    async fn remember(&self, order: &Created, description: &str) {
+        self.metrics.created.fetch_add(1, Ordering::Relaxed);
+        let snapshot = Snapshot::new(
+            order.order_no.clone(),
+            Status::Pending,
+            order.channel,
+            order.amount_fen,
+            description.to_string(),
+            order.code_url.clone(),
+            order.expires_at,
+            None,
+            false,
+            0,
+        );
+        self.status.put(snapshot).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_cut_to_what_wechat_takes_at_a_character_boundary() {
+        assert_eq!(fit_description("捐赠 · 助学"), "捐赠 · 助学");
+        let long = "助".repeat(50); // 150 bytes
+        let cut = fit_description(&long);
+        assert_eq!(cut.len(), 126, "42 whole characters of 3 bytes");
+        assert!(long.starts_with(cut));
+        assert_eq!(fit_description(&"a".repeat(200)).len(), 127);
+    }
+}
