@@ -155,7 +155,7 @@ impl Application {
             tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
         }
         let media = crate::media::Media::new(&config.settings.media);
-        let mall = crate::mall::Mall::new(&config.settings.mall);
+        let mall = crate::mall::Mall::new(&config.settings.mall, config.settings.database.pool_size);
         let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
@@ -312,7 +312,9 @@ fn payment_engine(
 /// adds its line here (and its route prefix in `http::route`).
 fn purposes(config: &Config, rankings: &Arc<Rankings>) -> Purposes {
     let timezone = &config.settings.rankings.timezone;
-    let purposes = Purposes::default().with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))));
+    let purposes = Purposes::default()
+        .with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))))
+        .with(Arc::new(crate::mall::MallOrder));
     // The purpose the tests drive every hook with (its table exists only where they made it).
     #[cfg(feature = "sandbox")]
     let purposes = purposes.with(Arc::new(crate::probe::Probe));

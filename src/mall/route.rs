@@ -340,7 +340,7 @@ pub async fn dispatch(
         Route::AdminCategories if get => categories::admin_list(state, parts).await,
         Route::AdminCategories => categories::create(state, parts, &read_body(state, body).await?, ip).await,
         Route::AdminCategory(id) => categories::change(state, parts, id, &read_body(state, body).await?, ip).await,
-        Route::CreateOrder => orders::create(state, parts, &read_body(state, body).await?, ip).await,
+        Route::CreateOrder => orders::create(state, parts, &read_body(state, body).await?).await,
         Route::Order(no) => orders::detail(state, parts, no).await,
         Route::BuyerOrder(no, action) => orders::buyer(state, parts, no, action, &read_body(state, body).await?).await,
         Route::MyOrders => orders::mine(state, parts).await,

@@ -32,6 +32,7 @@ mod mail;
 mod mall;
 mod mall_browser;
 mod mall_coupons;
+mod mall_orders;
 mod mall_pages;
 mod media;
 mod migrations;

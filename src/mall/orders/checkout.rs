@@ -1,25 +1,26 @@
-//! Checkout (`POST /api/mall/orders`) and what undoes it. A checkout is a purchase with
-//! purpose `mall_order`: a quote is read first (prices from the database, never the client),
-//! then in ONE transaction with the payment row the SKUs are locked in id order (no deadlock
-//! between two orders), the prices checked against the quote, the stock taken with a
-//! conditional update (`stock >= quantity`), the coupon copy held (`unused → held`), and
-//! the order, its items (name, specs, price and image copied) and its first timeline row
-//! written; then the provider order is made. Out of stock names the SKU.
-//!
-//! [`release`] is the one way back for an unpaid order (cancelled by the buyer, expired, or
-//! its provider order failed): `pending_payment → cancelled`, stock and coupon returned, in
-//! the transaction that closes the payment, so exactly once.
+//! Checkout (`POST /api/mall/orders`). A checkout is a purchase with purpose `mall_order`
+//! made through the engine's `begin` → reserve → `submit`: a quote is read first (prices from
+//! the database, never the client), then in ONE transaction with the payment row the SKUs are
+//! locked in id order (no deadlock between two orders), the prices checked against the
+//! quote, the stock taken with a conditional update (`stock >= quantity`), the coupon copy
+//! held (`unused → held`), the order, its items (name, specs, price and image copied) and its
+//! first timeline row written and the lines taken out of the cart; then the provider order is
+//! made. Out of stock names the SKU. What undoes it lives in `purpose` (the engine's hooks).
 
 use deadpool_postgres::GenericClient;
+use http::StatusCode;
 use http::request::Parts;
 use serde::Deserialize;
 
-use super::OrderView;
-use crate::account::Principal;
+use crate::account::Role;
 use crate::app::State;
 use crate::error::AppError;
+use crate::http::idempotent;
+use crate::http::respond::Response;
+use crate::mall::json_answer;
 use crate::mall::pricing::{self, PriceError, Terms, Totals};
 use crate::mall::text;
+use crate::pay::create::{Begun, Created, Order};
 use crate::pay::money::format_yuan;
 use crate::pay::provider::Channel;
 use crate::store::StoreError;
@@ -117,7 +118,6 @@ pub struct Line {
 pub struct Quote {
     pub merchant_id: i64,
     pub lines: Vec<Line>,
-    pub coupon: Option<Terms>,
     pub totals: Totals,
 }
 
@@ -206,7 +206,6 @@ pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout)
     Ok(Quote {
         merchant_id: merchant_id.ok_or_else(|| AppError::invalid("invalid_items", "an order has 1 to 50 items"))?,
         lines,
-        coupon,
         totals,
     })
 }
@@ -283,6 +282,8 @@ const INSERT_ITEMS: &str =
      SELECT $1, i.sku_id, i.product_id, i.name, i.specs, i.price_fen, i.quantity, i.image
        FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::jsonb[], $6::bigint[], $7::int[], $8::text[])
          AS i(sku_id, product_id, name, specs, price_fen, quantity, image)";
+
+const OUT_OF_CART: &str = "DELETE FROM mall_cart_items WHERE user_id = $1 AND sku_id = ANY($2)";
 
 /// Takes what `quote` needs inside the purchase's transaction `tx`, as order `order_no` of
 /// `buyer`: SKUs locked in id order, prices checked, stock taken, coupon held, address
@@ -387,6 +388,8 @@ pub async fn reserve(
         detail,
     )
     .await?;
+    let statement = tx.prepare_cached(OUT_OF_CART).await?;
+    tx.execute(&statement, &[&buyer, &ids]).await?;
     let mut products = products;
     products.sort_unstable();
     products.dedup();
@@ -394,94 +397,93 @@ pub async fn reserve(
     Ok(())
 }
 
-const CANCEL: &str =
-    "UPDATE mall_orders SET status = 'cancelled', cancel_reason = $2, cancelled_at = now(), updated_at = now()
-  WHERE order_no = $1 AND status = 'pending_payment' RETURNING coupon_id";
-const LOCK_ORDER_SKUS: &str = "SELECT s.id FROM mall_skus s JOIN mall_order_items i ON i.sku_id = s.id
-  WHERE i.order_no = $1 ORDER BY s.id FOR UPDATE OF s";
-const RETURN_STOCK: &str = "UPDATE mall_skus s SET stock = s.stock + i.quantity, updated_at = now()
-   FROM mall_order_items i WHERE i.order_no = $1 AND s.id = i.sku_id RETURNING s.product_id";
-const RETURN_COPY: &str = "UPDATE mall_user_coupons SET status = 'unused', order_no = NULL, updated_at = now()
-  WHERE id = $1 AND status = 'held' AND order_no = $2";
-
-/// Cancels unpaid order `order_no` (`pending_payment → cancelled`) and returns its stock and
-/// coupon, in the caller's transaction; false (and nothing done) when it is not unpaid.
-/// `source`: `buyer`, `expiry` or `provider`; `actor`: the user who asked, if one did.
-pub async fn release(
-    tx: &impl GenericClient,
-    order_no: &str,
-    source: &str,
-    actor: Option<i64>,
-) -> Result<bool, tokio_postgres::Error> {
-    let statement = tx.prepare_cached(CANCEL).await?;
-    let Some(row) = tx.query_opt(&statement, &[&order_no, &source]).await? else {
-        return Ok(false);
-    };
-    let copy: Option<i64> = row.get(0);
-    return_stock(tx, order_no).await?;
-    if let Some(copy) = copy {
-        let statement = tx.prepare_cached(RETURN_COPY).await?;
-        tx.execute(&statement, &[&copy, &order_no]).await?;
+/// What the payer's wallet shows: the first item's name, and how many more.
+fn description(quote: &Quote) -> String {
+    let first = quote.lines.first().map_or("", |l| l.name.as_str());
+    match quote.lines.len() {
+        0 | 1 => format!("商城订单 · {first}"),
+        n => format!("商城订单 · {first} 等 {n} 件"),
     }
-    let detail = serde_json::json!({"stock_returned": true, "coupon_returned": copy});
-    super::event(
-        tx,
-        order_no,
-        "cancelled",
-        Some("pending_payment"),
-        Some("cancelled"),
-        actor,
-        source,
-        detail,
-    )
-    .await?;
-    Ok(true)
 }
 
-/// Puts the order's units back on its SKUs (locked in id order first) and tells every
-/// instance.
-pub async fn return_stock(tx: &impl GenericClient, order_no: &str) -> Result<(), tokio_postgres::Error> {
-    let statement = tx.prepare_cached(LOCK_ORDER_SKUS).await?;
-    tx.query(&statement, &[&order_no]).await?;
-    let statement = tx.prepare_cached(RETURN_STOCK).await?;
-    let mut products: Vec<i64> = tx
-        .query(&statement, &[&order_no])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    products.sort_unstable();
-    products.dedup();
-    crate::mall::publish(tx, &products, false).await
+/// `POST /api/mall/orders`. With an `Idempotency-Key` the order is made once per key and
+/// buyer, and the first answer replayed.
+pub async fn create(state: &State, parts: &Parts, body: &[u8]) -> Result<Response, AppError> {
+    let principal = state.sessions.require(&state.store, parts, Role::User).await?;
+    let engine = &state.engine;
+    let caller = format!("u:{}", principal.user_id);
+    let lock = engine.idempotency_lock();
+    idempotent::run(&engine.keys, &engine.store, parts, body, &caller, lock, |order_no| {
+        create_once(state, principal.user_id, parts, body, order_no)
+    })
+    .await
 }
 
-/// `POST /api/mall/orders`.
-pub async fn create(
+/// Prices read, then begin → reserve → submit as order `order_no` (an idempotent request's
+/// number, or a new one), then the answer.
+async fn create_once(
     state: &State,
+    buyer: i64,
     parts: &Parts,
     body: &[u8],
-    ip: std::net::IpAddr,
-) -> Result<crate::http::respond::Response, AppError> {
-    let principal = state
-        .sessions
-        .require(&state.store, parts, crate::account::Role::User)
-        .await?;
-    let input: OrderBody = crate::mall::json_body(parts, body)?;
-    let checkout = check(input)?;
-    let _ = (ip, principal, checkout);
-    Err(AppError::Unavailable(StoreError::Unavailable(
-        "purchases wait for the engine's purpose registry".into(),
-    )))
+    order_no: Option<String>,
+) -> Result<Response, AppError> {
+    let checkout = check(crate::mall::json_body(parts, body)?)?;
+    let created = {
+        let _slot = state
+            .mall
+            .checkouts
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        purchase(state, buyer, &checkout, order_no).await?
+    };
+    answer(state, &created).await
 }
 
-/// The buyer cancels unpaid `order`: through the engine (the provider order is closed first).
-pub async fn cancel(_state: &State, _principal: &Principal, order: &OrderView) -> Result<(), AppError> {
-    Err(super::lifecycle::invalid_state(&order.status))
+/// The purchase itself. A price changed between the read and the lock: read again (a dropped
+/// purchase writes nothing).
+async fn purchase(
+    state: &State,
+    buyer: i64,
+    checkout: &Checkout,
+    order_no: Option<String>,
+) -> Result<Created, AppError> {
+    let mut client = state.store.client().await?;
+    for _ in 0..3 {
+        let quote = quote(&client, buyer, checkout).await?;
+        let order = Order {
+            purpose: super::purpose::NAME,
+            channel: checkout.channel,
+            amount_fen: quote.totals.payable_fen,
+            description: &description(&quote),
+            order_no: order_no.clone(),
+        };
+        let purchase = match state.engine.begin(&mut client, order).await? {
+            Begun::New(purchase) => purchase,
+            // Made by this key's first request, which died before its answer was kept.
+            Begun::Existing(created) => return Ok(created),
+        };
+        match reserve(purchase.tx(), purchase.order_no(), buyer, checkout, &quote).await {
+            Ok(()) => return Ok(state.engine.submit(purchase).await?),
+            Err(ReserveError::PriceChanged) => continue,
+            Err(ReserveError::App(e)) => return Err(e),
+        }
+    }
+    Err(AppError::conflict(
+        "prices_changed",
+        "the prices changed while the order was placed; look at them again",
+    ))
 }
 
-/// The seller approves `order`'s refund request: the money goes back through the engine.
-pub async fn approve_refund(_state: &State, _principal: &Principal, order: &OrderView) -> Result<(), AppError> {
-    Err(super::lifecycle::invalid_state(&order.status))
+/// `201 {"order": …, "payment": …}`.
+async fn answer(state: &State, created: &Created) -> Result<Response, AppError> {
+    let client = state.store.client().await?;
+    let order = super::read(&client, &created.order_no)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let body = serde_json::json!({"order": order, "payment": created.json()});
+    json_answer(StatusCode::CREATED, &body)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub async fn buyer(
         return Err(AppError::Forbidden);
     }
     match action {
-        BuyerAction::Cancel => super::checkout::cancel(state, &principal, &order).await?,
+        BuyerAction::Cancel => super::money::cancel(state, &principal, &order).await?,
         BuyerAction::Confirm => transition(state, &principal, &order, Transition::Confirm).await?,
         BuyerAction::RefundRequest => {
             let input: ReasonBody = json_body(parts, body)?;
@@ -82,7 +82,7 @@ pub async fn seller(
                 Some(r) => text(r, 1, 200, false, "invalid_reason", "reason")?,
             };
             if input.approve {
-                super::checkout::approve_refund(state, &principal, &order).await?
+                super::money::approve_refund(state, &principal, &order, &reason).await?
             } else {
                 transition(state, &principal, &order, Transition::RefuseRefund(reason)).await?
             }

@@ -5,6 +5,8 @@
 
 mod checkout;
 mod lifecycle;
+mod money;
+mod purpose;
 
 use std::collections::HashMap;
 
@@ -28,6 +30,7 @@ use crate::store::StoreError;
 
 pub use checkout::create;
 pub use lifecycle::{auto_complete, buyer, complete_due, seller};
+pub use purpose::MallOrder;
 
 /// Every status an order can have.
 pub const STATUSES: &[&str] = &[
