@@ -1,5 +1,6 @@
 // The pay page: keeps #payment-status current with one long-poll in flight at a time,
-// counts down to expiry, handles the final state once, and drives the sandbox button.
+// counts down to expiry, handles the final state once, drives the sandbox button, and
+// reloads once the QR code of an order still being made at the provider is ready.
 (function () {
   "use strict";
   var page = document.getElementById("pay");
@@ -75,6 +76,15 @@
         .catch(function () { if (button) button.disabled = false; });
     });
   }
+
+  // A purchase whose provider order is still being made has no QR code yet (409 until then).
+  function awaitQr() {
+    if (finished) return;
+    fetch("/api/payments/" + encodeURIComponent(orderNo) + "/qr.svg", { cache: "no-store" })
+      .then(function (r) { if (r.ok && !finished) location.reload(); else setTimeout(awaitQr, 2000); })
+      .catch(function () { setTimeout(awaitQr, 2000); });
+  }
+  if (document.getElementById("qr-preparing")) setTimeout(awaitQr, 1000);
 
   show(statusEl.dataset.status);
   if (statusEl.dataset.status !== "pending") finished = true;

@@ -460,6 +460,18 @@ async fn audit_page(state: &State, query: Option<&str>, ui: Ui, admin: Chrome) -
                     Some(format!("/admin/payments/{id}")),
                 ),
                 "settings" => (c.target_settings.to_string(), Some("/admin/settings".to_string())),
+                "post" => (
+                    format!("{} #{id}", c.target_post),
+                    Some(format!("/community/posts/{id}")),
+                ),
+                "comment" => (
+                    format!("{} #{id}", c.target_comment),
+                    Some(format!("/community/comments/{id}")),
+                ),
+                "board" => (
+                    format!("{} #{id}", c.target_board),
+                    Some("/admin/community".to_string()),
+                ),
                 _ => (row.target.clone(), None),
             };
             AuditLine {

@@ -149,6 +149,16 @@ const BEGIN: &str = "WITH p AS (
 const STORE_CODE_URL: &str = "UPDATE payments SET code_url = $2, next_check_at = $3, updated_at = now()
       WHERE order_no = $1 AND status = 'pending' AND code_url IS NULL";
 
+/// [`STORE_CODE_URL`] for an order made before (`$4` the event bus channel): pages may
+/// already show it without a QR code on any instance, so every instance hears of it.
+const STORE_LATE_CODE_URL: &str = "WITH u AS (
+        UPDATE payments SET code_url = $2, next_check_at = $3, updated_at = now()
+         WHERE order_no = $1 AND status = 'pending' AND code_url IS NULL
+     RETURNING order_no, purpose)
+     SELECT pg_notify($4, json_build_object('kind', 'payment', 'order_no', order_no, 'status', 'pending',
+                                            'purpose', purpose)::text)
+       FROM u";
+
 /// The most of a description both providers take: WeChat's `description` is at most 127
 /// bytes (Alipay's `subject` 256 characters).
 const DESCRIPTION_MAX_BYTES: usize = 127;
@@ -369,10 +379,11 @@ impl Engine {
         let next_check_at = next_check(now_secs(), 0, made.expires_at);
         let stored = crate::store::bounded(async {
             let client = self.store.client().await?;
-            let statement = client.prepare_cached(STORE_CODE_URL).await?;
+            let statement = client.prepare_cached(STORE_LATE_CODE_URL).await?;
+            let channel = crate::store::events::CHANNEL;
             Ok::<u64, EngineError>(
                 client
-                    .execute(&statement, &[&order_no, &code_url, &next_check_at])
+                    .execute(&statement, &[&order_no, &code_url, &next_check_at, &channel])
                     .await?,
             )
         })

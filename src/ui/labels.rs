@@ -31,6 +31,8 @@ impl Ui {
     pub fn purpose<'a>(&self, code: &'a (impl AsRef<str> + ?Sized)) -> &'a str {
         match code.as_ref() {
             "donation" => self.t.codes.purpose_donation,
+            "backing" => self.t.codes.purpose_backing,
+            "mall_order" => self.t.codes.purpose_mall_order,
             other => other,
         }
     }
@@ -79,6 +81,10 @@ impl Ui {
             "refund_requested" => c.event_refund_requested,
             "refund_succeeded" => c.event_refund_succeeded,
             "refund_failed" => c.event_refund_failed,
+            "cancel_requested" => c.event_cancel_requested,
+            "cancelled" => c.event_cancelled,
+            "create_failed" => c.event_create_failed,
+            "create_abandoned" => c.event_create_abandoned,
             other => other,
         }
     }
@@ -137,6 +143,16 @@ impl Ui {
             "settings.update" => c.action_settings_update,
             "payment.refund" => c.action_payment_refund,
             "user.update" => c.action_user_update,
+            "community_post_hide" => c.action_community_post_hide,
+            "community_post_unhide" => c.action_community_post_unhide,
+            "community_comment_hide" => c.action_community_comment_hide,
+            "community_comment_unhide" => c.action_community_comment_unhide,
+            "community_post_pin" => c.action_community_post_pin,
+            "community_post_delete" => c.action_community_post_delete,
+            "community_comment_delete" => c.action_community_comment_delete,
+            "community_report_dismiss" => c.action_community_report_dismiss,
+            "community_board_create" => c.action_community_board_create,
+            "community_board_update" => c.action_community_board_update,
             other => other,
         }
     }

@@ -697,6 +697,27 @@ async fn hidden_content_is_gone_for_others_and_still_there_for_its_author_and_ad
             .await,
         1
     );
+    // The audit page names these actions and links their targets, in the reader's language.
+    let audit = app
+        .request(
+            Method::GET,
+            "/admin/audit",
+            &[("cookie", &format!("zhifu_session={admin}; zhifu_lang=en"))],
+            bytes::Bytes::new(),
+        )
+        .await
+        .text();
+    for label in [
+        "Hid a post",
+        "Hid a comment",
+        "Unhid a post",
+        "Pinned or unpinned a post",
+    ] {
+        assert!(audit.contains(label), "{label} missing: {audit}");
+    }
+    assert!(audit.contains(&format!("href=\"/community/posts/{id}\"")), "{audit}");
+    assert!(audit.contains(&format!("href=\"/community/comments/{bobs_comment}\"")));
+    assert!(!audit.contains(">community_post_hide<"), "a raw action code is shown");
     app.shutdown().await;
 }
 

@@ -44,6 +44,7 @@ mod page_security;
 mod pages;
 mod payments;
 mod people;
+mod purchase_browser;
 mod purchases;
 mod purposes;
 mod purposes_crash;

@@ -18,7 +18,7 @@ use crate::devtools::{DevTools, chromium_or_skip};
 use crate::helpers::{TestApp, eventually, scratch_dir, spawn_app};
 
 /// Where the screenshots go: `<target>/screenshots`, beside the test binary's `debug/`.
-fn screenshot_dir() -> PathBuf {
+pub fn screenshot_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let target = exe
         .ancestors()
