@@ -172,6 +172,9 @@ project_id=$(on_load psql -h "$work/pg" -U postgres -d zhifu -qtA -c "
        r AS (INSERT INTO project_rewards (project_id, position, title, min_amount_fen, quantity)
              SELECT id, 0, '明信片', 2000, 100 FROM p)
   SELECT id FROM p" | tail -1)
+# The mall: 100 products of three SKUs; the list and one product are read cached.
+on_load psql -q -h "$work/pg" -U postgres -d zhifu -v n=100 -f scripts/bench/mall-seed.sql >/dev/null
+mall_product=$(curl -fsS "http://127.0.0.1:$PORT/api/mall/products?size=1" | sed 's/.*"items":\[{"id":\([0-9]*\).*/\1/')
 
 # Community posts for the cached hot list and a post's detail (written in SQL: the search
 # codes do not matter here).
@@ -229,6 +232,8 @@ reads=(
   "payment|$a/api/payments/$order_no"
   "static|$a/static/app.css"
   "project|$a/api/projects/$project_id"
+  "mall_products|$a/api/mall/products"
+  "mall_product|$a/api/mall/products/$mall_product"
   "community_hot|$a/api/community/posts?sort=hot"
   "community_post|$a/api/community/posts/$post_id"
 )
@@ -302,10 +307,11 @@ row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 row "hello-world ($DEFAULT_RUNTIME), c$READ_CONNECTIONS" "$hello" "$(med hello 2)" "$(med hello 3)" "floor" ""
 row "/healthz, c$READ_CONNECTIONS" "$healthz" "$(med healthz 2)" "$(med healthz 3)" \
   "$(ratio "$healthz" "$hello") × hello (≥ 0.90)" "$(verdict "$(ratio "$healthz" "$hello")" ">=" 0.9)"
-for key in rankings payment static project community_hot community_post; do
+for key in rankings payment static project mall_products mall_product community_hot community_post; do
   case $key in
     rankings) name="/api/rankings" ;; payment) name="/api/payments/{no}" ;; static) name="/static/app.css" ;;
     project) name="/api/projects/{id}" ;;
+    mall_products) name="/api/mall/products" ;; mall_product) name="/api/mall/products/{id}" ;;
     community_hot) name="/api/community/posts?sort=hot" ;; community_post) name="/api/community/posts/{id}" ;;
   esac
   r=$(ratio "$(med "$key" 1)" "$healthz") p99=$(med "$key" 3)

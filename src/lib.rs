@@ -21,6 +21,8 @@
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
 //! - `openapi`: the API description (`/api/openapi.json`, `/api/docs`), kept in step with the
 //!   router by tests.
+//! - `mall`: the mall — categories, products with SKUs, search, carts, favorites, coupons,
+//!   orders paid through the engine, sellers' and admins' pages.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `probe`: a purchase purpose made for the tests, counting every hook (`sandbox` feature).
@@ -43,6 +45,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod mail;
+pub mod mall;
 pub mod media;
 pub mod notify;
 pub mod openapi;

@@ -34,6 +34,7 @@ pub(crate) use categories::{CategoryChange, NewCategory, Reorder};
 pub use explain::explain_filtered_reads;
 pub(crate) use refund::RefundRequest;
 pub(crate) use users::UserChange;
+pub use pages::Chrome;
 
 use crate::account::{Principal, Role};
 use crate::app::State;

@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, community, crowdfunding, donate, media, notify, ops, payments, ui};
+use crate::{account, admin, community, crowdfunding, donate, mall, media, notify, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -123,6 +123,8 @@ async fn dispatch(
         Route::Crowdfunding(crowdfunding::Route::Backings(_)) if parts.method == http::Method::POST => {
             state.limits.check(limit::Kind::Create, ip)?
         }
+        Route::Mall(route) if route.is_public_read() => state.limits.check(limit::Kind::Status, ip)?,
+        Route::Mall(mall::Route::CreateOrder) => state.limits.check(limit::Kind::Create, ip)?,
         _ => {}
     }
     match route {
@@ -189,6 +191,7 @@ async fn dispatch(
         Route::Account(route) => Box::pin(account::dispatch(state, route, parts, body, ip)).await,
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
         Route::Media(route) => Box::pin(media::dispatch(state, route, parts, body, ip)).await,
+        Route::Mall(route) => Box::pin(mall::dispatch(state, route, parts, body, ip)).await,
         Route::Community(route) => Box::pin(community::dispatch(state, route, parts, body, ip)).await,
         // The unread-count long-poll parks like a payment status poll: unboxed, its future
         // no larger than that one (tested), so parking it costs no more.
@@ -232,6 +235,7 @@ async fn bounded_if_reading(
         Route::Media(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Notifications(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Crowdfunding(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Mall(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Community(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         _ => work.await,
     }

@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
-use crate::{account, admin, community, crowdfunding, media, notify};
+use crate::{account, admin, community, crowdfunding, mall, media, notify};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,9 @@ pub enum Route<'a> {
     /// Crowdfunding: projects, backings, the reviewers' queue (`/api/projects…`, `/projects…`,
     /// `/api/me/backings`, `/api/me/projects`, `/api/admin/projects…`, `/admin/projects`).
     Crowdfunding(crowdfunding::Route<'a>),
+    /// The mall (`/api/mall/…`, `/api/merchant/…`, `/api/admin/mall/…`, `/api/admin/coupons`,
+    /// `/api/me/orders`, `/api/me/coupons`, `/mall…`, `/merchant…`, `/admin/mall…`).
+    Mall(mall::Route<'a>),
     /// The community: `/api/community/…`, `/community…`, `/users/{id}` and its admin routes.
     Community(community::Route),
     NotFound,
@@ -109,6 +112,7 @@ const MODULES: &[&[&str]] = &[
     media::Route::NAMES,
     notify::Route::NAMES,
     crowdfunding::Route::NAMES,
+    mall::Route::NAMES,
     community::Route::NAMES,
 ];
 
@@ -246,7 +250,8 @@ impl Route<'_> {
             Route::Media(route) => BASES[3] + route.index(),
             Route::Notifications(route) => BASES[4] + route.index(),
             Route::Crowdfunding(route) => BASES[5] + route.index(),
-            Route::Community(route) => BASES[6] + route.index(),
+            Route::Mall(route) => BASES[6] + route.index(),
+            Route::Community(route) => BASES[7] + route.index(),
         }
     }
 }
@@ -294,7 +299,11 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
     let segments = &segments[..count];
     let verb = Verb::of(method);
-    // Each module's prefixes; the module parses the whole path.
+    // Each module's prefixes; the module parses the whole path. The mall's come first: some
+    // lie under the admin's and the account's.
+    if mall::Route::owns(segments) {
+        return mall::Route::parse(verb, segments).into_route(Route::Mall);
+    }
     match segments {
         // Before the admin and account modules' prefixes.
         ["api", "projects", ..]
@@ -542,6 +551,47 @@ mod tests {
                 allow: "GET, HEAD, PATCH"
             }
         );
+    }
+
+    #[test]
+    fn mall_paths_go_to_the_mall_before_the_admin_and_account_prefixes() {
+        assert_eq!(
+            parse(&Method::GET, "/api/mall/products"),
+            Route::Mall(mall::Route::Products)
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/admin/coupons"),
+            Route::Mall(mall::Route::AdminCoupons)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/mall/categories"),
+            Route::Mall(mall::Route::AdminCategories)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/orders"),
+            Route::Mall(mall::Route::MyOrders)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/coupons"),
+            Route::Mall(mall::Route::MyCoupons)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/mall"),
+            Route::Mall(mall::Route::Admin(mall::AdminPage::Dashboard))
+        );
+        assert_eq!(parse(&Method::GET, "/merchant"), Route::Mall(mall::Route::SellerPage));
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/payments"),
+            Route::Admin(admin::Route::Api("payments")),
+            "the rest of the admin API stays the admin's"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/addresses"),
+            Route::Account(account::Route::Addresses)
+        );
+        assert_eq!(parse(&Method::GET, "/mall/nothing"), Route::NotFound);
+        let mall = Route::Mall(mall::Route::Products).index();
+        assert_eq!(route_name(mall), "mall_products");
     }
 
     #[test]

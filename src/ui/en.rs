@@ -439,6 +439,7 @@ pub static CATALOG: Catalog = Catalog {
         submitted: "Submitted",
         open: "Open",
     },
+    mall: super::mall_texts::EN,
     community: super::community::EN,
     notices: super::community::NOTICES_EN,
 };

@@ -171,6 +171,7 @@ pub struct Catalog {
     pub account: Account,
     pub admin: Admin,
     pub crowdfunding: Crowdfunding,
+    pub mall: super::mall_texts::Mall,
     pub community: super::community::Community,
     pub notices: super::community::Notices,
 }

@@ -27,6 +27,7 @@
 pub mod chart;
 pub mod community;
 pub mod i18n;
+pub mod mall_texts;
 
 mod en;
 mod labels;
@@ -51,6 +52,8 @@ pub enum Section {
     Donate,
     /// Crowdfunding (众筹).
     Projects,
+    Mall,
+    Seller,
     Community,
     Me,
     Admin,
@@ -92,11 +95,27 @@ pub const SECTIONS: &[SectionEntry] = &[
         badge: false,
     },
     SectionEntry {
+        section: Section::Mall,
+        id: "mall",
+        href: "/mall",
+        label: |t| t.mall.nav,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
         section: Section::Community,
         id: "community",
         href: "/community",
         label: |t| t.community.nav,
         needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Seller,
+        id: "seller",
+        href: "/merchant",
+        label: |t| t.mall.nav_seller,
+        needs: Some(Role::Merchant),
         badge: false,
     },
     SectionEntry {
@@ -440,7 +459,7 @@ mod tests {
     fn the_header_shows_admin_only_to_admins_and_marks_the_current_section() {
         let anonymous = Ui::for_principal(&parts("/", &[]), Section::Donate, None);
         let ids: Vec<_> = anonymous.nav.iter().map(|l| l.id).collect();
-        assert_eq!(ids, ["donate", "projects", "community", "me"]);
+        assert_eq!(ids, ["donate", "projects", "mall", "community", "me"]);
         assert!(anonymous.nav[0].current && !anonymous.nav[1].current);
         assert_eq!(anonymous.sign_in_href, "/login");
     }

@@ -440,6 +440,7 @@ pub static CATALOG: Catalog = Catalog {
         submitted: "提交时间",
         open: "打开",
     },
+    mall: super::mall_texts::ZH,
     community: super::community::ZH,
     notices: super::community::NOTICES_ZH,
 };
