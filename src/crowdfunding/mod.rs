@@ -35,6 +35,9 @@ pub use backing::{on_closed, on_paid, on_refunded};
 pub use handlers::cached_detail;
 pub use purpose::{Backing, NAME};
 pub use route::{Route, dispatch};
+/// The request bodies, for the API description.
+pub(crate) use shipping::ShipBody;
+pub(crate) use updates::UpdateBody;
 
 /// The module's shared state: its settings, the cached answers, and the gate of backing
 /// creates.

@@ -80,7 +80,7 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Status {
 }
 
 /// A goal as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoalBody {
     pub amount: Option<String>,
@@ -92,7 +92,7 @@ pub struct GoalBody {
 }
 
 /// A reward as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewardBody {
     pub title: Option<String>,
@@ -106,7 +106,7 @@ pub struct RewardBody {
 }
 
 /// `POST /api/projects` and `PATCH /api/projects/{id}`: a field given replaces the stored one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectBody {
     pub title: Option<String>,

@@ -209,8 +209,9 @@ pub async fn edit(
 }
 
 /// A reviewer's decision.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ProjectReview")]
 pub struct Review {
     pub decision: String,
     #[serde(default)]

@@ -109,9 +109,10 @@ pub async fn owner_backings(state: &State, parts: &Parts, id: i64) -> Result<Res
     Ok(respond::json(StatusCode::OK, body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ShipBody {
+#[schemars(rename = "BackingShip")]
+pub(crate) struct ShipBody {
     carrier: Option<String>,
     tracking_no: Option<String>,
 }

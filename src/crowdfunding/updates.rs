@@ -120,9 +120,10 @@ pub async fn follow(state: &State, parts: &Parts, id: i64, on: bool) -> Result<R
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+#[schemars(rename = "ProjectUpdateBody")]
+pub(crate) struct UpdateBody {
     #[serde(default)]
     title: Option<String>,
     body: Option<String>,

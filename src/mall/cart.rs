@@ -131,9 +131,10 @@ pub async fn show(state: &State, parts: &Parts) -> Result<Response, AppError> {
     json_answer(StatusCode::OK, &load(state, principal.user_id).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PutBody {
+#[schemars(rename = "CartItemPut")]
+pub(crate) struct PutBody {
     quantity: i64,
 }
 

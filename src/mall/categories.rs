@@ -178,9 +178,10 @@ pub async fn admin_rows(state: &State) -> Result<Vec<AdminRow>, AppError> {
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schemars(rename = "MallCategoryNew")]
+pub(crate) struct CreateBody {
     name: String,
     #[serde(default)]
     parent_id: Option<i64>,
@@ -188,9 +189,10 @@ struct CreateBody {
     sort_order: Option<i32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+#[schemars(rename = "MallCategoryPatch")]
+pub(crate) struct PatchBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]

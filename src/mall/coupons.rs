@@ -88,9 +88,10 @@ pub fn coupon(row: &tokio_postgres::Row, at: usize) -> Coupon {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schemars(rename = "CouponNew")]
+pub(crate) struct CreateBody {
     name: String,
     kind: String,
     #[serde(default)]

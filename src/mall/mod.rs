@@ -47,6 +47,14 @@ use crate::store::fresh::Fresh;
 pub use catalog::explain_list;
 pub use orders::{MallOrder, auto_complete, complete_due};
 pub use route::{AdminPage, BuyerAction, Route, SellerAction, dispatch};
+/// The request bodies, for the API description.
+pub(crate) mod bodies {
+    pub(crate) use super::cart::PutBody as CartItem;
+    pub(crate) use super::categories::{CreateBody as NewCategory, PatchBody as CategoryPatch};
+    pub(crate) use super::coupons::CreateBody as NewCoupon;
+    pub(crate) use super::orders::{DecisionBody, OrderBody, ReasonBody, ShipBody};
+    pub(crate) use super::products::ProductBody;
+}
 
 /// What the mall keeps in memory: the category tree, list answers and product details, each
 /// dropped by the events that change them.

@@ -28,9 +28,9 @@ pub const MAX_PRICE_FEN: i64 = 100_000_000;
 /// Largest stock of a SKU.
 pub const MAX_STOCK: i64 = 1_000_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ProductBody {
+pub(crate) struct ProductBody {
     #[serde(default)]
     category_id: Option<i64>,
     #[serde(default)]
@@ -48,7 +48,7 @@ struct ProductBody {
 }
 
 /// A SKU as a request gives it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkuBody {
     #[serde(default)]

@@ -28,9 +28,10 @@ use crate::store::StoreError;
 /// Most lines of one order.
 pub const MAX_ITEMS: usize = 50;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+#[schemars(rename = "MallOrderRequest")]
+pub(crate) struct OrderBody {
     items: Vec<ItemBody>,
     #[serde(default)]
     address_id: Option<i64>,
@@ -41,9 +42,10 @@ struct OrderBody {
     remark: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ItemBody {
+#[schemars(rename = "MallOrderItem")]
+pub(crate) struct ItemBody {
     sku_id: i64,
     quantity: i64,
 }

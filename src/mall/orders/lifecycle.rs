@@ -97,23 +97,26 @@ async fn answer(state: &State, order_no: &str) -> Result<Response, AppError> {
     json_answer(StatusCode::OK, &order)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+#[schemars(rename = "MallReason")]
+pub(crate) struct ReasonBody {
     #[serde(default)]
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ShipBody {
+#[schemars(rename = "MallShip")]
+pub(crate) struct ShipBody {
     carrier: String,
     tracking_no: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DecisionBody {
+#[schemars(rename = "MallRefundDecision")]
+pub(crate) struct DecisionBody {
     approve: bool,
     #[serde(default)]
     reason: Option<String>,

@@ -31,6 +31,9 @@ use crate::store::StoreError;
 pub use checkout::create;
 pub use lifecycle::{auto_complete, buyer, complete_due, seller};
 pub use purpose::MallOrder;
+/// The request bodies, for the API description.
+pub(crate) use checkout::OrderBody;
+pub(crate) use lifecycle::{DecisionBody, ReasonBody, ShipBody};
 
 /// Every status an order can have.
 pub const STATUSES: &[&str] = &[
