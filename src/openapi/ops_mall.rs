@@ -472,8 +472,8 @@ pub(super) const OPS: &[Op] = &[
         Body::None,
     ),
     with(
-        get("mall_coupons_page", "/mall/coupons", M, "Coupons", HTML),
-        User,
+        get("mall_coupons_page", "/mall/coupons", M, "Coupons to claim", PUBLIC_HTML),
+        Public,
         &[],
         Body::None,
     ),

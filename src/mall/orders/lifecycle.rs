@@ -270,7 +270,8 @@ const COMPLETE_DUE: &str = "WITH due AS (
 pub async fn complete_due(store: &Store, days: u32) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
-        let mut client = store.client().await?;
+        // A background job's connection: not counted in `Store::checkouts`.
+        let mut client = store.job_client().await?;
         let tx: Transaction<'_> = client.transaction().await?;
         let days = i32::try_from(days).unwrap_or(i32::MAX);
         let n = tx.execute(COMPLETE_DUE, &[&days]).await?;
