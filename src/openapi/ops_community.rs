@@ -23,7 +23,8 @@ const RANGE: Param = query("range", r#"{"type":"string","enum":["day","week","al
 /// An id filter; empty counts as not given (the pages' forms send every field).
 const OPTIONAL_ID: &str = r#"{"anyOf":[{"type":"integer","minimum":1},{"type":"string","maxLength":0}]}"#;
 /// At most 50 characters once folded (case, width, control characters dropped).
-const SEARCH: &str = r#"{"type":"string","description":"at most 50 characters once folded (case, width; control characters dropped)"}"#;
+const SEARCH: &str =
+    r#"{"type":"string","description":"at most 50 characters once folded (case, width; control characters dropped)"}"#;
 
 pub(super) const OPS: &[Op] = &[
     // The community's API.
