@@ -209,7 +209,7 @@ impl DetailPage {
     fn followers_text(&self) -> String {
         fill(self.ui.t.crowdfunding.followers, &[("n", &self.p.followers)])
     }
-    fn from_amount(&self, fen: &i64) -> String {
+    fn minimum_label(&self, fen: &i64) -> String {
         fill(self.ui.t.crowdfunding.from_amount, &[("amount", &format_yuan(*fen))])
     }
     fn remaining_text(&self, reward: &RewardView) -> String {

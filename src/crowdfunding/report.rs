@@ -91,7 +91,6 @@ pub fn progress(goals: &[(i64, String)], raised: i64) -> (usize, String, String,
     (reached.map_or(0, |i| i + 1), title, next_amount, percent)
 }
 
-const OWNER: &str = "SELECT owner_id FROM projects WHERE id = $1";
 const GOALS: &str = "SELECT amount_fen, title FROM project_goals WHERE project_id = $1 ORDER BY position";
 const ROWS: &str =
     "SELECT b.order_no, b.created_at, p.paid_at, u.display_name, b.anonymous, b.amount_fen, p.refunded_fen,
@@ -106,13 +105,7 @@ const ROWS: &str =
 pub async fn report(state: &State, parts: &Parts, id: i64) -> Result<Response, AppError> {
     let who = state.sessions.require(&state.store, parts, Role::User).await?;
     let client = state.store.client().await?;
-    let owner: i64 = client
-        .query_opt(OWNER, &[&id])
-        .await
-        .map_err(db)?
-        .ok_or(AppError::NotFound)?
-        .get(0);
-    who.own(owner, ())?;
+    super::shipping::as_owner(&client, &who, id).await?;
     let goals: Vec<(i64, String)> = client
         .query(GOALS, &[&id])
         .await

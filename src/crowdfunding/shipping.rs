@@ -26,7 +26,7 @@ const OWNER: &str = "SELECT owner_id, status FROM projects WHERE id = $1";
 
 /// The project's owner and status, when `who` is its owner or an admin; else 404 (for a
 /// public project: 403).
-async fn as_owner(
+pub(super) async fn as_owner(
     client: &impl deadpool_postgres::GenericClient,
     who: &Principal,
     id: i64,

@@ -88,11 +88,14 @@ async fn upload(app: &TestApp, token: &str) -> String {
     answer.json()["id"].as_str().unwrap().to_string()
 }
 
+/// What spoils a good project body.
+type Spoil = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn bad_projects_are_refused_by_rule_and_write_nothing() {
     let app = spawn_app().await;
     let owner = sign_in(&app, "owner", Role::User).await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Spoil)> = vec![
         ("invalid_goals", Box::new(|b| b["goals"] = json!([]))),
         (
             "invalid_goals",

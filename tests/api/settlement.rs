@@ -247,3 +247,161 @@ async fn two_instances_past_the_deadline_at_the_same_moment_settle_once_and_refu
     assert_eq!(detail(&second, id).await["raised_fen"], 8000);
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn rewards_ship_once_the_project_succeeded_and_are_delivered_by_the_backer_or_in_time() {
+    let app = spawn_app_with(by_hand).await;
+    let owner = sign_in(&app, "owner", Role::User).await;
+    let admin = sign_in(&app, "admin", Role::Admin).await;
+    let stranger = sign_in(&app, "stranger", Role::User).await;
+    let id = live_project(&app, &owner, &admin, project_body("图书角")).await;
+    let postcard = app
+        .count(&format!(
+            "SELECT id FROM project_rewards WHERE project_id = {id} AND position = 0"
+        ))
+        .await;
+    let mut orders = Vec::new();
+    for (n, amount) in ["600.00", "500.00", "40.00"].into_iter().enumerate() {
+        let token = sign_in(&app, &format!("backer{n}"), Role::User).await;
+        let home = crate::backings::address(&app, &token).await;
+        let no = back_and_pay(
+            &app,
+            &token,
+            id,
+            json!({"amount": amount, "channel": "wechat", "reward_id": postcard, "address_id": home}),
+        )
+        .await;
+        orders.push((token, no));
+    }
+    let ship = |token: &str, no: &str| {
+        let (app, token, path) = (
+            &app,
+            token.to_string(),
+            format!("/api/projects/{id}/backings/{no}/ship"),
+        );
+        async move {
+            call(
+                app,
+                &token,
+                Method::POST,
+                &path,
+                Some(json!({"carrier": "顺丰", "tracking_no": "SF1234567890"})),
+            )
+            .await
+        }
+    };
+    let deliver = |token: &str, no: &str| {
+        let (app, token, path) = (
+            &app,
+            token.to_string(),
+            format!("/api/projects/{id}/backings/{no}/deliver"),
+        );
+        async move { call(app, &token, Method::POST, &path, None).await }
+    };
+    let (a, b, c) = (&orders[0], &orders[1], &orders[2]);
+    assert_eq!(ship(&owner, &a.1).await.error_code(), "project_not_succeeded");
+    // The owner's list: what to ship, with the addresses.
+    let to_ship = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/projects/{id}/backings?shipping=pending"),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(to_ship["items"].as_array().unwrap().len(), 3);
+    assert_eq!(to_ship["items"][0]["address"]["region"], "云南省 昆明市");
+    let hidden = call(
+        &app,
+        &stranger,
+        Method::GET,
+        &format!("/api/projects/{id}/backings"),
+        None,
+    )
+    .await;
+    assert_eq!(hidden.status, StatusCode::FORBIDDEN);
+
+    end_now(&app, id).await;
+    assert_eq!(settlement::pass(&app.state).await.unwrap().settled, 1);
+    assert_eq!(ship(&stranger, &a.1).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(deliver(&a.0, &a.1).await.error_code(), "not_shipped");
+    let shipped = ship(&owner, &a.1).await;
+    assert_eq!(shipped.status, StatusCode::OK, "{}", shipped.text());
+    assert_eq!(shipped.json()["shipping"], "shipped");
+    let heard = call(&app, &a.0, Method::GET, "/api/me/notifications", None)
+        .await
+        .json();
+    assert!(
+        heard["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "order_shipped")
+    );
+    // The backer confirms; someone else's backing is not theirs to confirm.
+    assert_eq!(deliver(&b.0, &a.1).await.status, StatusCode::NOT_FOUND);
+    let delivered = deliver(&a.0, &a.1).await;
+    assert_eq!(delivered.json()["delivered_by"], "backer", "{}", delivered.text());
+    assert_eq!(ship(&owner, &a.1).await.error_code(), "already_delivered");
+    // The owner may confirm only once auto_deliver_days passed; the job does it then.
+    assert_eq!(ship(&owner, &b.1).await.status, StatusCode::OK);
+    assert_eq!(deliver(&owner, &b.1).await.error_code(), "too_early");
+    assert_eq!(ship(&admin, &c.1).await.status, StatusCode::OK);
+    app.sql("UPDATE backings SET shipped_at = now() - interval '16 days' WHERE shipping = 'shipped'")
+        .await;
+    assert_eq!(deliver(&owner, &b.1).await.json()["delivered_by"], "owner");
+    settlement::pass(&app.state).await.unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM backings WHERE order_no = '{}' AND delivered_by = 'auto'",
+            c.1
+        ))
+        .await,
+        1
+    );
+
+    // The report: every backing with its goal progress and its settlement refund.
+    let report = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/projects/{id}/report.csv"),
+        None,
+    )
+    .await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert!(report.header("content-type").is_some_and(|t| t.starts_with("text/csv")));
+    let text = report.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("order_no,created_at,paid_at,backer"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let first: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(first[column("order_no")], a.1);
+    assert_eq!(first[column("raised_after")], "600.00");
+    assert_eq!(first[column("next_goal")], "1000.00");
+    assert_eq!(first[column("next_goal_percent")], "60");
+    let second: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(second[column("raised_after")], "1100.00");
+    assert_eq!(second[column("goal_reached")], "1");
+    assert_eq!(second[column("shipping")], "delivered");
+    // 1140.00 raised, 1000.00 kept: 140.00 back pro rata — 73.68|42, 61.40|35, 4.91|23: the
+    // fen left over goes to the largest remainder, the first.
+    assert_eq!(first[column("settlement_refund")], "73.69");
+    assert_eq!(second[column("settlement_refund")], "61.40");
+    let stranger_report = call(
+        &app,
+        &stranger,
+        Method::GET,
+        &format!("/api/projects/{id}/report.csv"),
+        None,
+    )
+    .await;
+    assert_eq!(stranger_report.status, StatusCode::FORBIDDEN);
+}
