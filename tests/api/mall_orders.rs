@@ -724,6 +724,8 @@ async fn a_payment_landing_on_an_order_the_buyer_just_cancelled_is_refunded_in_f
     assert_eq!(cancel.json()["status"], "pending_payment");
     assert_eq!(cancel.json()["cancel_reason"], "buyer");
     assert_eq!(stock(&app, sku).await, 3, "held until the provider's order is closed");
+    let listed = crate::mall_pages::page(&app, "/mall/orders", Some(&token)).await.text();
+    assert!(listed.contains("class=\"refund-asked cancelling\"") && !listed.contains("pay-link"), "{listed}");
     sandbox.wechat.force_pay(&no).await.unwrap();
     assert!(
         eventually(Duration::from_secs(5), || async {
