@@ -421,7 +421,7 @@ async fn a_coupon_copy_is_held_by_one_order_returned_when_it_is_cancelled_and_us
 #[tokio::test]
 async fn an_order_is_paid_shipped_and_confirmed_with_its_timeline_and_notices_and_made_once_per_key() {
     let app = spawn_app().await;
-    let (_, merchant, sku) = goods(&app, "台灯", "45.50", 3).await;
+    let (admin, merchant, sku) = goods(&app, "台灯", "45.50", 3).await;
     let (buyer_id, token, address) = buyers(&app, "story", 1).await.remove(0);
     let merchant_id = app.count("SELECT id FROM users WHERE username = 'shop1'").await;
     // In the cart first: the order takes the line out.
@@ -518,6 +518,13 @@ async fn an_order_is_paid_shipped_and_confirmed_with_its_timeline_and_notices_an
         .await,
         1
     );
+    // The admin dashboard charts the sale.
+    let dashboard = crate::mall_pages::page(&app, "/admin/mall", Some(&admin)).await.text();
+    assert!(
+        dashboard.contains("<svg") && !dashboard.contains("chart-empty"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("91.00"), "the day's sales");
     // The callback again changes nothing.
     assert_eq!(app.sandbox_pay(&no).await.status, StatusCode::OK);
     assert_eq!(
@@ -723,7 +730,27 @@ async fn a_payment_landing_on_an_order_the_buyer_just_cancelled_is_refunded_in_f
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text());
     assert_eq!(cancel.json()["status"], "pending_payment");
     assert_eq!(cancel.json()["cancel_reason"], "buyer");
+    let again = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/mall/orders/{no}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "asking again while the close waits: {}",
+        again.text()
+    );
+    assert_eq!(events(&app, &no, "cancel_requested").await, 1);
     assert_eq!(stock(&app, sku).await, 3, "held until the provider's order is closed");
+    let listed = crate::mall_pages::page(&app, "/mall/orders", Some(&token)).await.text();
+    assert!(
+        listed.contains("class=\"refund-asked cancelling\"") && !listed.contains("pay-link"),
+        "{listed}"
+    );
     sandbox.wechat.force_pay(&no).await.unwrap();
     assert!(
         eventually(Duration::from_secs(5), || async {

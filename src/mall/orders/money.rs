@@ -15,25 +15,31 @@ use crate::pay::close::Cancelled;
 use crate::pay::refunds::NewRefund;
 use crate::store::StoreError;
 
-/// Writes who asked for the cancel, while the order is unpaid.
-const CANCEL_ASKED: &str = "INSERT INTO mall_order_events (order_no, kind, from_status, actor_id, source)
-     SELECT order_no, 'cancel_requested', status, $2, 'buyer' FROM mall_orders
-      WHERE order_no = $1 AND status = 'pending_payment'";
+/// Writes who asked for the cancel, once, while the order is unpaid; then answers whether it
+/// is unpaid.
+const CANCEL_ASKED: &str = "WITH o AS (SELECT order_no, status, cancel_reason FROM mall_orders WHERE order_no = $1),
+     asked AS (
+        INSERT INTO mall_order_events (order_no, kind, from_status, actor_id, source)
+        SELECT order_no, 'cancel_requested', status, $2, 'buyer' FROM o
+         WHERE status = 'pending_payment' AND cancel_reason IS NULL)
+     SELECT status = 'pending_payment' FROM o";
 /// The provider's rules put the close off: the order shows it is being cancelled.
 const CANCELLING: &str = "UPDATE mall_orders SET cancel_reason = 'buyer', updated_at = now()
   WHERE order_no = $1 AND status = 'pending_payment' AND cancel_reason IS NULL";
 
 /// The buyer cancels unpaid `order`: the engine closes its payment at the provider (now, or
 /// once the provider allows it) and here, where `on_closed` returns the stock and the
-/// coupon, once. A payment landing meanwhile is refunded in full.
+/// coupon, once. A payment landing meanwhile is refunded in full. Asking again while the
+/// close waits is harmless.
 pub async fn cancel(state: &State, principal: &Principal, order: &OrderView) -> Result<(), AppError> {
     let no = order.order_no.as_str();
     let client = state.store.client().await?;
-    let asked = client
-        .execute(CANCEL_ASKED, &[&no, &principal.user_id])
+    let unpaid: bool = client
+        .query_opt(CANCEL_ASKED, &[&no, &principal.user_id])
         .await
-        .map_err(StoreError::from)?;
-    if asked == 0 {
+        .map_err(StoreError::from)?
+        .is_some_and(|row| row.get(0));
+    if !unpaid {
         return Err(invalid_state(&current_status(&client, no).await?));
     }
     drop(client);
