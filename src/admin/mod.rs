@@ -32,9 +32,9 @@ use serde::de::DeserializeOwned;
 /// The request bodies, for the API description.
 pub(crate) use categories::{CategoryChange, NewCategory, Reorder};
 pub use explain::explain_filtered_reads;
+pub use pages::Chrome;
 pub(crate) use refund::RefundRequest;
 pub(crate) use users::UserChange;
-pub use pages::Chrome;
 
 use crate::account::{Principal, Role};
 use crate::app::State;

@@ -151,7 +151,11 @@ const MODULE_LINKS: &[(&str, &str, u16, &[Target])] = &[
             ("get", "/pay/{order_no}", BACKING_ORDER),
             ("post", "/sandbox/pay/{order_no}", BACKING_ORDER),
             ("post", "/api/projects/{id}/backings/{order_no}/ship", PROJECT_BACKING),
-            ("post", "/api/projects/{id}/backings/{order_no}/deliver", PROJECT_BACKING),
+            (
+                "post",
+                "/api/projects/{id}/backings/{order_no}/deliver",
+                PROJECT_BACKING,
+            ),
         ],
     ),
     (

@@ -143,8 +143,8 @@ pub fn operations() -> impl Iterator<Item = &'static Op> {
         ops_crowdfunding::OPS,
         ops_mall::OPS,
     ]
-        .into_iter()
-        .flatten()
+    .into_iter()
+    .flatten()
 }
 
 /// The document, serialized once.

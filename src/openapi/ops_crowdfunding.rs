@@ -159,7 +159,11 @@ pub(super) const OPS: &[Op] = &[
                 CF,
                 "Back a project: a backing and its QR payment",
                 &[
-                    ok(201, Kind::Json("BackingCreated"), "the backing, pending, and its payment"),
+                    ok(
+                        201,
+                        Kind::Json("BackingCreated"),
+                        "the backing, pending, and its payment",
+                    ),
                     ok(303, Kind::Redirect, "a form post: to the pay page"),
                 ],
             ),
@@ -198,7 +202,13 @@ pub(super) const OPS: &[Op] = &[
         Body::None,
     ),
     with(
-        get("project_updates", "/api/projects/{id}/updates", CF, "A project's news", JSON_PAGE),
+        get(
+            "project_updates",
+            "/api/projects/{id}/updates",
+            CF,
+            "A project's news",
+            JSON_PAGE,
+        ),
         Public,
         &[P_ID, PAGE, SIZE],
         Body::None,
@@ -292,13 +302,25 @@ pub(super) const OPS: &[Op] = &[
         Body::None,
     ),
     with(
-        get("my_backings", "/api/me/backings", CF, "My backings, newest first", JSON_PAGE),
+        get(
+            "my_backings",
+            "/api/me/backings",
+            CF,
+            "My backings, newest first",
+            JSON_PAGE,
+        ),
         User,
         &[PAGE, SIZE],
         Body::None,
     ),
     with(
-        get("my_projects", "/api/me/projects", CF, "My projects, newest first", JSON_PAGE),
+        get(
+            "my_projects",
+            "/api/me/projects",
+            CF,
+            "My projects, newest first",
+            JSON_PAGE,
+        ),
         User,
         &[PAGE, SIZE],
         Body::None,
@@ -356,22 +378,31 @@ pub(super) const OPS: &[Op] = &[
         Body::None,
     ),
     with(
-        get("project_edit_page", "/projects/new", CF, "The form of a new project", HTML),
+        get(
+            "project_edit_page",
+            "/projects/new",
+            CF,
+            "The form of a new project",
+            HTML,
+        ),
         User,
         &[],
         Body::None,
     ),
-    with(
-        get(
-            "project_edit_page",
-            "/projects/{id}/edit",
-            CF,
-            "The form of an unpublished project",
-            HTML,
+    errors(
+        with(
+            get(
+                "project_edit_page",
+                "/projects/{id}/edit",
+                CF,
+                "The form of an unpublished project (a published one is no longer edited)",
+                HTML,
+            ),
+            User,
+            &[P_ID],
+            Body::None,
         ),
-        User,
-        &[P_ID],
-        Body::None,
+        &["project_not_editable"],
     ),
     with(
         get(
@@ -386,7 +417,13 @@ pub(super) const OPS: &[Op] = &[
         Body::None,
     ),
     with(
-        get("project_queue_page", "/admin/projects", CF, "The reviewers' queue", HTML),
+        get(
+            "project_queue_page",
+            "/admin/projects",
+            CF,
+            "The reviewers' queue",
+            HTML,
+        ),
         Reviewer,
         &[PAGE, SIZE],
         Body::None,

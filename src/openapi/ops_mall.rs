@@ -133,7 +133,12 @@ pub(super) const OPS: &[Op] = &[
         PRODUCT_ERRORS,
     ),
     // The buyer's cart, favorites and coupons.
-    with(get("mall_cart", "/api/mall/cart", M, "My cart", CART), User, &[], Body::None),
+    with(
+        get("mall_cart", "/api/mall/cart", M, "My cart", CART),
+        User,
+        &[],
+        Body::None,
+    ),
     errors(
         with(
             put(
@@ -198,7 +203,12 @@ pub(super) const OPS: &[Op] = &[
             &[P_ID],
             Body::None,
         ),
-        &["coupon_sold_out", "coupon_expired", "coupon_limit_reached", "coupon_busy"],
+        &[
+            "coupon_sold_out",
+            "coupon_expired",
+            "coupon_limit_reached",
+            "coupon_busy",
+        ],
     ),
     // Orders.
     errors(
@@ -208,7 +218,11 @@ pub(super) const OPS: &[Op] = &[
                 "/api/mall/orders",
                 M,
                 "Order goods of one seller: the order and its QR payment",
-                &[ok(201, Kind::Json("MallOrderCreated"), "the order, pending payment, and its payment")],
+                &[ok(
+                    201,
+                    Kind::Json("MallOrderCreated"),
+                    "the order, pending payment, and its payment",
+                )],
             ),
             User,
             &[IDEMPOTENCY_KEY],
@@ -234,7 +248,13 @@ pub(super) const OPS: &[Op] = &[
         ],
     ),
     with(
-        get("mall_order", "/api/mall/orders/{order_no}", M, "An order (its buyer, seller or an admin)", ORDER),
+        get(
+            "mall_order",
+            "/api/mall/orders/{order_no}",
+            M,
+            "An order (its buyer, seller or an admin)",
+            ORDER,
+        ),
         User,
         &[P_ORDER],
         Body::None,
@@ -285,7 +305,13 @@ pub(super) const OPS: &[Op] = &[
         &["invalid_reason", "invalid_state"],
     ),
     with(
-        get("mall_my_orders", "/api/me/orders", M, "My orders, newest first", JSON_PAGE),
+        get(
+            "mall_my_orders",
+            "/api/me/orders",
+            M,
+            "My orders, newest first",
+            JSON_PAGE,
+        ),
         User,
         ORDER_LIST,
         Body::None,
@@ -313,7 +339,13 @@ pub(super) const OPS: &[Op] = &[
         &["invalid_status"],
     ),
     with(
-        get("mall_seller_products", "/api/merchant/products", M, "My products", JSON_PAGE),
+        get(
+            "mall_seller_products",
+            "/api/merchant/products",
+            M,
+            "My products",
+            JSON_PAGE,
+        ),
         Merchant,
         &[PAGE, SIZE],
         Body::None,
@@ -439,7 +471,13 @@ pub(super) const OPS: &[Op] = &[
     // The pages.
     errors(
         with(
-            get("mall_page", "/mall", M, "The mall: categories, search, products", PUBLIC_HTML),
+            get(
+                "mall_page",
+                "/mall",
+                M,
+                "The mall: categories, search, products",
+                PUBLIC_HTML,
+            ),
             Public,
             PRODUCT_FILTERS,
             Body::None,
@@ -447,12 +485,23 @@ pub(super) const OPS: &[Op] = &[
         &["invalid_category", "invalid_q", "invalid_second_hand", "invalid_sort"],
     ),
     with(
-        get("mall_product_page", "/mall/products/{id}", M, "A product's page", PUBLIC_HTML),
+        get(
+            "mall_product_page",
+            "/mall/products/{id}",
+            M,
+            "A product's page",
+            PUBLIC_HTML,
+        ),
         Public,
         &[P_ID],
         Body::None,
     ),
-    with(get("mall_cart_page", "/mall/cart", M, "My cart", HTML), User, &[], Body::None),
+    with(
+        get("mall_cart_page", "/mall/cart", M, "My cart", HTML),
+        User,
+        &[],
+        Body::None,
+    ),
     with(
         get("mall_checkout_page", "/mall/checkout", M, "Checkout", HTML),
         User,
@@ -496,13 +545,25 @@ pub(super) const OPS: &[Op] = &[
         Body::None,
     ),
     with(
-        get("mall_product_form", "/merchant/products/new", M, "A new product's form", HTML),
+        get(
+            "mall_product_form",
+            "/merchant/products/new",
+            M,
+            "A new product's form",
+            HTML,
+        ),
         Merchant,
         &[],
         Body::None,
     ),
     with(
-        get("mall_product_form", "/merchant/products/{id}", M, "A product's form", HTML),
+        get(
+            "mall_product_form",
+            "/merchant/products/{id}",
+            M,
+            "A product's form",
+            HTML,
+        ),
         Merchant,
         &[P_ID],
         Body::None,

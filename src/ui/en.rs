@@ -32,7 +32,7 @@ pub static CATALOG: Catalog = Catalog {
         donate: "Donate",
         me: "Me",
         admin: "Admin",
-        projects: "Crowdfunding",
+        projects: "Projects",
     },
     errors: Errors {
         not_found_title: "Page not found",

@@ -28,12 +28,12 @@ use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
 use crate::store::StoreError;
 
-pub use checkout::create;
-pub use lifecycle::{auto_complete, buyer, complete_due, seller};
-pub use purpose::MallOrder;
 /// The request bodies, for the API description.
 pub(crate) use checkout::OrderBody;
+pub use checkout::create;
 pub(crate) use lifecycle::{DecisionBody, ReasonBody, ShipBody};
+pub use lifecycle::{auto_complete, buyer, complete_due, seller};
+pub use purpose::MallOrder;
 
 /// Every status an order can have.
 pub const STATUSES: &[&str] = &[
