@@ -161,6 +161,20 @@ curl -fsS -X POST "$provider_url/bench/callbacks?server=http://127.0.0.1:$PORT&o
 order_no=$(curl -fsS -H 'content-type: application/json' \
   -d '{"amount":"8.00","channel":"wechat","category_id":1,"donor_name":"reader"}' \
   "http://127.0.0.1:$PORT/api/donations" | sed 's/.*"order_no":"\([^"]*\)".*/\1/')
+# A live crowdfunding project with two goals and a reward, for the cached project detail.
+project_id=$(on_load psql -h "$work/pg" -U postgres -d zhifu -qtA -c "
+  INSERT INTO users (username, password_hash, display_name) VALUES ('bench_owner', 'x', 'bench') ON CONFLICT DO NOTHING;
+  WITH p AS (INSERT INTO projects (owner_id, title, summary, story, deadline, status, published_at, raised_fen, backers)
+             SELECT id, '山区学校图书角', '给山区学校建一个图书角', repeat('项目故事。', 40), now() + interval '30 days',
+                    'live', now(), 150000, 12 FROM users WHERE username = 'bench_owner' RETURNING id),
+       g AS (INSERT INTO project_goals (project_id, position, amount_fen, title, description)
+             SELECT id, n, (n + 1) * 100000, '目标 ' || (n + 1), '说明' FROM p, generate_series(0, 1) n),
+       r AS (INSERT INTO project_rewards (project_id, position, title, min_amount_fen, quantity)
+             SELECT id, 0, '明信片', 2000, 100 FROM p)
+  SELECT id FROM p" | tail -1)
+# The mall: 100 products of three SKUs; the list and one product are read cached.
+on_load psql -q -h "$work/pg" -U postgres -d zhifu -v n=100 -f scripts/bench/mall-seed.sql >/dev/null
+mall_product=$(curl -fsS "http://127.0.0.1:$PORT/api/mall/products?size=1" | sed 's/.*"items":\[{"id":\([0-9]*\).*/\1/')
 
 # Community posts for the cached hot list and a post's detail (written in SQL: the search
 # codes do not matter here).
@@ -217,6 +231,9 @@ reads=(
   "rankings_other|$b/api/rankings"
   "payment|$a/api/payments/$order_no"
   "static|$a/static/app.css"
+  "project|$a/api/projects/$project_id"
+  "mall_products|$a/api/mall/products"
+  "mall_product|$a/api/mall/products/$mall_product"
   "community_hot|$a/api/community/posts?sort=hot"
   "community_post|$a/api/community/posts/$post_id"
 )
@@ -290,9 +307,11 @@ row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 row "hello-world ($DEFAULT_RUNTIME), c$READ_CONNECTIONS" "$hello" "$(med hello 2)" "$(med hello 3)" "floor" ""
 row "/healthz, c$READ_CONNECTIONS" "$healthz" "$(med healthz 2)" "$(med healthz 3)" \
   "$(ratio "$healthz" "$hello") × hello (≥ 0.90)" "$(verdict "$(ratio "$healthz" "$hello")" ">=" 0.9)"
-for key in rankings payment static community_hot community_post; do
+for key in rankings payment static project mall_products mall_product community_hot community_post; do
   case $key in
     rankings) name="/api/rankings" ;; payment) name="/api/payments/{no}" ;; static) name="/static/app.css" ;;
+    project) name="/api/projects/{id}" ;;
+    mall_products) name="/api/mall/products" ;; mall_product) name="/api/mall/products/{id}" ;;
     community_hot) name="/api/community/posts?sort=hot" ;; community_post) name="/api/community/posts/{id}" ;;
   esac
   r=$(ratio "$(med "$key" 1)" "$healthz") p99=$(med "$key" 3)

@@ -88,6 +88,23 @@ MERCHANT_TOKEN=$(token_of fuzzmerchant merchant)
 
 # psql on the embedded cluster: its socket folder is the fifth line of postmaster.pid.
 SOCKET_DIR=$(sed -n 5p "$WORK/pg/postmaster.pid")
+# Records for the modules' operations to reach past a 404: a live project of the user with a
+# goal and a reward, and a listed product of the merchant with two SKUs (ids 1 on a fresh
+# cluster), written as the modules' own writes store them.
+psql -h "$SOCKET_DIR" -p 5432 -U postgres -d zhifu -XAtq -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+WITH p AS (INSERT INTO projects (owner_id, title, summary, story, deadline, status, published_at)
+           SELECT id, '图书角', '给学校建一个图书角', '项目故事', now() + interval '30 days', 'live', now()
+             FROM users WHERE username = 'fuzzuser' RETURNING id),
+     g AS (INSERT INTO project_goals (project_id, position, amount_fen, title, description)
+           SELECT id, 0, 100000, '目标', '说明' FROM p)
+INSERT INTO project_rewards (project_id, position, title, min_amount_fen, quantity) SELECT id, 0, '明信片', 2000, 100 FROM p;
+INSERT INTO mall_categories (name) VALUES ('数码');
+INSERT INTO mall_products (merchant_id, category_id, name, description, min_price_fen, search_text)
+SELECT u.id, c.id, '耳机', '降噪', 1990, E'耳机\n降噪' FROM users u, mall_categories c WHERE u.username = 'fuzzmerchant';
+INSERT INTO mall_skus (product_id, specs, price_fen, stock, position)
+SELECT p.id, jsonb_build_object('颜色', v.color), 1990 + v.i * 100, 1000, v.i
+  FROM mall_products p, (VALUES (0, '红'), (1, '蓝')) AS v(i, color);
+SQL
 row_counts() {
   psql -h "$SOCKET_DIR" -p 5432 -U postgres -d zhifu -XAtq -F ' ' <<'SQL'
 SELECT format('SELECT %L, count(*) FROM %I.%I', schemaname || '.' || tablename, schemaname, tablename)

@@ -51,10 +51,14 @@ pub struct State {
     pub notices: crate::notify::Board,
     /// Public profiles, pre-serialized.
     pub profiles: crate::account::Profiles,
+    /// The mall's cached catalog.
+    pub mall: crate::mall::Mall,
     /// The community: moderation, cached posts and lists, view counts.
     pub community: Arc<crate::community::Community>,
     /// WeChat sign-in, when configured (or emulated in the sandbox).
     pub wechat_login: Option<LoginClient>,
+    /// Crowdfunding: its settings and cached public answers.
+    pub crowdfunding: crate::crowdfunding::Crowdfunding,
     pub engine: Arc<Engine>,
     /// The provider emulators, when `payments.sandbox` is on.
     pub sandbox: Option<Sandbox>,
@@ -153,6 +157,9 @@ impl Application {
             tracing::warn!("mail.smtp_url is empty: mail (verification links) is kept in the outbox table, not sent");
         }
         let media = crate::media::Media::new(&config.settings.media);
+        let config_crowdfunding = config.settings.crowdfunding.clone();
+        let pool_size = config.settings.database.pool_size;
+        let mall = crate::mall::Mall::new(&config.settings.mall, config.settings.database.pool_size);
         let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
@@ -167,8 +174,10 @@ impl Application {
             sessions: Sessions::new(),
             notices: crate::notify::Board::default(),
             profiles: crate::account::Profiles::default(),
+            mall,
             community,
             wechat_login,
+            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding, pool_size),
             engine,
             sandbox,
             last_backup: Arc::default(),
@@ -195,6 +204,12 @@ impl Application {
             state.store.clone(),
             Arc::clone(&state.events),
             state.config.settings.mail.clone(),
+            state.shutdown.clone(),
+        ));
+        tokio::spawn(crate::crowdfunding::settlement::run(Arc::clone(&state)));
+        tokio::spawn(crate::mall::auto_complete(
+            state.store.clone(),
+            state.config.settings.mall.auto_complete_days,
             state.shutdown.clone(),
         ));
         tokio::spawn(reconcile::run(
@@ -305,7 +320,10 @@ fn payment_engine(
 /// adds its line here (and its route prefix in `http::route`).
 fn purposes(config: &Config, rankings: &Arc<Rankings>) -> Purposes {
     let timezone = &config.settings.rankings.timezone;
-    let purposes = Purposes::default().with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))));
+    let purposes = Purposes::default()
+        .with(Arc::new(crate::donate::Donation::new(timezone, Arc::clone(rankings))))
+        .with(Arc::new(crate::crowdfunding::Backing))
+        .with(Arc::new(crate::mall::MallOrder));
     // The purpose the tests drive every hook with (its table exists only where they made it).
     #[cfg(feature = "sandbox")]
     let purposes = purposes.with(Arc::new(crate::probe::Probe));
@@ -533,6 +551,8 @@ async fn route_events(state: Arc<State>) {
                 let notices = Arc::clone(&state);
                 tokio::spawn(async move { notices.notices.resync(&notices.store).await });
                 state.profiles.changed_all();
+                state.crowdfunding.cache.changed_all();
+                state.mall.changed_all();
                 state.community.changed_all();
                 // One batched read for the parked polls, off this loop.
                 let resync = Arc::clone(&state);
@@ -553,13 +573,20 @@ pub async fn apply_event(state: &State, message: &serde_json::Value) {
         Some("categories") => state.catalog.invalidate(),
         Some("sessions") => state.sessions.invalidate_all(),
         // A donor renamed (rankings show current names), or any other reason to recompute.
-        Some("rankings") | Some("user_renamed") => state.rankings.invalidate(),
+        Some("rankings") => state.rankings.invalidate(),
+        // Rankings and the mall show current display names.
+        Some("user_renamed") => {
+            state.rankings.invalidate();
+            state.mall.changed_all();
+        }
+        Some("mall") => state.mall.apply_event(message),
         Some("payment_settings") => reload_policy(state).await,
         Some("notification") => {
             if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
                 state.notices.changed(user_id);
             }
         }
+        Some("project") => state.crowdfunding.on_event(message),
         Some("profile") => {
             if let Some(user_id) = message.get("user_id").and_then(|u| u.as_i64()) {
                 state.profiles.changed(user_id);

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::pay::money;
 
 pub mod community;
+pub mod crowdfunding;
 mod shape;
 
 pub use community::Community;
@@ -59,8 +60,10 @@ pub struct Settings {
     pub limits: Limits,
     pub media: Media,
     pub mail: Mail,
+    pub mall: Mall,
     pub log: Log,
     pub backup: Backup,
+    pub crowdfunding: crowdfunding::Crowdfunding,
     pub community: Community,
 }
 
@@ -449,6 +452,20 @@ impl Default for Mail {
             from: "zhifu <no-reply@localhost>".into(),
             timeout_secs: 30,
         }
+    }
+}
+
+/// `mall.*`: the mall.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mall {
+    /// Days after shipping that an order completes by itself (the buyer may confirm sooner).
+    pub auto_complete_days: u32,
+}
+
+impl Default for Mall {
+    fn default() -> Self {
+        Mall { auto_complete_days: 10 }
     }
 }
 
@@ -891,6 +908,8 @@ fn validate_after(
 
     validate_media(&settings.media, &mut bad);
     validate_mail(&settings.mail, &mut bad);
+    crowdfunding::validate(&settings.crowdfunding, &mut bad);
+    validate_mall(&settings.mall, &mut bad);
     community::validate(&settings.community, &mut bad);
 
     if settings.rankings.timezone.trim().is_empty() {
@@ -975,6 +994,16 @@ fn validate_media(m: &Media, bad: &mut impl FnMut(&'static str, String, &str)) {
     }
 }
 
+fn validate_mall(m: &Mall, bad: &mut impl FnMut(&'static str, String, &str)) {
+    if !(1..=365).contains(&m.auto_complete_days) {
+        bad(
+            "mall.auto_complete_days",
+            format!("{} is outside 1..=365", m.auto_complete_days),
+            "set e.g. 10",
+        );
+    }
+}
+
 fn validate_mail(m: &Mail, bad: &mut impl FnMut(&'static str, String, &str)) {
     let url = m.smtp_url.expose();
     if !url.is_empty()
@@ -1053,6 +1082,22 @@ mod tests {
         assert_eq!(config.min_amount_fen, 1);
         assert_eq!(config.max_amount_fen, 5_000_000);
         assert!(config.data_dir.is_absolute());
+    }
+
+    #[test]
+    fn the_mall_completes_orders_after_1_to_365_days() {
+        assert_eq!(load_from(None, vec![]).unwrap().settings.mall.auto_complete_days, 10);
+        let config = load_from(None, env(&[("ZHIFU__MALL__AUTO_COMPLETE_DAYS", "3")])).unwrap();
+        assert_eq!(config.settings.mall.auto_complete_days, 3);
+        for bad in ["0", "366"] {
+            let err = load_from(None, env(&[("ZHIFU__MALL__AUTO_COMPLETE_DAYS", bad)])).unwrap_err();
+            let ConfigError::Invalid(problems) = &err else {
+                panic!("expected a problem, got {err}");
+            };
+            assert_eq!(problems[0].key, "mall.auto_complete_days", "{bad}");
+        }
+        let err = load_from(None, env(&[("ZHIFU__MALL__AUTO_COMPLETE", "3")])).unwrap_err();
+        assert!(err.to_string().contains("mall.auto_complete"), "{err}");
     }
 
     #[test]

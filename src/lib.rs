@@ -8,6 +8,8 @@
 //! - `store`: PostgreSQL pool, embedded cluster, migrations, event bus.
 //! - `pay`: the payment engine: providers, transitions, purposes, refunds, reconcile.
 //! - `donate`: donor-facing pages and APIs (categories, home page, create a donation).
+//! - `crowdfunding`: projects with goals and rewards, review, backings (purpose `backing`),
+//!   settlement with exact pro-rata refunds, updates, follows, shipping, the report.
 //! - `payments`: status and long-poll, QR, pay page, provider callbacks, sandbox.
 //! - `backup`: `zhifu backup` / `zhifu restore` and the scheduled backups.
 //! - `ui`: what every page shares — layout data, the header's sections, message catalogs
@@ -19,6 +21,8 @@
 //! - `mail`: outgoing mail through an outbox table, sent by SMTP or kept for the sandbox.
 //! - `openapi`: the API description (`/api/openapi.json`, `/api/docs`), kept in step with the
 //!   router by tests.
+//! - `mall`: the mall — categories, products with SKUs, search, carts, favorites, coupons,
+//!   orders paid through the engine, sellers' and admins' pages.
 //! - `ops`: health, readiness and metrics endpoints.
 //! - `secret_files`: the start-up warning about key files others can read.
 //! - `probe`: a purchase purpose made for the tests, counting every hook (`sandbox` feature).
@@ -34,12 +38,14 @@ pub mod app;
 pub mod backup;
 pub mod community;
 pub mod config;
+pub mod crowdfunding;
 pub mod donate;
 pub mod error;
 #[cfg(feature = "sandbox")]
 pub mod fuzzing;
 pub mod http;
 pub mod mail;
+pub mod mall;
 pub mod media;
 pub mod notify;
 pub mod openapi;

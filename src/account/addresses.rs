@@ -52,6 +52,37 @@ pub async fn for_order(
         }))
 }
 
+/// An entry of a user's address book.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookEntry {
+    pub id: i64,
+    pub address: Address,
+    pub is_default: bool,
+}
+
+const BOOK: &str = "SELECT id, name, phone, region, detail, is_default FROM addresses WHERE user_id = $1
+  ORDER BY is_default DESC, id DESC LIMIT 20";
+
+/// `user_id`'s address book, the default first (for a module's checkout page).
+pub async fn book(client: &impl GenericClient, user_id: i64) -> Result<Vec<BookEntry>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(BOOK).await?;
+    Ok(client
+        .query(&statement, &[&user_id])
+        .await?
+        .iter()
+        .map(|row| BookEntry {
+            id: row.get(0),
+            address: Address {
+                name: row.get(1),
+                phone: row.get(2),
+                region: row.get(3),
+                detail: row.get(4),
+            },
+            is_default: row.get(5),
+        })
+        .collect())
+}
+
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddressBody {

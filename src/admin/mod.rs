@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 /// The request bodies, for the API description.
 pub(crate) use categories::{CategoryChange, NewCategory, Reorder};
 pub use explain::explain_filtered_reads;
+pub use pages::Chrome;
 pub(crate) use refund::RefundRequest;
 pub(crate) use users::UserChange;
 

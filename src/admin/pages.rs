@@ -39,6 +39,10 @@ const PAGES: &[(&str, Label)] = &[
     ("users", |t| t.admin.users),
     ("community", |t| t.community.admin_title),
     ("audit", |t| t.admin.audit),
+    // The mall's admin pages (served by the mall module).
+    ("mall", |t| t.mall.admin_mall),
+    ("mall/categories", |t| t.mall.admin_categories),
+    ("mall/coupons", |t| t.mall.admin_coupons),
 ];
 
 /// A link of the admin sub-navigation.

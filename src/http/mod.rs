@@ -33,7 +33,7 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::AppError;
 use crate::pay::provider::Channel;
-use crate::{account, admin, community, donate, media, notify, ops, payments, ui};
+use crate::{account, admin, community, crowdfunding, donate, mall, media, notify, ops, payments, ui};
 use respond::Response;
 use route::Route;
 
@@ -229,6 +229,12 @@ async fn dispatch(
         | Route::RecentDonations
         | Route::Stats
         | Route::StatsChart => state.limits.check(limit::Kind::Status, ip)?,
+        Route::Crowdfunding(route) if route.is_public_read() => state.limits.check(limit::Kind::Status, ip)?,
+        Route::Crowdfunding(crowdfunding::Route::Backings(_)) if parts.method == http::Method::POST => {
+            state.limits.check(limit::Kind::Create, ip)?
+        }
+        Route::Mall(route) if route.is_public_read() => state.limits.check(limit::Kind::Status, ip)?,
+        Route::Mall(mall::Route::CreateOrder) => state.limits.check(limit::Kind::Create, ip)?,
         _ => {}
     }
     match route {
@@ -295,8 +301,22 @@ async fn dispatch(
         Route::Account(route) => Box::pin(account::dispatch(state, route, parts, body, ip)).await,
         Route::Admin(route) => Box::pin(admin::dispatch(state, route, parts, body, ip)).await,
         Route::Media(route) => Box::pin(media::dispatch(state, route, parts, body, ip)).await,
+        Route::Mall(route) => Box::pin(mall::dispatch(state, route, parts, body, ip)).await,
         Route::Community(route) => Box::pin(community::dispatch(state, route, parts, body, ip)).await,
         Route::Notifications(route) => Box::pin(notify::dispatch(state, route, parts, body)).await,
+        // A cached project detail is a hot read: served unboxed, without I/O.
+        Route::Crowdfunding(crowdfunding::Route::Project(id)) => match crowdfunding::cached_detail(state, id) {
+            Some(hit) => Ok(hit),
+            // A miss reads the database: bounded, as the other reads are.
+            None => {
+                let route = crowdfunding::Route::Project(id);
+                Box::pin(crate::store::bounded(crowdfunding::dispatch(
+                    state, route, parts, body, ip,
+                )))
+                .await
+            }
+        },
+        Route::Crowdfunding(route) => Box::pin(crowdfunding::dispatch(state, route, parts, body, ip)).await,
         Route::NotFound => Box::pin(ui::not_found(state, parts)).await,
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
     }
@@ -321,6 +341,8 @@ async fn bounded_if_reading(
         Route::Admin(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Media(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Notifications(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Crowdfunding(route) if route.is_bounded_read() => crate::store::bounded(work).await,
+        Route::Mall(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         Route::Community(route) if route.is_bounded_read() => crate::store::bounded(work).await,
         _ => work.await,
     }

@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::pay::provider::Channel;
 use crate::pay::qr::Format;
-use crate::{account, admin, community, media, notify};
+use crate::{account, admin, community, crowdfunding, mall, media, notify};
 
 /// Every endpoint of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,12 @@ pub enum Route<'a> {
     Media(media::Route<'a>),
     /// The signed-in user's notifications (`/api/me/notifications…`).
     Notifications(notify::Route),
+    /// Crowdfunding: projects, backings, the reviewers' queue (`/api/projects…`, `/projects…`,
+    /// `/api/me/backings`, `/api/me/projects`, `/api/admin/projects…`, `/admin/projects`).
+    Crowdfunding(crowdfunding::Route<'a>),
+    /// The mall (`/api/mall/…`, `/api/merchant/…`, `/api/admin/mall/…`, `/api/admin/coupons`,
+    /// `/api/me/orders`, `/api/me/coupons`, `/mall…`, `/merchant…`, `/admin/mall…`).
+    Mall(mall::Route<'a>),
     /// The community: `/api/community/…`, `/community…`, `/users/{id}` and its admin routes.
     Community(community::Route),
     NotFound,
@@ -105,6 +111,8 @@ const MODULES: &[&[&str]] = &[
     admin::Route::NAMES,
     media::Route::NAMES,
     notify::Route::NAMES,
+    crowdfunding::Route::NAMES,
+    mall::Route::NAMES,
     community::Route::NAMES,
 ];
 
@@ -241,7 +249,9 @@ impl Route<'_> {
             Route::Admin(route) => BASES[2] + route.index(),
             Route::Media(route) => BASES[3] + route.index(),
             Route::Notifications(route) => BASES[4] + route.index(),
-            Route::Community(route) => BASES[5] + route.index(),
+            Route::Crowdfunding(route) => BASES[5] + route.index(),
+            Route::Mall(route) => BASES[6] + route.index(),
+            Route::Community(route) => BASES[7] + route.index(),
         }
     }
 }
@@ -289,8 +299,21 @@ pub fn parse<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
     let segments = &segments[..count];
     let verb = Verb::of(method);
-    // Each module's prefixes; the module parses the whole path.
+    // Each module's prefixes; the module parses the whole path. The mall's come first: some
+    // lie under the admin's and the account's.
+    if mall::Route::owns(segments) {
+        return mall::Route::parse(verb, segments).into_route(Route::Mall);
+    }
     match segments {
+        // Before the admin and account modules' prefixes.
+        ["api", "projects", ..]
+        | ["projects", ..]
+        | ["api", "me", "backings"]
+        | ["api", "me", "projects"]
+        | ["api", "admin", "projects", ..]
+        | ["admin", "projects"] => {
+            return crowdfunding::Route::parse(verb, segments).into_route(Route::Crowdfunding);
+        }
         // Before the admin module's prefixes: the community's admin routes are its own.
         ["api", "community", ..]
         | ["community", ..]
@@ -501,11 +524,74 @@ mod tests {
         );
         assert_eq!(parse(&Method::GET, "/api/me/nothing"), Route::NotFound);
         assert_eq!(
+            parse(&Method::GET, "/api/projects/3"),
+            Route::Crowdfunding(crowdfunding::Route::Project(3))
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/backings"),
+            Route::Crowdfunding(crowdfunding::Route::MyBackings),
+            "before the account module's api/me"
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/admin/projects/3/review"),
+            Route::Crowdfunding(crowdfunding::Route::Review(3)),
+            "before the admin module"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/projects"),
+            Route::Crowdfunding(crowdfunding::Route::QueuePage)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/payments"),
+            Route::Admin(admin::Route::Page("payments"))
+        );
+        assert_eq!(
             parse(&Method::DELETE, "/api/me"),
             Route::MethodNotAllowed {
                 allow: "GET, HEAD, PATCH"
             }
         );
+    }
+
+    #[test]
+    fn mall_paths_go_to_the_mall_before_the_admin_and_account_prefixes() {
+        assert_eq!(
+            parse(&Method::GET, "/api/mall/products"),
+            Route::Mall(mall::Route::Products)
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/admin/coupons"),
+            Route::Mall(mall::Route::AdminCoupons)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/mall/categories"),
+            Route::Mall(mall::Route::AdminCategories)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/orders"),
+            Route::Mall(mall::Route::MyOrders)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/coupons"),
+            Route::Mall(mall::Route::MyCoupons)
+        );
+        assert_eq!(
+            parse(&Method::GET, "/admin/mall"),
+            Route::Mall(mall::Route::Admin(mall::AdminPage::Dashboard))
+        );
+        assert_eq!(parse(&Method::GET, "/merchant"), Route::Mall(mall::Route::SellerPage));
+        assert_eq!(
+            parse(&Method::GET, "/api/admin/payments"),
+            Route::Admin(admin::Route::Api("payments")),
+            "the rest of the admin API stays the admin's"
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/me/addresses"),
+            Route::Account(account::Route::Addresses)
+        );
+        assert_eq!(parse(&Method::GET, "/mall/nothing"), Route::NotFound);
+        let mall = Route::Mall(mall::Route::Products).index();
+        assert_eq!(route_name(mall), "mall_products");
     }
 
     #[test]

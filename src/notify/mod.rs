@@ -13,7 +13,16 @@ use deadpool_postgres::GenericClient;
 
 pub use board::Board;
 pub use handlers::{UnreadQuery, unread_count};
+pub use page::in_language;
 pub use route::{Route, dispatch};
+
+/// A system notice's text in both languages: the Chinese line, a line break, the English
+/// line (each kept on one line), as the API gives it; the page shows the line of its language
+/// ([`in_language`]).
+pub fn bilingual(zh: &str, en: &str) -> String {
+    let line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{}\n{}", line(zh), line(en))
+}
 
 /// What a notification is about (the contract's kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

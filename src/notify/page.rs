@@ -50,25 +50,38 @@ fn view(item: &Value, ui: &Ui) -> NoticeView {
         "follow" => t.follow,
         _ => t.other,
     };
+    let text = item["text"].as_str().unwrap_or_default();
     let target = &item["target"];
     let href = match (target["type"].as_str(), target["id"].as_i64()) {
         (Some("post"), Some(id)) => Some(format!("/community/posts/{id}")),
         (Some("comment"), Some(id)) => Some(format!("/community/comments/{id}")),
         (Some("user"), Some(id)) => Some(format!("/users/{id}")),
+        (Some("project"), Some(id)) => Some(format!("/projects/{id}")),
+        (Some("backing"), _) => Some("/projects/mine".to_string()),
         _ => None,
     };
     NoticeView {
         id: item["id"].as_i64().unwrap_or_default(),
         line: ui::fill(pattern, &[("actor", &actor)]),
-        quote: if kind == "follow" {
-            String::new()
-        } else {
-            item["text"].as_str().unwrap_or_default().to_string()
+        quote: match kind.as_str() {
+            "follow" => String::new(),
+            "comment" | "reply" | "like" => text.to_string(),
+            _ => in_language(text, ui.lang).to_string(),
         },
         kind,
         href,
         read: item["read"].as_bool().unwrap_or(false),
         created_at: ui.time(item["created_at"].as_str().unwrap_or_default()),
+    }
+}
+
+/// The line of `text` in `lang` when it has both ([`super::bilingual`]: Chinese, a line
+/// break, English); else all of it.
+pub fn in_language(text: &str, lang: ui::Lang) -> &str {
+    match (text.split_once('\n'), lang) {
+        (Some((zh, _)), ui::Lang::Zh) => zh,
+        (Some((_, en)), ui::Lang::En) => en,
+        (None, _) => text,
     }
 }
 

@@ -12,6 +12,8 @@ const TAGS: &[&str] = &[
     "media",
     "notifications",
     "community",
+    "crowdfunding",
+    "mall",
     "admin",
     "callbacks",
     "sandbox",
@@ -33,7 +35,7 @@ pub fn document_value() -> Value {
             "title": "zhifu",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Donations paid by WeChat Pay and Alipay QR codes, accounts, media, \
-                notifications, the community and the admin API. Money is exchanged as yuan strings \
+                notifications, crowdfunding, the mall, the community and the admin API. Money is exchanged as yuan strings \
                 and integer fen; times are RFC 3339. Errors are `{\"error\":{\"code\",\"message\"}}`.",
         },
         "tags": tags,
@@ -239,6 +241,8 @@ pub fn code_status(code: &str) -> u16 {
             || c.ends_with("_closed")
             || c.ends_with("_not_paid")
             || c.starts_with("too_many")
+            || super::ops_crowdfunding::CONFLICTS.contains(&c)
+            || super::ops_mall::CONFLICTS.contains(&c)
             || matches!(
                 c,
                 "email_verified" | "password_changed" | "registration_in_progress" | "sandbox_refused"

@@ -116,6 +116,94 @@ const LINKS: &[(&str, &str, u16, &[Target])] = &[
     ),
 ];
 
+const PROJECT_BACKING: &[(&str, &str)] = &[("id", "request:id"), ("order_no", "/backing/order_no")];
+const BACKING_ORDER: &[(&str, &str)] = &[("order_no", "/backing/order_no")];
+const MALL_ORDER: &[(&str, &str)] = &[("order_no", "/order/order_no")];
+
+/// The links of crowdfunding and the mall.
+const MODULE_LINKS: &[(&str, &str, u16, &[Target])] = &[
+    (
+        "post",
+        "/api/projects",
+        201,
+        &[
+            ("get", "/api/projects/{id}", ID),
+            ("patch", "/api/projects/{id}", ID),
+            ("get", "/projects/{id}", ID),
+            ("get", "/projects/{id}/edit", ID),
+            ("get", "/api/projects/{id}/backers", ID),
+            ("get", "/api/projects/{id}/updates", ID),
+            ("post", "/api/projects/{id}/updates", ID),
+            ("put", "/api/projects/{id}/follow", ID),
+            ("delete", "/api/projects/{id}/follow", ID),
+            ("get", "/api/projects/{id}/backings", ID),
+            ("post", "/api/projects/{id}/backings", ID),
+            ("get", "/api/projects/{id}/report.csv", ID),
+            ("post", "/api/admin/projects/{id}/review", ID),
+        ],
+    ),
+    (
+        "post",
+        "/api/projects/{id}/backings",
+        201,
+        &[
+            ("get", "/api/payments/{order_no}", BACKING_ORDER),
+            ("get", "/pay/{order_no}", BACKING_ORDER),
+            ("post", "/sandbox/pay/{order_no}", BACKING_ORDER),
+            ("post", "/api/projects/{id}/backings/{order_no}/ship", PROJECT_BACKING),
+            (
+                "post",
+                "/api/projects/{id}/backings/{order_no}/deliver",
+                PROJECT_BACKING,
+            ),
+        ],
+    ),
+    (
+        "post",
+        "/api/mall/products",
+        201,
+        &[
+            ("get", "/api/mall/products/{id}", ID),
+            ("patch", "/api/mall/products/{id}", ID),
+            ("get", "/mall/products/{id}", ID),
+            ("get", "/merchant/products/{id}", ID),
+            ("put", "/api/mall/favorites/{id}", ID),
+            ("delete", "/api/mall/favorites/{id}", ID),
+        ],
+    ),
+    (
+        "post",
+        "/api/mall/orders",
+        201,
+        &[
+            ("get", "/api/mall/orders/{order_no}", MALL_ORDER),
+            ("get", "/mall/orders/{order_no}", MALL_ORDER),
+            ("get", "/api/payments/{order_no}", MALL_ORDER),
+            ("post", "/sandbox/pay/{order_no}", MALL_ORDER),
+            ("post", "/api/mall/orders/{order_no}/cancel", MALL_ORDER),
+            ("post", "/api/mall/orders/{order_no}/confirm", MALL_ORDER),
+            ("post", "/api/mall/orders/{order_no}/refund-request", MALL_ORDER),
+            ("post", "/api/merchant/orders/{order_no}/ship", MALL_ORDER),
+            ("post", "/api/merchant/orders/{order_no}/refund", MALL_ORDER),
+        ],
+    ),
+    (
+        "post",
+        "/api/admin/mall/categories",
+        201,
+        &[
+            ("patch", "/api/admin/mall/categories/{id}", ID),
+            ("delete", "/api/admin/mall/categories/{id}", ID),
+        ],
+    ),
+    (
+        "post",
+        "/api/admin/coupons",
+        201,
+        &[("post", "/api/mall/coupons/{id}/claim", ID)],
+    ),
+];
+
 /// A parameter's runtime expression.
 fn expression(source: &str) -> Value {
     if let Some(param) = source.strip_prefix("request:") {
@@ -131,6 +219,7 @@ fn expression(source: &str) -> Value {
 pub fn links(op: &Op, status: u16) -> Option<Value> {
     let (.., targets) = LINKS
         .iter()
+        .chain(MODULE_LINKS)
         .find(|(method, path, s, _)| *method == op.method && *path == op.path && *s == status)?;
     let mut out = Map::new();
     for (method, path, params) in *targets {
@@ -149,5 +238,6 @@ pub fn links(op: &Op, status: u16) -> Option<Value> {
 pub fn all() -> impl Iterator<Item = (&'static str, &'static str, &'static str, &'static str)> {
     LINKS
         .iter()
+        .chain(MODULE_LINKS)
         .flat_map(|(method, path, _, targets)| targets.iter().map(move |(m, p, _)| (*method, *path, *m, *p)))
 }

@@ -1,7 +1,7 @@
 //! The API description: `GET /api/openapi.json`, an OpenAPI 3.1 document of every route, and
 //! `GET /api/docs`, a page that renders it (`static/apidocs.js`).
 //!
-//! - `ops_core`, `ops_account`, `ops_admin`, `ops_community`: the table of operations, one
+//! - `ops_core`, `ops_account`, `ops_admin`, `ops_community`, `ops_crowdfunding`, `ops_mall`: the table of operations, one
 //!   [`Op`] per method and path, each keyed by the router's route name
 //!   (`http::route::route_name`), written with the helpers of `dsl`. A test fails when a route
 //!   has no operation or an operation's path does not parse to its route.
@@ -18,6 +18,8 @@ mod ops_account;
 mod ops_admin;
 mod ops_community;
 mod ops_core;
+mod ops_crowdfunding;
+mod ops_mall;
 mod schemas;
 
 use std::sync::LazyLock;
@@ -133,9 +135,16 @@ pub struct Op {
 
 /// Every operation of the server.
 pub fn operations() -> impl Iterator<Item = &'static Op> {
-    [ops_core::OPS, ops_account::OPS, ops_admin::OPS, ops_community::OPS]
-        .into_iter()
-        .flatten()
+    [
+        ops_core::OPS,
+        ops_account::OPS,
+        ops_admin::OPS,
+        ops_community::OPS,
+        ops_crowdfunding::OPS,
+        ops_mall::OPS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The document, serialized once.

@@ -7,7 +7,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-use crate::{account, admin, community, notify};
+use crate::{account, admin, community, crowdfunding, mall, notify};
 
 /// Every component schema, by name.
 pub fn components() -> Map<String, Value> {
@@ -36,14 +36,36 @@ pub fn components() -> Map<String, Value> {
     generator.subschema_for::<admin::CategoryChange>();
     generator.subschema_for::<admin::Reorder>();
     generator.subschema_for::<admin::RefundRequest>();
+    generator.subschema_for::<crowdfunding::model::ProjectBody>();
+    generator.subschema_for::<crowdfunding::projects::Review>();
+    generator.subschema_for::<crowdfunding::UpdateBody>();
+    generator.subschema_for::<crowdfunding::ShipBody>();
+    generator.subschema_for::<mall::bodies::ProductBody>();
+    generator.subschema_for::<mall::bodies::CartItem>();
+    generator.subschema_for::<mall::bodies::OrderBody>();
+    generator.subschema_for::<mall::bodies::ReasonBody>();
+    generator.subschema_for::<mall::bodies::ShipBody>();
+    generator.subschema_for::<mall::bodies::DecisionBody>();
+    generator.subschema_for::<mall::bodies::NewCategory>();
+    generator.subschema_for::<mall::bodies::CategoryPatch>();
+    generator.subschema_for::<mall::bodies::NewCoupon>();
     let mut all = generator.take_definitions(true);
     let written: Value = serde_json::from_str(WRITTEN).expect("the written schemas are JSON");
     let Value::Object(written) = written else {
         unreachable!("an object")
     };
     all.extend(written);
+    let modules: Value = serde_json::from_str(MODULES).expect("the modules' schemas are JSON");
+    let Value::Object(modules) = modules else {
+        unreachable!("an object")
+    };
+    all.extend(modules);
     all
 }
 
 /// The hand-written schemas (answers, and the bodies parsed without a Rust type).
 const WRITTEN: &str = include_str!("schemas.json");
+
+/// The hand-written schemas of crowdfunding and the mall (their answers, and the backing body
+/// parsed without a Rust type).
+const MODULES: &str = include_str!("schemas_modules.json");

@@ -25,6 +25,17 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (11, "0011_backups", include_str!("migrations/0011_backups.sql")),
     (12, "0012_purposes", include_str!("migrations/0012_purposes.sql")),
+    (
+        13,
+        "0013_crowdfunding",
+        include_str!("migrations/0013_crowdfunding.sql"),
+    ),
+    (
+        16,
+        "0016_mall_catalog",
+        include_str!("migrations/0016_mall_catalog.sql"),
+    ),
+    (17, "0017_mall_orders", include_str!("migrations/0017_mall_orders.sql")),
     (19, "0019_community", include_str!("migrations/0019_community.sql")),
 ];
 

@@ -27,6 +27,7 @@
 pub mod chart;
 pub mod community;
 pub mod i18n;
+pub mod mall_texts;
 
 mod en;
 mod labels;
@@ -49,6 +50,10 @@ pub use i18n::{Catalog, LANG_COOKIE, Lang, fill};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Donate,
+    /// Crowdfunding (众筹).
+    Projects,
+    Mall,
+    Seller,
     Community,
     Me,
     Admin,
@@ -70,7 +75,7 @@ pub struct SectionEntry {
     pub badge: bool,
 }
 
-/// The header's sections, in order. Crowdfunding (众筹) and the mall (商城) add theirs here
+/// The header's sections, in order. The mall (商城) adds its own here
 /// when they arrive.
 pub const SECTIONS: &[SectionEntry] = &[
     SectionEntry {
@@ -82,11 +87,35 @@ pub const SECTIONS: &[SectionEntry] = &[
         badge: false,
     },
     SectionEntry {
+        section: Section::Projects,
+        id: "projects",
+        href: "/projects",
+        label: |t| t.nav.projects,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Mall,
+        id: "mall",
+        href: "/mall",
+        label: |t| t.mall.nav,
+        needs: None,
+        badge: false,
+    },
+    SectionEntry {
         section: Section::Community,
         id: "community",
         href: "/community",
         label: |t| t.community.nav,
         needs: None,
+        badge: false,
+    },
+    SectionEntry {
+        section: Section::Seller,
+        id: "seller",
+        href: "/merchant",
+        label: |t| t.mall.nav_seller,
+        needs: Some(Role::Merchant),
         badge: false,
     },
     SectionEntry {
@@ -430,7 +459,7 @@ mod tests {
     fn the_header_shows_admin_only_to_admins_and_marks_the_current_section() {
         let anonymous = Ui::for_principal(&parts("/", &[]), Section::Donate, None);
         let ids: Vec<_> = anonymous.nav.iter().map(|l| l.id).collect();
-        assert_eq!(ids, ["donate", "community", "me"]);
+        assert_eq!(ids, ["donate", "projects", "mall", "community", "me"]);
         assert!(anonymous.nav[0].current && !anonymous.nav[1].current);
         assert_eq!(anonymous.sign_in_href, "/login");
     }

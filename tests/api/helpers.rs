@@ -172,6 +172,8 @@ pub fn test_settings() -> Settings {
     settings.payments.request_timeout_secs = 5;
     // Tests drive the reconcile job themselves (`reconcile::pass`).
     settings.payments.reconcile_interval_secs = 3600;
+    // And crowdfunding's settlement job (`crowdfunding::settlement::pass`).
+    settings.crowdfunding.settle_interval_secs = 3600;
     // Tests share 127.0.0.1; the limit tests turn limits on themselves.
     settings.limits.create_per_minute = 0;
     settings.limits.status_per_minute = 0;

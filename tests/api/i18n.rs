@@ -171,6 +171,17 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         .unwrap()
         .to_string();
     app.state.rankings.invalidate();
+    // A live project and a draft, in ASCII.
+    let mut project = crate::crowdfunding::project_body("Library corner");
+    project["summary"] = json!("Books for a village school");
+    project["story"] = json!("Line one\nLine two");
+    project["goals"] =
+        json!([{"amount": "100.00", "title": "First shelf"}, {"amount": "300.00", "title": "Second shelf"}]);
+    project["rewards"] = json!([{"title": "Postcard", "min_amount": "20.00", "quantity": 5, "ships": true}]);
+    let live = crate::crowdfunding::live_project(&app, &user, &admin, project.clone()).await;
+    let draft = crate::crowdfunding::create(&app, &user, project).await["id"]
+        .as_i64()
+        .unwrap();
     // The community, in ASCII too: a board, a post with a comment, an anonymous post.
     app.sql("UPDATE boards SET name = 'General', description = 'Anything' WHERE id = 1")
         .await;
@@ -241,6 +252,14 @@ async fn every_page_renders_in_both_languages_with_nothing_untranslated() {
         ("/admin/payments?status=lost".into(), Some(admin.as_str())),
         ("/admin".into(), Some(user.as_str())),
         ("/auth/verify-email?token=not-a-token".into(), None),
+        ("/projects".into(), None),
+        ("/projects?status=failed".into(), None),
+        (format!("/projects/{live}"), None),
+        (format!("/projects/{live}"), Some(user.as_str())),
+        ("/projects/mine".into(), Some(user.as_str())),
+        ("/projects/new".into(), Some(user.as_str())),
+        (format!("/projects/{draft}/edit"), Some(user.as_str())),
+        ("/admin/projects".into(), Some(admin.as_str())),
         ("/community".into(), None),
         ("/community?sort=new".into(), Some(user.as_str())),
         ("/community?sort=top&range=day".into(), None),
@@ -345,5 +364,48 @@ async fn the_language_follows_the_browser_then_the_visitors_pick() {
         .await;
     assert_eq!(error.status, StatusCode::NOT_FOUND);
     assert_eq!(error.json()["error"]["message"], "not found");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_mall_page_renders_in_both_languages_with_nothing_untranslated() {
+    let app = spawn_app().await;
+    // All data in ASCII, so that any Chinese on an English page comes from a template.
+    let site = crate::mall_pages::mall_in_use(&app, true).await;
+    let dress = site.dress["id"].as_i64().unwrap();
+    let sku = site.dress["skus"][0]["id"].as_i64().unwrap();
+    let merchant = site.dress["merchant"]["id"].as_i64().unwrap();
+    let english_only = english_only();
+    let pages: Vec<(String, &str)> = vec![
+        ("/mall".into(), site.buyer.as_str()),
+        ("/mall?q=dress&sort=price_asc".into(), site.buyer.as_str()),
+        ("/mall?q=nothing+like+it".into(), site.buyer.as_str()),
+        (format!("/mall/products/{dress}"), site.buyer.as_str()),
+        ("/mall/cart".into(), site.buyer.as_str()),
+        (format!("/mall/checkout?merchant={merchant}"), site.buyer.as_str()),
+        (format!("/mall/checkout?sku={sku}&quantity=1"), site.buyer.as_str()),
+        ("/mall/checkout".into(), site.buyer.as_str()),
+        ("/mall/orders".into(), site.buyer.as_str()),
+        ("/mall/coupons".into(), site.buyer.as_str()),
+        ("/mall/favorites".into(), site.buyer.as_str()),
+        ("/merchant".into(), site.merchant.as_str()),
+        ("/merchant".into(), site.seller.as_str()),
+        ("/merchant/products/new".into(), site.merchant.as_str()),
+        ("/merchant/products/new".into(), site.seller.as_str()),
+        (format!("/merchant/products/{dress}"), site.merchant.as_str()),
+        ("/admin/mall".into(), site.admin.as_str()),
+        ("/admin/mall/categories".into(), site.admin.as_str()),
+        ("/admin/mall/coupons".into(), site.admin.as_str()),
+    ];
+    for lang in Lang::ALL {
+        for (path, session) in &pages {
+            let answer = get_in(&app, path, lang, Some(session)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{path} ({lang:?}): {}", answer.text());
+            check(path, lang, &answer, &english_only);
+        }
+        let missing = get_in(&app, "/mall/products/999999", lang, None).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        check("/mall/products/999999", lang, &missing, &english_only);
+    }
     app.shutdown().await;
 }

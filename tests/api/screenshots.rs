@@ -301,6 +301,11 @@ fn check_page(tools: &mut DevTools, session: &str, visit: &Visit, lang: &str, ph
         ],
         "admin-fresh" => &["document.querySelectorAll('.chart-empty').length === 3"],
         "me-admin" => &["!!document.getElementById('admin-link')"],
+        "projects" => &["document.querySelectorAll('#projects progress.bar').length === 1"],
+        "project" => &[
+            "document.querySelectorAll('#goals .goal[data-reached=true]').length === 1",
+            "!!document.getElementById('back-form')",
+        ],
         "community" => &[
             "document.querySelectorAll('#posts .post-item').length === 4",
             "document.querySelector('#posts .post-item .tag') !== null",
@@ -381,6 +386,21 @@ async fn every_page_in_both_languages_on_a_phone_and_a_desktop() {
     let fresh = spawn_app().await;
     let site = site_in_use(&app).await;
     let fresh_admin = sign_in(&fresh, "admin1", Role::Admin).await;
+    let project = crate::crowdfunding::live_project(
+        &app,
+        &site.user,
+        &site.admin,
+        crate::crowdfunding::project_body("山区学校图书角 · 第一期"),
+    )
+    .await;
+    app.sql(&format!(
+        "UPDATE projects SET raised_fen = 150000, backers = 12 WHERE id = {project}"
+    ))
+    .await;
+    app.state.crowdfunding.cache.changed_all();
+    let mut waiting = crate::crowdfunding::project_body("乡村净水计划");
+    waiting["submit"] = json!(true);
+    crate::crowdfunding::create(&app, &site.user, waiting).await;
 
     let at = |app: &TestApp, path: &str| app.url(path);
     let visits = vec![
@@ -467,6 +487,31 @@ async fn every_page_in_both_languages_on_a_phone_and_a_desktop() {
         Visit {
             name: "admin-users",
             url: at(&app, "/admin/users"),
+            session: Some(site.admin.clone()),
+        },
+        Visit {
+            name: "projects",
+            url: at(&app, "/projects"),
+            session: None,
+        },
+        Visit {
+            name: "project",
+            url: at(&app, &format!("/projects/{project}")),
+            session: Some(site.admin.clone()),
+        },
+        Visit {
+            name: "projects-mine",
+            url: at(&app, "/projects/mine"),
+            session: Some(site.user.clone()),
+        },
+        Visit {
+            name: "project-new",
+            url: at(&app, "/projects/new"),
+            session: Some(site.user.clone()),
+        },
+        Visit {
+            name: "admin-projects",
+            url: at(&app, "/admin/projects"),
             session: Some(site.admin.clone()),
         },
         Visit {

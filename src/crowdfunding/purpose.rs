@@ -1,0 +1,49 @@
+//! The `backing` purpose: how the payment engine reaches crowdfunding. Each hook runs on the
+//! engine's transaction of the payment's transition and hands over to `backing`, which keeps
+//! the reward units and the project's progress exact; the project events those write drop
+//! the cached answers on every instance when the transaction commits.
+
+use std::ops::RangeInclusive;
+
+use deadpool_postgres::Transaction;
+
+use super::backing;
+use crate::pay::policy::PaymentPolicy;
+use crate::pay::purpose::{Hook, PaymentRef, Purpose, Verdict};
+
+pub use super::back::NAME;
+
+/// Crowdfunding backings, as the engine sees them.
+#[derive(Debug, Default)]
+pub struct Backing;
+
+impl Purpose for Backing {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// A backer chooses the amount, as a donor does: `payments.min_amount` ..= `max_amount`.
+    fn amount_bounds(&self, policy: &PaymentPolicy) -> RangeInclusive<i64> {
+        policy.min_amount_fen..=policy.max_amount_fen
+    }
+
+    /// Counted when the project is live and it was paid by the deadline; a payment that
+    /// landed after its order closed or was cancelled (its unit went back), or after the
+    /// end, is refunded in full and never counted.
+    fn on_paid<'a>(&'a self, tx: &'a Transaction<'_>, payment: &'a PaymentRef) -> Hook<'a, Verdict> {
+        Box::pin(async move {
+            let lapsed = payment.late || payment.cancelled;
+            Ok(backing::on_paid(tx, &payment.order_no, lapsed).await?)
+        })
+    }
+
+    /// The reward unit the create held goes back, once.
+    fn on_closed<'a>(&'a self, tx: &'a Transaction<'_>, payment: &'a PaymentRef) -> Hook<'a, ()> {
+        Box::pin(async move { Ok(backing::on_closed(tx, &payment.order_no).await?) })
+    }
+
+    /// Progress follows the refund; the backer hears of it.
+    fn on_refunded<'a>(&'a self, tx: &'a Transaction<'_>, payment: &'a PaymentRef, amount_fen: i64) -> Hook<'a, ()> {
+        Box::pin(async move { Ok(backing::on_refunded(tx, &payment.order_no, amount_fen).await?) })
+    }
+}
