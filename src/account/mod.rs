@@ -152,6 +152,12 @@ fn presented_token(parts: &Parts) -> Option<(&str, bool)> {
     None
 }
 
+/// Whether the request presents no session at all (no `Authorization`, no session cookie):
+/// it reads as a visitor without a lookup.
+pub fn is_visitor(parts: &Parts) -> bool {
+    presented_token(parts).is_none()
+}
+
 /// The SHA-256 of the session token a request presents, checked as [`Sessions::principal`]
 /// checks it (a well-formed token; a cookie only from our own pages): `Ok(None)` without one.
 /// Synchronous, so that a parked long-poll can let go of its request head before it waits.

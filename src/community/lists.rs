@@ -351,6 +351,23 @@ pub async fn public_list(state: &State, key: ListKey) -> Result<Bytes, AppError>
     Ok(body)
 }
 
+/// `GET /api/community/posts?…` when its answer is a public list in memory: what [`posts`]
+/// answers then, without a future (the request path answers it at once). `None` for a
+/// search, an author's list, a bad parameter or a miss: the general path handles those.
+pub fn posts_cached(state: &State, query: Option<&str>) -> Option<Bytes> {
+    let params = ListParams::parse(query, Sort::New).ok()?;
+    if params.query.is_some() || params.author_id.is_some() {
+        return None;
+    }
+    state.community.lists.get(&ListKey {
+        board_id: params.board_id,
+        sort: params.sort,
+        range: params.range,
+        page: params.paging.page,
+        size: params.paging.size,
+    })
+}
+
 /// A positive id parameter, if given.
 fn id_param(query: Option<&str>, name: &str, code: &'static str) -> Result<Option<i64>, AppError> {
     match extract::query_param(query, name)?.filter(|v| !v.is_empty()) {

@@ -38,7 +38,7 @@ use crate::store::fresh::Fresh;
 use crate::store::{Store, StoreError};
 pub use lists::{Filter, ListKey, Range, Sort, query_posts};
 pub use moderation::Moderator;
-pub use route::{Route, dispatch};
+pub use route::{Route, cached_read, dispatch};
 
 /// A post's detail as cached: the public JSON up to its per-viewer tail, and what decides who
 /// may see it.

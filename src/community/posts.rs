@@ -217,6 +217,18 @@ pub async fn post_body(
     Ok(with_tail(&entry.head, views, liked_by_me, mine))
 }
 
+/// A visitor's `GET /api/community/posts/{id}` when the post is in memory and shown: what
+/// [`post_body`] answers a visitor, view counted, without a future (the request path answers
+/// it at once). `None` on a miss or for a hidden or deleted post: the general path answers.
+pub fn visitor_body_cached(state: &State, id: i64) -> Option<Bytes> {
+    let entry = state.community.posts.get(id)??;
+    if entry.hidden {
+        return None;
+    }
+    let views = entry.views + state.community.count_view(id);
+    Some(with_tail(&entry.head, views, false, false))
+}
+
 /// `head` with `"views":…,"liked_by_me":…,"mine":…}`, written without serializing again.
 fn with_tail(head: &[u8], views: i64, liked_by_me: bool, mine: bool) -> Bytes {
     let mut number = itoa::Buffer::new();

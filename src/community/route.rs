@@ -66,6 +66,17 @@ pub enum Route {
     AdminPage,
 }
 
+/// A public read of `route` answered from memory, or `None` (the general path answers):
+/// the lists without a search, and a post's detail for a visitor (a session's reader may
+/// like it or be its author).
+pub fn cached_read(state: &State, route: Route, parts: &Parts) -> Option<bytes::Bytes> {
+    match route {
+        Route::Posts => lists::posts_cached(state, parts.uri.query()),
+        Route::Post(id) if crate::account::is_visitor(parts) => posts::visitor_body_cached(state, id),
+        _ => None,
+    }
+}
+
 const READ_WRITE: &str = "GET, HEAD, POST";
 const LIKE: &str = "PUT, DELETE";
 

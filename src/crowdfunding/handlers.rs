@@ -87,6 +87,24 @@ pub fn cached_detail(state: &State, id: i64) -> Option<Response> {
     Some(respond::json(StatusCode::OK, body))
 }
 
+/// A public read of `route` answered from memory, or `None` (the general path answers): a
+/// project's detail (public projects are cached, the same for every reader) and the lists
+/// without a search.
+pub fn cached_read(state: &State, route: super::Route<'_>, parts: &Parts) -> Option<Bytes> {
+    let cache = &state.crowdfunding.cache;
+    match route {
+        super::Route::Project(id) => cache.detail(id),
+        super::Route::Projects => {
+            let query = list_query(parts.uri.query()).ok()?;
+            if query.q.is_some() {
+                return None;
+            }
+            cache.list(&query.key)
+        }
+        _ => None,
+    }
+}
+
 /// The public detail body of project `id`, from the cache or read and kept; `None` when the
 /// project is not public (or does not exist).
 pub async fn public_detail(state: &State, id: i64) -> Result<Option<(Bytes, read::ProjectView)>, AppError> {

@@ -388,6 +388,16 @@ impl Rankings {
         self.cache.get(&CacheKey::Ranking(key)).map(|hit| hit.body)
     }
 
+    /// The recent donations' body when it is cached (see [`Rankings::ranking_cached`]).
+    pub fn recent_cached(&self, category_id: Option<i64>, limit: u32) -> Option<Bytes> {
+        self.cache.get(&CacheKey::Recent(category_id, limit)).map(|hit| hit.body)
+    }
+
+    /// The totals' body when it is cached (see [`Rankings::ranking_cached`]).
+    pub fn stats_cached(&self) -> Option<Bytes> {
+        self.cache.get(&CacheKey::Stats).map(|hit| hit.body)
+    }
+
     async fn cached_or<F, Fut>(&self, key: CacheKey, load: F) -> Result<Bytes, AppError>
     where
         F: FnOnce() -> Fut,

@@ -3,6 +3,7 @@
 //! every request: request id, size guard, panic guard, dispatch, metrics and the access log.
 
 pub mod access;
+mod at_once;
 pub mod assets;
 pub mod client_ip;
 pub mod extract;
@@ -80,15 +81,9 @@ pub fn handle(
                 let versioned = parts.uri.query().is_some_and(|q| q.starts_with("v="));
                 assets::serve(name, &parts.headers, versioned).ok_or(AppError::NotFound)
             }
-            // A cached ranking is answered at once; a miss (or a bad query) takes the
+            // A cached public read is answered at once; a miss (or a bad query) takes the
             // general path, which checks and loads it.
-            Route::Rankings
-                if let Ok(key) = donate::ranking_key(parts.uri.query())
-                    && let Some(body) = state.rankings.ranking_cached(key)
-                    && state.limits.check(limit::Kind::Status, ip).is_ok() =>
-            {
-                Ok(respond::json(http::StatusCode::OK, body))
-            }
+            _ if let Some(response) = at_once::cached(&state, route, &parts, ip) => Ok(response),
             Route::PaymentStatus(_) | Route::Notifications(notify::Route::UnreadCount)
                 if let Some(target) = park::Target::of(route) =>
             {

@@ -312,6 +312,26 @@ pub async fn list_answer(state: &State, query: Option<&str>) -> Result<Arc<ListA
         .map_err(|e| super::load_error(&e))
 }
 
+/// A public read answered from memory, or `None` (the general path answers): a list, and a
+/// listed product's detail for a visitor (a session's reader may have favorited it, or be
+/// its seller).
+pub fn cached_read(state: &State, route: super::Route<'_>, parts: &Parts) -> Option<Bytes> {
+    use futures_util::FutureExt;
+    match route {
+        super::Route::Products => {
+            let (key, _) = ListKey::parse(parts.uri.query()).ok()?;
+            // The cache's lookup does not wait on anything: one poll answers it.
+            let answer = state.mall.lists.get(&key).now_or_never()??;
+            Some(answer.body.clone())
+        }
+        super::Route::Product(id) if crate::account::is_visitor(parts) => {
+            let entry = state.mall.products.get(id)?;
+            entry.visible_to(None).then(|| entry.body(false))
+        }
+        _ => None,
+    }
+}
+
 /// `GET /api/mall/products?category_id=&q=&second_hand=&sort=&page=&size=`.
 pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
     let answer = list_answer(state, parts.uri.query()).await?;

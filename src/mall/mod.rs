@@ -44,7 +44,7 @@ use crate::http::extract::{self, BodyKind};
 use crate::http::respond::{self, Response};
 use crate::store::fresh::Fresh;
 
-pub use catalog::explain_list;
+pub use catalog::{cached_read, explain_list};
 pub use orders::{MallOrder, auto_complete, complete_due};
 pub use route::{AdminPage, BuyerAction, Route, SellerAction, dispatch};
 /// The request bodies, for the API description.

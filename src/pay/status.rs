@@ -244,6 +244,11 @@ impl StatusBoard {
         Box::pin(self.fill(store, order_no)).await
     }
 
+    /// The order's snapshot when it is in memory, without a future.
+    pub fn cached(&self, order_no: &str) -> Option<Arc<Snapshot>> {
+        self.cache.get(order_no)
+    }
+
     /// For tests: holds every fill from now on between its read and its caching (see
     /// [`FillHold`]).
     #[cfg(feature = "sandbox")]

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod at_once;
 mod admin_browser;
 mod admin_pages;
 mod admin_scenario;
