@@ -1,11 +1,16 @@
 //! The load benchmark's helper processes (`scripts/bench.sh` runs them; not a divan bench):
 //!
 //! - `load hello ADDR [multi_thread|per_core]`: the stack's floor — a minimal hyper server with
-//!   the server's listener and HTTP/1.1 settings, answering every request with `/healthz`'s body;
+//!   the server's listener, HTTP/1.1 settings and allocator (mimalloc), answering every
+//!   request with `/healthz`'s body;
 //!   a request with `wait=N` in its query parks N seconds first (the request dropped before it
 //!   parks: hyper's own cost of a parked long-poll). `HELLO_HALF_CLOSE=1`,
 //!   `HELLO_WRITEV=0|1` and `HELLO_MAX_BUF=N` (8192 at least) try hyper's builder options.
 //! - `load rsa SECONDS`: RSA-2048 PKCS#1 v1.5 SHA-256 signatures one thread makes per second.
+//! - `load refcreate PGHOST CONNECTIONS SECONDS`: the create-donation reference — a minimal
+//!   program on one thread doing what a create does and nothing else: one RSA-2048 signature
+//!   of a WeChat request and the create statement, prepared, over CONNECTIONS connections;
+//!   prints creates per second, the mean and p99 latency in ms.
 //! - `load provider DIR`: a fake WeChat Pay + Alipay (the built-in emulators) on a port of their
 //!   own, with fresh keys written to DIR and the server's settings to `DIR/server.env`; it also
 //!   drives the scenarios that need the provider's keys, on request:
@@ -41,6 +46,11 @@ use zhifu::pay::wechat::WechatEmulator;
 #[path = "load/park.rs"]
 mod park;
 
+/// The server's allocator: the floor must not differ from the server by its allocator (each
+/// parked connection's buffers cost what the allocator makes of them).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 static HEALTHZ: &[u8] = b"{\"status\":\"ok\"}";
 
 fn main() {
@@ -49,9 +59,16 @@ fn main() {
     match arg(0) {
         "hello" => hello(arg(1).parse().expect("hello ADDR"), arg(2)),
         "rsa" => rsa(arg(1).parse().unwrap_or(2.0)),
+        "refcreate" => current_thread().block_on(refcreate(
+            arg(1),
+            arg(2).parse().unwrap_or(32),
+            arg(3).parse().unwrap_or(5.0),
+        )),
         "provider" => current_thread().block_on(provider(PathBuf::from(arg(1)))),
         // `cargo bench` runs every bench target with `--bench`: nothing to do here.
-        _ => eprintln!("usage: load hello ADDR [multi_thread|per_core] | rsa SECONDS | provider DIR"),
+        _ => eprintln!(
+            "usage: load hello ADDR [multi_thread|per_core] | rsa SECONDS | refcreate PGHOST CONNECTIONS SECONDS | provider DIR"
+        ),
     }
 }
 
@@ -152,6 +169,91 @@ fn rsa(seconds: f64) {
         n += 1;
     }
     println!("{:.0}", n as f64 / started.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------------------------
+// refcreate
+
+/// The statement the engine builds for a donation (`src/pay/purpose.rs` `CREATE_PREFIX` and
+/// `src/donate/purpose.rs` `INSERT_DONATION`), with the same parameters.
+const REF_CREATE: &str = "WITH p AS (
+        INSERT INTO payments (order_no, purpose, channel, amount_fen, code_url, description, expires_at, next_check_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (order_no) DO NOTHING
+        RETURNING order_no),
+     e AS (
+        INSERT INTO payment_events (order_no, kind, to_status, amount_fen, source)
+        SELECT order_no, 'created', 'pending', $4, 'api' FROM p
+        RETURNING order_no)
+     INSERT INTO donations (order_no, category_id, donor_name, message, anonymous, user_id)
+     SELECT order_no, $9, $10, $11, $12, $13 FROM p";
+
+async fn refcreate(host: &str, connections: usize, seconds: f64) {
+    let key = Arc::new(PrivateKey::generate());
+    let config = format!("host={host} user=postgres dbname=zhifu");
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::with_capacity(connections);
+    let started = Instant::now();
+    for c in 0..connections {
+        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the bench database");
+        tokio::spawn(connection);
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let statement = client.prepare(REF_CREATE).await.expect("prepare");
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                let order_no = format!("ref{c}_{n}_{}", started.elapsed().as_nanos());
+                // What the WeChat create signs: method, path, time, nonce and the JSON body.
+                let message = format!(
+                    "POST\n/v3/pay/transactions/native\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\
+                     {{\"appid\":\"wxd678efh567hg6787\",\"mchid\":\"1230000109\",\"description\":\"捐赠\",\
+                     \"out_trade_no\":\"{order_no}\",\"notify_url\":\"https://example.com/notify/wechat\",\
+                     \"amount\":{{\"total\":1234,\"currency\":\"CNY\"}}}}\n"
+                );
+                std::hint::black_box(key.sign(message.as_bytes()));
+                let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(900);
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+                    &order_no,
+                    &"donation",
+                    &"wechat",
+                    &1234i64,
+                    &"weixin://wxpay/bizpayurl?pr=reference",
+                    &"捐赠 · 综合",
+                    &expires,
+                    &expires,
+                    &1i64,
+                    &"bench",
+                    &"",
+                    &false,
+                    &None::<i64>,
+                ];
+                client.execute(&statement, &params).await.expect("the create statement");
+                latencies.push(began.elapsed());
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("a reference task"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let mean = latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / latencies.len().max(1) as f64;
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .map_or(0.0, Duration::as_secs_f64);
+    println!(
+        "{:.0} {:.3} {:.3}",
+        latencies.len() as f64 / elapsed,
+        mean * 1000.0,
+        p99 * 1000.0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
