@@ -24,8 +24,9 @@ CPU=${CPU:-0}
 # Empty RUNTIME: leave server.runtime to config.yaml (also for builds that predate the key).
 RUNTIME=${RUNTIME-per_core}
 ACCESS_LOG=${ACCESS_LOG:-false}
-# Which endpoints (all by default): hello healthz rankings payment static hot post.
-ONLY=${ONLY:-hello healthz rankings payment static hot post}
+# Which endpoints (all by default): hello healthz rankings recent stats payment static projects
+# products hot post.
+ONLY=${ONLY:-hello healthz rankings recent stats payment static projects products hot post}
 ZHIFU=${ZHIFU:-target/release/zhifu}
 LOAD=${LOAD:-$(ls -t target/release/deps/load-* 2>/dev/null | grep -v '\.d$' | head -1)}
 OUT=${OUT:-$(mktemp -d /tmp/zhifu-profile.XXXXXX)}
@@ -108,8 +109,12 @@ esac
 grind hello "$hello_pid" "http://127.0.0.1:$((PORT + 1))/healthz"
 grind healthz "$server_pid" "http://127.0.0.1:$PORT/healthz"
 grind rankings "$server_pid" "http://127.0.0.1:$PORT/api/rankings"
+grind recent "$server_pid" "http://127.0.0.1:$PORT/api/donations/recent"
+grind stats "$server_pid" "http://127.0.0.1:$PORT/api/stats"
 grind payment "$server_pid" "http://127.0.0.1:$PORT/api/payments/$order_no"
 grind static "$server_pid" "http://127.0.0.1:$PORT/static/app.css"
+grind projects "$server_pid" "$base/api/projects"
+grind products "$server_pid" "$base/api/mall/products"
 grind hot "$server_pid" "$base/api/community/posts?sort=hot"
 grind post "$server_pid" "$base/api/community/posts/$post_id"
 

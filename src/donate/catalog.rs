@@ -91,6 +91,13 @@ impl Catalog {
             })
     }
 
+    /// The snapshot when it is in memory, without waiting (the cache's lookup does not wait
+    /// on anything: one poll answers it).
+    pub fn cached(&self) -> Option<Arc<Snapshot>> {
+        use futures_util::FutureExt;
+        self.cache.get(&()).now_or_never().flatten()
+    }
+
     /// Forgets the snapshot; the next read loads a fresh one.
     pub fn invalidate(&self) {
         self.cache.invalidate_all();

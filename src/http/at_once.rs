@@ -29,6 +29,7 @@ pub(super) fn cached(state: &State, route: Route<'_>, parts: &Parts, ip: IpAddr)
             (state.rankings.recent_cached(category_id, limit), true)
         }
         Route::Stats => (state.rankings.stats_cached(), true),
+        Route::Categories => (state.catalog.cached().map(|s| s.json.clone()), false),
         // A status read without `wait` (a long-poll parks: see `park`).
         Route::PaymentStatus(no) if matches!(crate::payments::wait_param(query), Ok(None)) => {
             (state.engine.status.cached(no).map(|s| s.json.clone()), true)

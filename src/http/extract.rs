@@ -91,6 +91,13 @@ pub fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, AppError> {
 /// The value of `name` in a query string (the first one), if present.
 pub fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, AppError> {
     let Some(query) = query else { return Ok(None) };
+    if query.is_ascii() && !query.contains('%') {
+        // Plain ASCII, nothing percent-encoded: nothing decodes to U+FFFD, so [`pairs`]
+        // would accept the whole query; find the one pair without decoding the others.
+        return Ok(form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned()));
+    }
     Ok(pairs(query.as_bytes())?
         .into_iter()
         .find(|(k, _)| k == name)
@@ -138,6 +145,12 @@ mod tests {
         assert_eq!(p[1], ("donor_name".into(), "张三".into()));
         assert_eq!(p[2].1, "a b");
         assert!(pairs(b"donor_name=%FF%FE").is_err());
+        // One badly encoded pair refuses the whole query, whichever pair is asked for.
+        assert!(query_param(Some("sort=hot&x=%FF"), "sort").is_err());
+        assert_eq!(query_param(Some("q=a+b&sort=hot"), "q").unwrap().as_deref(), Some("a b"));
+        assert_eq!(query_param(Some("q=%E4%B8%AD&sort=hot"), "q").unwrap().as_deref(), Some("中"));
+        assert_eq!(query_param(Some("sort=hot&sort=new"), "sort").unwrap().as_deref(), Some("hot"));
+        assert_eq!(query_param(Some("sort=hot"), "range").unwrap(), None);
         assert!(pairs(b"\xff=1").is_err());
         assert_eq!(query_param(Some("wait=5&wait=9"), "wait").unwrap(), Some("5".into()));
         assert_eq!(query_param(None, "wait").unwrap(), None);

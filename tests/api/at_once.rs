@@ -58,6 +58,7 @@ async fn cached_reads_answer_at_once_exactly_as_their_handlers() {
         "/api/rankings".to_string(),
         "/api/donations/recent?limit=5".to_string(),
         "/api/stats".to_string(),
+        "/api/categories".to_string(),
         format!("/api/payments/{order}"),
         "/api/projects".to_string(),
         format!("/api/projects/{project}"),
