@@ -158,8 +158,7 @@ impl Application {
         }
         let media = crate::media::Media::new(&config.settings.media);
         let config_crowdfunding = config.settings.crowdfunding.clone();
-        let pool_size = config.settings.database.pool_size;
-        let mall = crate::mall::Mall::new(&config.settings.mall, config.settings.database.pool_size);
+        let mall = crate::mall::Mall::new(&config.settings.mall);
         let community = Arc::new(crate::community::Community::new(&config.settings.community));
         let state = Arc::new(State {
             media,
@@ -177,7 +176,7 @@ impl Application {
             mall,
             community,
             wechat_login,
-            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding, pool_size),
+            crowdfunding: crate::crowdfunding::Crowdfunding::new(config_crowdfunding),
             engine,
             sandbox,
             last_backup: Arc::default(),

@@ -71,7 +71,7 @@ pub async fn buy(
     script: &Script,
     order_no: Option<String>,
 ) -> Result<Created, AppError> {
-    let mut client = engine.store.client().await?;
+    let client = engine.store.client().await?;
     let order = Order {
         purpose: NAME,
         channel,
@@ -79,7 +79,7 @@ pub async fn buy(
         description: "探针 · probe",
         order_no,
     };
-    let purchase = match engine.begin(&mut client, order).await? {
+    let purchase = match engine.begin(client, order).await? {
         Begun::New(purchase) => purchase,
         Begun::Existing(created) => return Ok(created),
     };

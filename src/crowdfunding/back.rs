@@ -7,6 +7,7 @@
 //! commits and makes the provider order. With an `Idempotency-Key` the backing is made once
 //! per key and user.
 
+use deadpool_postgres::GenericClient;
 use http::StatusCode;
 use http::request::Parts;
 use serde_json::{Value, json};
@@ -274,22 +275,13 @@ async fn back_once(
         description: &description,
         order_no,
     };
-    let created = {
-        // Never as many purchases in flight as connections (see `Crowdfunding::creates`).
-        let _gate = state
-            .crowdfunding
-            .creates
-            .acquire()
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?;
-        let mut client = state.store.client().await?;
-        match state.engine.begin(&mut client, order).await? {
-            Begun::New(purchase) => {
-                reserve(purchase.tx(), purchase.order_no(), who.user_id, id, &ask, &checked).await?;
-                state.engine.submit(purchase).await?
-            }
-            Begun::Existing(created) => created,
+    let client = state.store.client().await?;
+    let created = match state.engine.begin(client, order).await? {
+        Begun::New(purchase) => {
+            reserve(purchase.tx(), purchase.order_no(), who.user_id, id, &ask, &checked).await?;
+            state.engine.submit(purchase).await?
         }
+        Begun::Existing(created) => created,
     };
     answer(state, kind, &created).await
 }
@@ -304,9 +296,10 @@ const INSERT: &str = "INSERT INTO backings (order_no, project_id, user_id, rewar
   VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $4::bigint IS NULL THEN NULL ELSE 'reserved' END,
           $8, $9, $10, $11, CASE WHEN $8::text IS NULL THEN NULL ELSE 'pending' END)";
 
-/// The create's own rows, in the engine's transaction: any error rolls the payment back too.
+/// The create's own rows, on the purchase's connection inside the engine's transaction: any
+/// error rolls the payment back too.
 async fn reserve(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     order_no: &str,
     user_id: i64,
     id: i64,

@@ -39,26 +39,18 @@ pub use route::{Route, dispatch};
 pub(crate) use shipping::ShipBody;
 pub(crate) use updates::UpdateBody;
 
-/// The module's shared state: its settings, the cached answers, and the gate of backing
-/// creates.
+/// The module's shared state: its settings and the cached answers.
 #[derive(Debug)]
 pub struct Crowdfunding {
     pub settings: crate::config::crowdfunding::Crowdfunding,
     pub cache: cache::Cache,
-    /// Backing creates in flight on this instance, at most `(pool_size - 1) / 2` (at least
-    /// one). A purchase keeps its connection from `begin` until `submit` returns, and
-    /// `submit` takes a second one to store the QR code: unbounded, as many creates as
-    /// connections would each hold one and wait for another forever (tested with sixty
-    /// concurrent creates on a pool of four).
-    pub creates: tokio::sync::Semaphore,
 }
 
 impl Crowdfunding {
-    pub fn new(settings: crate::config::crowdfunding::Crowdfunding, pool_size: usize) -> Crowdfunding {
+    pub fn new(settings: crate::config::crowdfunding::Crowdfunding) -> Crowdfunding {
         Crowdfunding {
             settings,
             cache: cache::Cache::default(),
-            creates: tokio::sync::Semaphore::new((pool_size.saturating_sub(1) / 2).max(1)),
         }
     }
 

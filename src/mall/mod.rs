@@ -64,10 +64,6 @@ pub struct Mall {
     categories: cache::Versioned<(), Arc<categories::Tree>>,
     lists: cache::Versioned<catalog::ListKey, Arc<catalog::ListAnswer>>,
     products: Fresh<Arc<catalog::ProductEntry>>,
-    /// Checkouts at work on this instance, fewer than the pool's connections: a checkout
-    /// holds its transaction's connection while the engine takes a second one to store the
-    /// provider's QR code, so as many checkouts as connections would wait on each other.
-    checkouts: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Mall {
@@ -80,15 +76,13 @@ impl std::fmt::Debug for Mall {
 }
 
 impl Mall {
-    /// `pool_size`: the connections of the database pool.
-    pub fn new(settings: &crate::config::Mall, pool_size: usize) -> Mall {
+    pub fn new(settings: &crate::config::Mall) -> Mall {
         // The TTLs are a safety net: events keep every entry fresh.
         Mall {
             settings: settings.clone(),
             categories: cache::Versioned::new(4, Duration::from_secs(300)),
             lists: cache::Versioned::new(10_000, Duration::from_secs(60)),
             products: Fresh::new(100_000, Duration::from_secs(300)),
-            checkouts: tokio::sync::Semaphore::new(pool_size.saturating_sub(1).max(1)),
         }
     }
 

@@ -9,11 +9,18 @@
 //!   payment with its `on_closed` (nothing held); a process that dies between the commit and
 //!   the provider's answer leaves a pending order without a QR code, which the reconcile job
 //!   closes once the create's lease is over (again through `on_closed`).
+//!
+//! A purchase holds ONE pooled connection at a time: `begin` takes the caller's by value and
+//! the [`Purchase`] owns it (its transaction opened with a plain `BEGIN`); `submit` commits
+//! and gives it back to the pool before the provider call, then stores the QR code on a fresh
+//! checkout. A purchase dropped unfinished never returns its connection mid-transaction (see
+//! [`Purchase`]'s `Drop`). So as many purchases as connections can run at once and none waits
+//! for a second connection while holding the first.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use deadpool_postgres::{Client, Transaction};
+use deadpool_postgres::Client;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
@@ -92,21 +99,24 @@ impl Created {
 
 /// What [`Engine::begin`] started.
 #[derive(Debug)]
-pub enum Begun<'c> {
+pub enum Begun {
     /// A new order: reserve in [`Purchase::tx`], then [`Engine::submit`] (or drop it: nothing
     /// is written).
-    New(Purchase<'c>),
+    New(Purchase),
     /// The order number was used before (a retried request whose first attempt died after
     /// its commit): nothing new was written; answer this order as it stands, with the
-    /// module's own rows of it.
+    /// module's own rows of it. The caller's connection went back to the pool.
     Existing(Created),
 }
 
-/// A purchase being created: the payment row is written in [`Purchase::tx`], not committed.
-/// Dropping it rolls everything back.
-#[derive(Debug)]
-pub struct Purchase<'c> {
-    tx: Transaction<'c>,
+/// A purchase being created: it owns its pooled connection, inside the transaction the
+/// payment row was written in ([`Purchase::tx`]), not committed. Dropping it unfinished rolls
+/// everything back: the connection is rolled back off the request path and only then goes
+/// back to the pool, or is discarded when that fails — never reused mid-transaction.
+pub struct Purchase {
+    /// `Some` while the transaction is open; taken by `submit` and [`Purchase::roll_back`].
+    /// Boxed: a pooled object is large, and `Begun` moves the purchase around.
+    client: Option<Box<Client>>,
     order_no: String,
     channel: Channel,
     amount_fen: i64,
@@ -114,10 +124,25 @@ pub struct Purchase<'c> {
     expires_at: OffsetDateTime,
 }
 
-impl<'c> Purchase<'c> {
-    /// The transaction the module writes its rows and reservations in.
-    pub fn tx(&self) -> &Transaction<'c> {
-        &self.tx
+impl std::fmt::Debug for Purchase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Purchase")
+            .field("order_no", &self.order_no)
+            .field("channel", &self.channel)
+            .field("amount_fen", &self.amount_fen)
+            .field("open", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl Purchase {
+    /// The connection the module writes its rows and reservations on, inside the purchase's
+    /// transaction (`prepare_cached` works as on any pooled client). The module must not
+    /// commit or roll back on it: `submit` commits, dropping the purchase rolls back.
+    pub fn tx(&self) -> &Client {
+        self.client
+            .as_deref()
+            .expect("a purchase's connection is held until submit or roll_back")
     }
 
     /// The order number (the provider's `out_trade_no`), for the module's rows.
@@ -132,6 +157,60 @@ impl<'c> Purchase<'c> {
     pub fn expires_at(&self) -> OffsetDateTime {
         self.expires_at
     }
+
+    /// Rolls the purchase back now and hands its connection back, out of any transaction
+    /// (a module that starts over on the same connection, e.g. after a price changed).
+    pub async fn roll_back(mut self) -> Result<Client, EngineError> {
+        crate::store::bounded(async { self.tx().batch_execute("ROLLBACK").await.map_err(EngineError::from) }).await?;
+        Ok(*self.client.take().expect("held until now"))
+    }
+
+    /// Ends the transaction with `COMMIT`; the connection, out of any transaction.
+    async fn commit(&mut self) -> Result<Client, EngineError> {
+        crate::store::bounded(async { self.tx().batch_execute("COMMIT").await.map_err(EngineError::from) }).await?;
+        Ok(*self.client.take().expect("held until now"))
+    }
+}
+
+impl Drop for Purchase {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            roll_back_detached(*client);
+        }
+    }
+}
+
+/// A connection that may still be inside a transaction: dropped while it holds one, it is
+/// taken out of the pool for good (its connection closes) instead of going back dirty —
+/// `RecyclingMethod::Fast` only checks that a connection is open.
+struct Unclean(Option<Client>);
+
+impl Drop for Unclean {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// Rolls back `client`'s open transaction on a task of its own (a `Drop` cannot wait), then
+/// returns it to the pool; a rollback that fails or does not answer in time discards it.
+fn roll_back_detached(client: Client) {
+    let unclean = Unclean(Some(client));
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return; // No runtime to roll back on: `unclean` discards the connection.
+    };
+    runtime.spawn(async move {
+        let mut unclean = unclean;
+        let rolled_back = match unclean.0.as_ref() {
+            Some(client) => tokio::time::timeout(crate::store::ANSWER_WITHIN, client.batch_execute("ROLLBACK")).await,
+            None => return,
+        };
+        if matches!(rolled_back, Ok(Ok(()))) {
+            // Out of the transaction: back to the pool.
+            drop(unclean.0.take());
+        }
+    });
 }
 
 /// `$1` order_no, `$2` purpose, `$3` channel, `$4` amount, `$5` description, `$6` expires_at,
@@ -267,10 +346,12 @@ impl Engine {
         Ok(created)
     }
 
-    /// Starts a purchase: inserts the pending payment (no provider order yet) and its
-    /// `created` event in a transaction on `client`, for the module to write its own rows
-    /// and reservations in ([`Purchase::tx`]) before [`Engine::submit`].
-    pub async fn begin<'c>(&self, client: &'c mut Client, order: Order<'_>) -> Result<Begun<'c>, EngineError> {
+    /// Starts a purchase on `client` (a pooled connection the purchase owns from here on):
+    /// inserts the pending payment (no provider order yet) and its `created` event in a
+    /// transaction, for the module to write its own rows and reservations in
+    /// ([`Purchase::tx`]) before [`Engine::submit`]. On a taken order number the connection
+    /// goes back to the pool before the order made before is read ([`Begun::Existing`]).
+    pub async fn begin(&self, client: Client, order: Order<'_>) -> Result<Begun, EngineError> {
         let (entry, policy) = self.check(&order)?;
         let purpose = entry.purpose.name();
         let description = fit_description(order.description);
@@ -279,9 +360,19 @@ impl Engine {
         let order_no = order.order_no.clone().unwrap_or_else(new_order_no);
         // The reconcile job leaves the order alone while its submit may still be at work.
         let next_check_at = now + self.submit_lease();
-        let tx = client.transaction().await?;
-        let statement = tx.prepare_cached(BEGIN).await?;
         let channel = order.channel.as_str();
+        // From here on a failure drops the purchase, which rolls its connection back.
+        let purchase = Purchase {
+            client: Some(Box::new(client)),
+            order_no: order_no.clone(),
+            channel: order.channel,
+            amount_fen: order.amount_fen,
+            description: description.to_string(),
+            expires_at,
+        };
+        let tx = purchase.tx();
+        tx.batch_execute("BEGIN").await?;
+        let statement = tx.prepare_cached(BEGIN).await?;
         let params: [&(dyn ToSql + Sync); 7] = [
             &order_no,
             &purpose,
@@ -292,32 +383,24 @@ impl Engine {
             &next_check_at,
         ];
         if tx.execute(&statement, &params).await? == 0 {
-            drop(tx);
+            // Back to the pool before `existing` takes a connection of its own.
+            drop(purchase.roll_back().await?);
             return self.existing(&order_no).await.map(Begun::Existing);
         }
-        Ok(Begun::New(Purchase {
-            tx,
-            order_no,
-            channel: order.channel,
-            amount_fen: order.amount_fen,
-            description: description.to_string(),
-            expires_at,
-        }))
+        Ok(Begun::New(purchase))
     }
 
-    /// Commits the purchase, then creates its provider order and stores the QR code. On a
-    /// provider failure the payment is closed (`create_failed`) together with its purpose's
-    /// `on_closed`, so nothing stays held, and the error is returned.
-    pub async fn submit(&self, purchase: Purchase<'_>) -> Result<Created, EngineError> {
-        let Purchase {
-            tx,
-            order_no,
-            channel,
-            amount_fen,
-            description,
-            expires_at,
-        } = purchase;
-        crate::store::bounded(async { tx.commit().await.map_err(EngineError::from) }).await?;
+    /// Commits the purchase and gives its connection back to the pool, then creates its
+    /// provider order (no connection held through the provider call) and stores the QR code
+    /// on a fresh checkout. On a provider failure the payment is closed (`create_failed`)
+    /// together with its purpose's `on_closed`, so nothing stays held, and the error is
+    /// returned.
+    pub async fn submit(&self, mut purchase: Purchase) -> Result<Created, EngineError> {
+        drop(purchase.commit().await?);
+        let order_no = std::mem::take(&mut purchase.order_no);
+        let description = std::mem::take(&mut purchase.description);
+        let (channel, amount_fen, expires_at) = (purchase.channel, purchase.amount_fen, purchase.expires_at);
+        drop(purchase);
         let made = self
             .provider_create(&order_no, channel, amount_fen, &description, expires_at)
             .await;

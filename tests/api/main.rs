@@ -50,6 +50,7 @@ mod payments;
 mod people;
 mod project_browser;
 mod purchase_browser;
+mod purchase_connections;
 mod purchases;
 mod purposes;
 mod purposes_crash;

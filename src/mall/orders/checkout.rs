@@ -431,15 +431,7 @@ async fn create_once(
     order_no: Option<String>,
 ) -> Result<Response, AppError> {
     let checkout = check(crate::mall::json_body(parts, body)?)?;
-    let created = {
-        let _slot = state
-            .mall
-            .checkouts
-            .acquire()
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?;
-        purchase(state, buyer, &checkout, order_no).await?
-    };
+    let created = purchase(state, buyer, &checkout, order_no).await?;
     answer(state, &created).await
 }
 
@@ -461,14 +453,15 @@ async fn purchase(
             description: &description(&quote),
             order_no: order_no.clone(),
         };
-        let purchase = match state.engine.begin(&mut client, order).await? {
+        let purchase = match state.engine.begin(client, order).await? {
             Begun::New(purchase) => purchase,
             // Made by this key's first request, which died before its answer was kept.
             Begun::Existing(created) => return Ok(created),
         };
         match reserve(purchase.tx(), purchase.order_no(), buyer, checkout, &quote).await {
             Ok(()) => return Ok(state.engine.submit(purchase).await?),
-            Err(ReserveError::PriceChanged) => continue,
+            // Rolled back: the same connection reads the prices again.
+            Err(ReserveError::PriceChanged) => client = purchase.roll_back().await?,
             Err(ReserveError::App(e)) => return Err(e),
         }
     }
