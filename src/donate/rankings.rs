@@ -390,7 +390,9 @@ impl Rankings {
 
     /// The recent donations' body when it is cached (see [`Rankings::ranking_cached`]).
     pub fn recent_cached(&self, category_id: Option<i64>, limit: u32) -> Option<Bytes> {
-        self.cache.get(&CacheKey::Recent(category_id, limit)).map(|hit| hit.body)
+        self.cache
+            .get(&CacheKey::Recent(category_id, limit))
+            .map(|hit| hit.body)
     }
 
     /// The totals' body when it is cached (see [`Rankings::ranking_cached`]).

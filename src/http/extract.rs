@@ -91,12 +91,16 @@ pub fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, AppError> {
 /// The value of `name` in a query string (the first one), if present.
 pub fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, AppError> {
     let Some(query) = query else { return Ok(None) };
-    if query.is_ascii() && !query.contains('%') {
-        // Plain ASCII, nothing percent-encoded: nothing decodes to U+FFFD, so [`pairs`]
-        // would accept the whole query; find the one pair without decoding the others.
-        return Ok(form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned()));
+    if query.is_ascii() && !query.contains(['%', '+']) {
+        // Plain ASCII with nothing encoded: every pair decodes to itself and none to U+FFFD,
+        // so [`pairs`] would accept the whole query; find the one pair as it stands (the
+        // first, as `pairs` does: empty pieces skipped, no `=` meaning an empty value).
+        return Ok(query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string()));
     }
     Ok(pairs(query.as_bytes())?
         .into_iter()
@@ -147,10 +151,34 @@ mod tests {
         assert!(pairs(b"donor_name=%FF%FE").is_err());
         // One badly encoded pair refuses the whole query, whichever pair is asked for.
         assert!(query_param(Some("sort=hot&x=%FF"), "sort").is_err());
-        assert_eq!(query_param(Some("q=a+b&sort=hot"), "q").unwrap().as_deref(), Some("a b"));
-        assert_eq!(query_param(Some("q=%E4%B8%AD&sort=hot"), "q").unwrap().as_deref(), Some("中"));
-        assert_eq!(query_param(Some("sort=hot&sort=new"), "sort").unwrap().as_deref(), Some("hot"));
+        assert_eq!(
+            query_param(Some("q=a+b&sort=hot"), "q").unwrap().as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            query_param(Some("q=%E4%B8%AD&sort=hot"), "q").unwrap().as_deref(),
+            Some("中")
+        );
+        assert_eq!(
+            query_param(Some("sort=hot&sort=new"), "sort").unwrap().as_deref(),
+            Some("hot")
+        );
         assert_eq!(query_param(Some("sort=hot"), "range").unwrap(), None);
+        // The plain path answers as the decoding one does.
+        for (query, name) in [
+            ("&&a=1&b", "b"),
+            ("a=1=2", "a"),
+            ("a&a=2", "a"),
+            ("=x&a=", "a"),
+            ("", "a"),
+        ] {
+            let decoded = pairs(query.as_bytes())
+                .unwrap()
+                .into_iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v);
+            assert_eq!(query_param(Some(query), name).unwrap(), decoded, "{query}");
+        }
         assert!(pairs(b"\xff=1").is_err());
         assert_eq!(query_param(Some("wait=5&wait=9"), "wait").unwrap(), Some("5".into()));
         assert_eq!(query_param(None, "wait").unwrap(), None);

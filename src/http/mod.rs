@@ -3,8 +3,8 @@
 //! every request: request id, size guard, panic guard, dispatch, metrics and the access log.
 
 pub mod access;
-mod at_once;
 pub mod assets;
+mod at_once;
 pub mod client_ip;
 pub mod extract;
 pub mod idempotent;

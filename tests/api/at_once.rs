@@ -52,7 +52,10 @@ async fn cached_reads_answer_at_once_exactly_as_their_handlers() {
     let unlisted = id(&app, "SELECT min(id) FROM mall_products WHERE NOT listed").await;
     let shown = id(&app, "SELECT min(id) FROM posts WHERE hidden_at IS NULL").await;
     let hidden = id(&app, "SELECT min(id) FROM posts WHERE hidden_at IS NOT NULL").await;
-    let order = app.donate("8.00", "wechat").await["order_no"].as_str().unwrap().to_string();
+    let order = app.donate("8.00", "wechat").await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     for path in [
         "/api/rankings".to_string(),
@@ -89,7 +92,12 @@ async fn cached_reads_answer_at_once_exactly_as_their_handlers() {
         assert_eq!(second.error_code(), first.error_code(), "{path}");
     }
     let hot = app.get("/api/community/posts?sort=hot").await.json();
-    let ids: Vec<i64> = hot["items"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = hot["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, vec![shown], "the hidden post is not listed");
 
     // A bad parameter is refused the same way whether or not an answer is cached.

@@ -5,11 +5,11 @@ mod helpers;
 
 mod accounts;
 mod admin;
-mod at_once;
 mod admin_browser;
 mod admin_pages;
 mod admin_scenario;
 mod admin_security;
+mod at_once;
 mod backings;
 mod backup;
 mod binary;
