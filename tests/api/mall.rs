@@ -505,9 +505,18 @@ async fn lists_and_details_are_cached_yet_fresh_on_every_instance_within_a_secon
     let pen = simple_product(&a, &merchant, cat, "钢笔", "30.00", 10).await;
     let id = pen["id"].as_i64().unwrap();
     let detail = format!("/api/mall/products/{id}");
-    // B serves both from memory now.
+    // B serves both from memory now — once the events of A's writes have reached it (a late
+    // one drops what B cached before it, and the next read loads again).
     assert_eq!(b.get(&detail).await.json()["stock"], 10);
     assert_eq!(b.get("/api/mall/products").await.json()["items"][0]["price"], "30.00");
+    let settled = eventually(Duration::from_secs(2), || async {
+        let before = b.state.store.checkouts();
+        b.get(&detail).await;
+        b.get("/api/mall/products").await;
+        b.state.store.checkouts() == before
+    })
+    .await;
+    assert!(settled, "B's reads never came from memory");
     let checkouts = b.state.store.checkouts();
     for _ in 0..20 {
         b.get(&detail).await;
