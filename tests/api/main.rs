@@ -45,6 +45,7 @@ mod openapi;
 mod ops;
 mod page_security;
 mod pages;
+mod pay_way_back;
 mod payments;
 mod people;
 mod project_browser;
