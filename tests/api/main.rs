@@ -36,6 +36,7 @@ mod mall_browser;
 mod mall_coupons;
 mod mall_orders;
 mod mall_pages;
+mod mall_refund_failed;
 mod mall_story;
 mod media;
 mod migrations;
