@@ -46,6 +46,7 @@ mod openapi;
 mod ops;
 mod page_security;
 mod pages;
+mod parked_polls_browser;
 mod pay_way_back;
 mod payments;
 mod people;
