@@ -621,8 +621,8 @@ pub async fn reload_policy(state: &State) {
 }
 
 /// Keeps the rate limiters' memory to the clients seen lately, and hourly the sessions table
-/// to sessions that may still be used, callback bodies to their retention period and
-/// idempotency keys to their day.
+/// to sessions that may still be used, callback bodies and finished purpose steps to their
+/// retention period and idempotency keys to their day.
 async fn forget_idle_clients(state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
     let mut minutes = 0u32;
@@ -646,7 +646,7 @@ async fn forget_idle_clients(state: Arc<State>) {
                 Ok(purged) if purged == Default::default() => {}
                 Ok(purged) => tracing::info!(
                     ?purged,
-                    "purged callback bodies past retention and expired idempotency keys"
+                    "purged callback bodies and finished purpose steps past retention, and expired idempotency keys"
                 ),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying in an hour"),
             }

@@ -23,6 +23,7 @@ use crate::pay::provider::{Channel, Notification, NotifyError, RefundState};
 use crate::pay::qr::Format;
 use crate::pay::rfc3339;
 use crate::pay::status::{Snapshot, Status};
+use crate::store::StoreError;
 use crate::ui::{self, Section, Ui};
 
 #[cfg(feature = "sandbox")]
@@ -169,18 +170,78 @@ struct PayPage<'a> {
     late: bool,
     /// False while a purchase's provider order is being made: no QR code to show yet.
     has_qr: bool,
+    /// Where the page's buttons lead once it is paid, closed or refunded.
+    back: WayBack,
+}
+
+/// What a payment was for, as the pay page links back to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WayBack {
+    href: String,
+    /// Below a paid, refunded or closed payment.
+    label: &'static str,
+    /// Below a closed one (a donation offers to donate again).
+    closed_label: &'static str,
+    thanks: &'static str,
+}
+
+/// The payment's purpose and, for a backing, its project: one primary-key lookup each.
+const WAY_BACK: &str = "SELECT p.purpose, b.project_id
+       FROM payments p LEFT JOIN backings b ON b.order_no = p.order_no
+      WHERE p.order_no = $1";
+
+/// Where the pay page of `order_no` leads back to: the project of a backing, the buyer's
+/// order page of a mall order, the home page of a donation (or of a purpose unknown here).
+async fn way_back(state: &crate::app::State, order_no: &str) -> Result<(Section, String), AppError> {
+    let client = state.store.client().await?;
+    let statement = client.prepare_cached(WAY_BACK).await.map_err(StoreError::from)?;
+    let row = client
+        .query_opt(&statement, &[&order_no])
+        .await
+        .map_err(StoreError::from)?;
+    let purpose: Option<String> = row.as_ref().map(|r| r.get(0));
+    let project: Option<i64> = row.as_ref().and_then(|r| r.get(1));
+    Ok(match (purpose.as_deref(), project) {
+        (Some("backing"), Some(id)) => (Section::Projects, format!("/projects/{id}")),
+        (Some("mall_order"), _) => (Section::Mall, format!("/mall/orders/{order_no}")),
+        _ => (Section::Donate, "/".to_string()),
+    })
 }
 
 /// `GET /pay/{order_no}`: the pay page in the payer's language; its script keeps
 /// `#payment-status` current. An unknown order is the 404 page.
 pub async fn pay_page(state: &crate::app::State, parts: &Parts, order_no: &str) -> Result<Response, AppError> {
-    let ui = Ui::new(state, parts, Section::Donate).await;
     let order = match snapshot(&state.engine, order_no).await {
         Ok(order) => order,
-        Err(err @ AppError::NotFound) => return Ok(ui::error_page(ui, &err)),
+        Err(err @ AppError::NotFound) => {
+            let ui = Ui::new(state, parts, Section::Donate).await;
+            return Ok(ui::error_page(ui, &err));
+        }
         Err(other) => return Err(other),
     };
+    let (section, href) = way_back(state, order_no).await?;
+    let ui = Ui::new(state, parts, section).await;
     let t = ui.t;
+    let back = match section {
+        Section::Projects => WayBack {
+            href,
+            label: t.pay.back_project,
+            closed_label: t.pay.back_project,
+            thanks: t.pay.thanks_backing,
+        },
+        Section::Mall => WayBack {
+            href,
+            label: t.pay.view_order,
+            closed_label: t.pay.view_order,
+            thanks: t.pay.thanks_order,
+        },
+        _ => WayBack {
+            href,
+            label: t.pay.back_home,
+            closed_label: t.pay.donate_again,
+            thanks: t.pay.thanks,
+        },
+    };
     let amount = format_yuan(order.amount_fen);
     let page = PayPage {
         script: assets::url("pay.js"),
@@ -206,6 +267,7 @@ pub async fn pay_page(state: &crate::app::State, parts: &Parts, order_no: &str) 
         sandbox: state.sandbox.is_some(),
         late: order.late,
         has_qr: !order.code_url.is_empty(),
+        back,
         ui,
     };
     ui::page(page.ui.lang, StatusCode::OK, &page)

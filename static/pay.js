@@ -1,6 +1,9 @@
 // The pay page: keeps #payment-status current with one long-poll in flight at a time,
 // counts down to expiry, handles the final state once, drives the sandbox button, and
-// reloads once the QR code of an order still being made at the provider is ready.
+// reloads once the QR code of an order still being made at the provider is ready. The poll
+// holds one of the browser's few connections to the server: it is aborted when the page is
+// left (also into the back-forward cache), not started again while the page is hidden, and
+// started again when the page is shown (at once: the payer may have paid meanwhile).
 (function () {
   "use strict";
   var page = document.getElementById("pay");
@@ -16,7 +19,9 @@
     refunded: statusEl.dataset.labelRefunded
   };
   var finished = false;
-  var inFlight = false;
+  var controller = null; // the poll in flight
+  var timer = 0; // the next poll, after a failure
+  var left = false; // between pagehide and pageshow
   var failures = 0;
 
   function show(status) {
@@ -35,22 +40,50 @@
   }
 
   function poll() {
-    if (finished || inFlight) return;
-    inFlight = true;
-    fetch("/api/payments/" + encodeURIComponent(orderNo) + "?wait=25", { cache: "no-store" })
+    clearTimeout(timer);
+    timer = 0;
+    if (finished || left || controller) return;
+    if (document.visibilityState === "hidden") return; // visibilitychange starts it again
+    var mine = new AbortController();
+    controller = mine;
+    fetch("/api/payments/" + encodeURIComponent(orderNo) + "?wait=25", { cache: "no-store", signal: mine.signal })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
       .then(function (payment) {
-        inFlight = false;
+        if (controller !== mine) return;
+        controller = null;
         failures = 0;
         apply(payment);
-        if (!finished) poll();
+        poll();
       })
       .catch(function () {
-        inFlight = false;
+        // An aborted poll was stopped on purpose: whoever aborted it decides what follows.
+        if (controller !== mine || mine.signal.aborted) return;
+        controller = null;
         failures += 1;
-        setTimeout(poll, Math.min(10000, 500 * Math.pow(2, failures)));
+        if (!left) timer = setTimeout(poll, Math.min(10000, 500 * Math.pow(2, failures)));
       });
   }
+
+  function stop() {
+    clearTimeout(timer);
+    timer = 0;
+    var mine = controller;
+    controller = null;
+    if (mine) mine.abort();
+  }
+
+  window.addEventListener("pagehide", function () {
+    left = true;
+    stop();
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    left = false;
+    poll();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") poll();
+  });
 
   var countdown = document.getElementById("countdown");
   function tick() {

@@ -100,6 +100,11 @@ pub async fn explain_filtered_reads(
         "purge callback bodies".into(),
         explain(client, purge, &[&days, &5000_i64]).await?,
     ));
+    let outbox = crate::pay::retention::PURGE_OUTBOX;
+    plans.push((
+        "purge finished purpose steps".into(),
+        explain(client, outbox, &[&days, &5000_i64]).await?,
+    ));
     let keys = crate::pay::idempotency::PURGE;
     plans.push((
         "purge idempotency keys".into(),

@@ -34,6 +34,7 @@ impl Ui {
             "refund_refused" => m.event_refund_refused,
             "refund_approved" => m.event_refund_approved,
             "refunded" => m.event_refunded,
+            "refund_failed" => m.event_refund_failed,
             "paid_after_cancel" => m.event_paid_after_cancel,
             other => other,
         }

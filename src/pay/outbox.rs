@@ -1,4 +1,4 @@
-//! Running a purpose's steps (`on_paid`, `on_closed`, `on_refunded`) inside the payment's
+//! Running a purpose's steps (`on_paid`, `on_closed`, `on_refunded`, `on_refund_failed`) inside the payment's
 //! transaction, each in a SAVEPOINT. A step that fails is rolled back to its savepoint and
 //! written to `purpose_outbox` in the same transaction, so the payment commits and the money
 //! is never rolled back by a purpose. The retry (run by the reconcile job) takes an order's
@@ -24,6 +24,11 @@ pub enum Step<'a> {
         refund_no: &'a str,
         amount_fen: i64,
     },
+    /// A refund failed for good: its number and amount (fen).
+    RefundFailed {
+        refund_no: &'a str,
+        amount_fen: i64,
+    },
 }
 
 impl Step<'_> {
@@ -32,19 +37,20 @@ impl Step<'_> {
             Step::Paid => "paid",
             Step::Closed => "closed",
             Step::Refunded { .. } => "refunded",
+            Step::RefundFailed { .. } => "refund_failed",
         }
     }
 
     fn subject(&self) -> &str {
         match self {
-            Step::Refunded { refund_no, .. } => refund_no,
+            Step::Refunded { refund_no, .. } | Step::RefundFailed { refund_no, .. } => refund_no,
             _ => "",
         }
     }
 
     fn amount(&self) -> Option<i64> {
         match self {
-            Step::Refunded { amount_fen, .. } => Some(*amount_fen),
+            Step::Refunded { amount_fen, .. } | Step::RefundFailed { amount_fen, .. } => Some(*amount_fen),
             _ => None,
         }
     }
@@ -128,6 +134,10 @@ async fn call(
         Step::Closed => purpose.on_closed(tx, payment).await.map(|()| Verdict::Keep),
         Step::Refunded { amount_fen, .. } => purpose
             .on_refunded(tx, payment, amount_fen)
+            .await
+            .map(|()| Verdict::Keep),
+        Step::RefundFailed { refund_no, amount_fen } => purpose
+            .on_refund_failed(tx, payment, refund_no, amount_fen)
             .await
             .map(|()| Verdict::Keep),
     };
@@ -226,12 +236,17 @@ impl Engine {
         for step_row in &waiting {
             let id: i64 = step_row.get(0);
             let (name, subject): (&str, &str) = (step_row.get(1), step_row.get(2));
+            let amount_fen = step_row.get::<_, Option<i64>>(3).unwrap_or(0);
             let step = match name {
                 "paid" => Step::Paid,
                 "closed" => Step::Closed,
+                "refund_failed" => Step::RefundFailed {
+                    refund_no: subject,
+                    amount_fen,
+                },
                 _ => Step::Refunded {
                     refund_no: subject,
-                    amount_fen: step_row.get::<_, Option<i64>>(3).unwrap_or(0),
+                    amount_fen,
                 },
             };
             let outcome = match self.settings.purposes.get(&purpose) {

@@ -118,6 +118,22 @@ pub trait Purpose: Send + Sync + 'static {
     /// it): the module's derived numbers follow.
     fn on_refunded<'a>(&'a self, tx: &'a Transaction<'_>, payment: &'a PaymentRef, amount_fen: i64) -> Hook<'a, ()>;
 
+    /// Refund `refund_no` of `amount_fen` failed for good (the provider refused it, confirmed
+    /// by its books): the money stays with the payment and nothing is retried. The module
+    /// undoes what it did while the refund was asked (an order back from `refunding`) and
+    /// tells the payer. A refund that succeeds later after all still reaches `on_refunded`.
+    /// Default: nothing.
+    fn on_refund_failed<'a>(
+        &'a self,
+        tx: &'a Transaction<'_>,
+        payment: &'a PaymentRef,
+        refund_no: &'a str,
+        amount_fen: i64,
+    ) -> Hook<'a, ()> {
+        let _ = (tx, payment, refund_no, amount_fen);
+        Box::pin(async { Ok(()) })
+    }
+
     /// On every instance, after a payment of this purpose changed to `status` (from the
     /// event bus, also after an outbox retry applied a step): drop what the module keeps in
     /// memory that this changes (cached rankings, progress). Must be quick; no I/O.

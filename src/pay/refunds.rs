@@ -1,6 +1,8 @@
 //! Refunds: queue (never more than what is left, under the order's row lock), submit to the
 //! provider (idempotent by refund number, so re-submitting is how they are retried), and apply
-//! the outcome — a success adds to `refunded_fen` exactly once, audited and announced.
+//! the outcome — a success adds to `refunded_fen` exactly once, audited and announced; a
+//! final failure runs the purpose's `on_refund_failed` (its module undoes what the request
+//! changed), once.
 //!
 //! A refund is `failed` only when the provider says so for certain: a signed refusal its
 //! documentation calls final, confirmed by a refund query that finds nothing, or a refund the
@@ -40,6 +42,10 @@ const REFUND_SUCCEEDED: &str = "UPDATE refunds r SET status = 'succeeded', provi
 
 const REFUND_FAILED: &str = "UPDATE refunds SET status = 'failed', failure = $2, updated_at = now()
       WHERE refund_no = $1 AND status = 'processing' RETURNING order_no, amount_fen";
+
+/// The payment of a refund that failed, locked for its purpose's hook.
+const LOCK_PAYMENT: &str = "SELECT purpose, channel, amount_fen, late, cancel_requested_at IS NOT NULL, refunded_fen,
+        purpose_backlog FROM payments WHERE order_no = $1 FOR UPDATE";
 
 const PAYMENT_REFUNDED: &str =
     "UPDATE payments SET refunded_fen = refunded_fen + $2, status = 'refunded', updated_at = now()
@@ -361,21 +367,7 @@ impl Engine {
                 false
             }
             RefundState::Failed { reason } => {
-                if let Some(row) = tx.query_opt(REFUND_FAILED, &[&refund_no, reason]).await? {
-                    let detail = serde_json::json!({"refund_no": refund_no, "reason": reason});
-                    let order_no: String = row.get(0);
-                    insert_event(
-                        &tx,
-                        &order_no,
-                        "refund_failed",
-                        None,
-                        None,
-                        Some(row.get(1)),
-                        source,
-                        detail,
-                    )
-                    .await?;
-                }
+                self.refund_failed(&tx, refund_no, reason, source).await?;
                 false
             }
             RefundState::Succeeded { refund_id } => self.refund_succeeded(&tx, refund_no, refund_id, source).await?,
@@ -385,6 +377,49 @@ impl Engine {
             self.metrics.refunds_succeeded.fetch_add(1, Ordering::Relaxed);
             self.status.changed(order_no).await;
         }
+        Ok(())
+    }
+
+    /// Marks a processing refund failed, with its event and the purpose's `on_refund_failed`
+    /// (the payment row locked after the refund's, as a success locks them); nothing when it
+    /// was not processing.
+    async fn refund_failed(
+        &self,
+        tx: &Transaction<'_>,
+        refund_no: &str,
+        reason: &str,
+        source: &str,
+    ) -> Result<(), EngineError> {
+        let Some(row) = tx
+            .query_opt(&tx.prepare_cached(REFUND_FAILED).await?, &[&refund_no, &reason])
+            .await?
+        else {
+            return Ok(());
+        };
+        let order_no: String = row.get(0);
+        let amount: i64 = row.get(1);
+        let payment = tx
+            .query_one(&tx.prepare_cached(LOCK_PAYMENT).await?, &[&order_no])
+            .await?;
+        let purpose: String = payment.get(0);
+        let of = PaymentRef {
+            order_no: order_no.clone(),
+            channel: payment.try_get(1)?,
+            amount_fen: payment.get(2),
+            late: payment.get(3),
+            cancelled: payment.get(4),
+            refunded_fen: payment.get(5),
+        };
+        let backlog: i32 = payment.get(6);
+        let step = Step::RefundFailed {
+            refund_no,
+            amount_fen: amount,
+        };
+        if run_step(tx, &self.settings.purposes, &purpose, &of, step, backlog).await? == Ran::Deferred {
+            self.metrics.purpose_steps_deferred.fetch_add(1, Ordering::Relaxed);
+        }
+        let detail = serde_json::json!({"refund_no": refund_no, "reason": reason});
+        insert_event(tx, &order_no, "refund_failed", None, None, Some(amount), source, detail).await?;
         Ok(())
     }
 

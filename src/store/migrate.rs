@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (17, "0017_mall_orders", include_str!("migrations/0017_mall_orders.sql")),
     (19, "0019_community", include_str!("migrations/0019_community.sql")),
+    (
+        20,
+        "0020_purpose_outbox",
+        include_str!("migrations/0020_purpose_outbox.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serializes migrations across instances.

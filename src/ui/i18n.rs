@@ -360,6 +360,12 @@ pub struct Pay {
     /// A purchase whose provider order is still being made.
     pub qr_preparing: &'static str,
     pub back_home: &'static str,
+    /// The pay page of a crowdfunding backing: back to its project.
+    pub back_project: &'static str,
+    /// The pay page of a mall order: to the buyer's order page.
+    pub view_order: &'static str,
+    pub thanks_backing: &'static str,
+    pub thanks_order: &'static str,
     pub closed_text: &'static str,
     pub donate_again: &'static str,
     pub refunded_text: &'static str,

@@ -1,10 +1,10 @@
 //! Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`):
 //! one browser per test, pages opened as targets, cookies set, scripts evaluated, viewports
-//! emulated and screenshots taken. Used by admin_browser.rs and screenshots.rs.
+//! emulated, screenshots taken, and a page's load awaited with a time limit. Used by admin_browser.rs and screenshots.rs.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,6 +171,66 @@ impl DevTools {
             self.wait_for(session, &check, Duration::from_secs(20)),
             "{url} did not load"
         );
+    }
+
+    /// Starts loading `url` and waits up to `limit` for that document's `load` lifecycle
+    /// event, reading the pipe only when it has something: a page that cannot load (its
+    /// request waiting for a connection) answers false instead of blocking the test.
+    pub fn load_within(&mut self, session: &str, url: &str, limit: Duration) -> bool {
+        self.send(Some(session), "Page.enable", json!({}));
+        self.send(
+            Some(session),
+            "Page.setLifecycleEventsEnabled",
+            json!({"enabled": true}),
+        );
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"id": id, "method": "Page.navigate", "params": {"url": url}, "sessionId": session});
+        let mut bytes = message.to_string().into_bytes();
+        bytes.push(0);
+        self.to_browser.write_all(&bytes).expect("command sent");
+        let deadline = Instant::now() + limit;
+        let (mut ours, mut loaded) = (None::<String>, Vec::<String>::new());
+        while let Some(message) = self.message_before(deadline) {
+            if message["id"] == id {
+                assert!(message.get("error").is_none(), "Page.navigate: {message}");
+                ours = message["result"]["loaderId"].as_str().map(str::to_string);
+            } else if message["method"] == "Page.lifecycleEvent"
+                && message["sessionId"] == session
+                && message["params"]["name"] == "load"
+            {
+                loaded.extend(message["params"]["loaderId"].as_str().map(str::to_string));
+            }
+            if ours.as_ref().is_some_and(|loader| loaded.contains(loader)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The next message from the browser, or `None` once `deadline` passes without one.
+    fn message_before(&mut self, deadline: Instant) -> Option<Value> {
+        while !self.from_browser.buffer().contains(&0) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut fd = libc::pollfd {
+                fd: self.from_browser.get_ref().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+            // SAFETY: one valid pollfd for the duration of the call.
+            if unsafe { libc::poll(&mut fd, 1, ms) } > 0 {
+                break;
+            }
+        }
+        let mut raw = Vec::new();
+        let n = self.from_browser.read_until(0, &mut raw).expect("message read");
+        assert!(n > 0, "chromium closed the pipe");
+        raw.pop();
+        Some(serde_json::from_slice(&raw).expect("JSON from chromium"))
     }
 
     /// Replaces the browser's cookies with `cookies` (name, value) for `origin`.

@@ -1,5 +1,5 @@
 //! Every filter of the admin area and every housekeeping delete has its index: on 100 000
-//! payments, donations and callbacks (made by one `INSERT … SELECT generate_series` each),
+//! payments, donations, callbacks and finished purpose steps (made by one `INSERT … SELECT generate_series` each),
 //! the plans a cached prepared statement would use scan no big table sequentially.
 
 use crate::helpers::fresh_database;
@@ -27,6 +27,10 @@ SELECT 'RF' || lpad(i::text, 8, '0'), md5(i::text), 1,
        'test', CASE WHEN i % 500 = 7 THEN 'processing' WHEN i % 500 = 57 THEN 'failed' ELSE 'succeeded' END,
        now() - make_interval(mins => i)
   FROM generate_series(7, 100000, 50) i;
+INSERT INTO purpose_outbox (order_no, purpose, step, next_attempt_at, created_at, done_at)
+SELECT md5(i::text), 'donation', 'paid', now(), now() - make_interval(mins => i),
+       CASE WHEN i % 1000 = 0 THEN NULL ELSE now() - make_interval(mins => i) END
+  FROM generate_series(1, 100000) i;
 INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, locked_until, expires_at)
 SELECT 'POST /api/donations|ip:10.0.0.1', 'k' || i, sha256(i::text::bytea), md5(i::text), now(),
        now() + make_interval(mins => i)
@@ -39,7 +43,16 @@ fn seq_scans(plan: &serde_json::Value, found: &mut Vec<String>) {
         serde_json::Value::Object(node) => {
             if node.get("Node Type").and_then(|t| t.as_str()) == Some("Seq Scan") {
                 let table = node.get("Relation Name").and_then(|t| t.as_str()).unwrap_or("?");
-                if ["payments", "donations", "callback_inbox", "refunds", "idempotency_keys"].contains(&table) {
+                if [
+                    "payments",
+                    "donations",
+                    "callback_inbox",
+                    "refunds",
+                    "idempotency_keys",
+                    "purpose_outbox",
+                ]
+                .contains(&table)
+                {
                     found.push(format!("Seq Scan on {table}"));
                 }
             }

@@ -82,10 +82,7 @@ async fn a_buyer_finds_picks_pays_and_confirms_while_the_merchant_ships_in_a_rea
             assert_eq!(tools.eval(&page, "document.querySelector('.pay-amount').textContent.trim()"), json!("¥277.80"));
             shot(&mut tools, &page, "5-pay");
             // The payer's phone (another browser) presses the sandbox's pay button; the
-            // buyer's page turns paid in place. (The buyer's own browser has, by now, six
-            // requests parked on the server — the unread-count long-polls of the pages it
-            // left and the pay page's status poll — and Chromium opens six connections per
-            // server, so a seventh request there waits for one to end.)
+            // buyer's page turns paid in place.
             let mut phone = DevTools::start(browser, &phone_profile);
             let phone_page = phone.open_page();
             phone.viewport(&phone_page, 390, 844, true);

@@ -9,7 +9,10 @@
 //! - closed (expired, cancelled, or its provider order never made): `pending_payment →
 //!   cancelled`, stock and coupon back;
 //! - refunded: a full refund ends the order `refunded` (stock back if nothing shipped, sales
-//!   lowered) and tells the buyer; a partial one (by an admin) is written in the timeline.
+//!   lowered) and tells the buyer; a partial one (by an admin) is written in the timeline;
+//! - refund failed for good: the order's own refund puts it back where the request found it
+//!   (`refunding → paid | shipped`, its refund number cleared so a new request and approval
+//!   make a new refund); any failed refund is written in the timeline and told to the buyer.
 //!
 //! Rows are locked in one order everywhere — products, then SKUs (by id), then the coupon
 //! copy — the order checkout and product edits use too, so no two transactions deadlock.
@@ -47,6 +50,16 @@ impl Purpose for MallOrder {
 
     fn on_refunded<'a>(&'a self, tx: &'a Transaction<'_>, payment: &'a PaymentRef, amount_fen: i64) -> Hook<'a, ()> {
         Box::pin(refunded(tx, payment, amount_fen))
+    }
+
+    fn on_refund_failed<'a>(
+        &'a self,
+        tx: &'a Transaction<'_>,
+        payment: &'a PaymentRef,
+        refund_no: &'a str,
+        amount_fen: i64,
+    ) -> Hook<'a, ()> {
+        Box::pin(refund_failed(tx, payment, refund_no, amount_fen))
     }
 }
 
@@ -239,6 +252,53 @@ async fn refunded(tx: &Transaction<'_>, payment: &PaymentRef, amount_fen: i64) -
     let text = format!("订单 {no} 已退款 ¥{}，原路退回", format_yuan(amount_fen));
     let key = format!("refund:{no}:{}", payment.refunded_fen);
     notify(tx, buyer, Kind::Refund, no, &text, &key).await?;
+    Ok(())
+}
+
+/// Back from `refunding` to where the request found the order, when the refund that failed
+/// is the one its approval made.
+const REFUND_FAILED: &str = "UPDATE mall_orders SET status = refund_from, refund_no = NULL, updated_at = now()
+  WHERE order_no = $1 AND status = 'refunding' AND refund_no = $2 RETURNING status";
+const BUYER: &str = "SELECT buyer_id FROM mall_orders WHERE order_no = $1";
+
+async fn refund_failed(
+    tx: &Transaction<'_>,
+    payment: &PaymentRef,
+    refund_no: &str,
+    amount_fen: i64,
+) -> Result<(), HookError> {
+    let no = payment.order_no.as_str();
+    let buyer: i64 = tx
+        .query_opt(&tx.prepare_cached(BUYER).await?, &[&no])
+        .await?
+        .ok_or("no mall order for this payment")?
+        .get(0);
+    let back: Option<String> = tx
+        .query_opt(&tx.prepare_cached(REFUND_FAILED).await?, &[&no, &refund_no])
+        .await?
+        .map(|row| row.get(0));
+    let detail = serde_json::json!({"refund_no": refund_no, "amount_fen": amount_fen});
+    let from = back.as_ref().map(|_| "refunding");
+    event(tx, no, "refund_failed", from, back.as_deref(), None, "payment", detail).await?;
+    let text = match &back {
+        Some(_) => format!(
+            "订单 {no} 的退款 ¥{} 未能完成，款项未退回；订单已恢复，可重新申请退款",
+            format_yuan(amount_fen)
+        ),
+        None => format!(
+            "订单 {no} 的退款 ¥{} 未能完成，款项未退回；请联系客服",
+            format_yuan(amount_fen)
+        ),
+    };
+    notify(
+        tx,
+        buyer,
+        Kind::Refund,
+        no,
+        &text,
+        &format!("refund_failed:{refund_no}"),
+    )
+    .await?;
     Ok(())
 }
 
