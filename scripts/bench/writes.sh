@@ -26,9 +26,13 @@
 # per-user limit on unpaid orders or backings exists, but the requests still go round-robin
 # over WRITE_USERS buyers (sessions are cached per token, each read once) and WRITE_SKUS SKUs
 # (one SKU's row lock would serialize every checkout); the one project's reward row is
-# shared by every backing, as on a real launch day. The server runs at most
-# database.pool_size − 1 checkouts and (pool_size − 1) / 2 backings at once (its gates, see
-# README): the others wait in it, which the measurement includes.
+# shared by every backing, as on a real launch day. A purchase holds one pooled connection
+# while its transaction runs and none during the provider call: with more connections than
+# database.pool_size the others wait for the pool, which the measurement includes.
+#
+# PERF_DIR=dir (and SERVER_CPU, 0) profiles the server core during every run with `perf
+# record -a`: dir/KEY.txt says which process and library spent it (the server, PostgreSQL,
+# the kernel), for the wrk runs and their pgbench references alike.
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -104,12 +108,22 @@ rows() {
     *backing) sql -c "SELECT count(*) FROM backings WHERE project_id = $project" ;;
   esac
 }
+# profiled KEY: with PERF_DIR set, samples every process on the server core (the server and
+# its PostgreSQL) for DURATION into PERF_DIR/KEY.perf, in the background, and prints who
+# spent the core (`perf report --sort comm,dso`) into PERF_DIR/KEY.txt once it is done.
+profiled() {
+  [ -n "${PERF_DIR:-}" ] || return 0
+  mkdir -p "$PERF_DIR"
+  (perf record -q -a -C "${SERVER_CPU:-0}" -o "$PERF_DIR/$1.perf" -- sleep "$DURATION" 2>/dev/null &&
+    perf report -q -i "$PERF_DIR/$1.perf" --sort comm,dso --stdio 2>/dev/null | head -25 >"$PERF_DIR/$1.txt") &
+}
 # wrk_run KEY LUA [lua args…]: appends "req/s p50_ms p99_ms" to OUT_DIR/KEY.
 wrk_run() {
   local key=$1 script=$2
   shift 2
   local before after wrk_out
   before=$(rows "$key")
+  profiled "$key"
   wrk_out=$(on_load wrk -t1 -c"$WRITE_CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$server" -- "$@")
   after=$(rows "$key")
   local rps p50 p99 answers errors
@@ -128,6 +142,7 @@ pgbench_run() {
   local key=$1 script=$2
   shift 2
   local pg_out status=0
+  profiled "$key"
   pg_out=$(on_load pgbench -h "$pg_dir" -U postgres -n -M prepared -c "$WRITE_CONNECTIONS" -j 1 \
     -T "$DURATION" -f "$script" "$@" zhifu 2>&1) || status=$?
   awk '/^tps = / {tps = $3} /^latency average/ {lat = $4} END {print tps, lat}' <<<"$pg_out" >>"$out/$key"
@@ -147,3 +162,4 @@ for round in $(seq 1 "$ROUNDS"); do
   pgbench_run pg_backing "$here/pg-backing.sql" "${pg_vars[@]}" -D project="$project" -D reward="$reward"
   wrk_run backing "$here/backing.lua" "$tmp/buyers" "$project" "$reward"
 done
+wait # the profiles
