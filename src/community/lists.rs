@@ -326,6 +326,13 @@ pub async fn public_list(state: &State, key: ListKey) -> Result<Bytes, AppError>
     if let Some(hit) = community.lists.get(&key) {
         return Ok(hit);
     }
+    // One load per list at a time: when a hot list expires under load, the other readers
+    // wait for this load instead of each querying.
+    let flight = community.list_flights.of(&key);
+    let _flying = flight.lock().await;
+    if let Some(hit) = community.lists.get(&key) {
+        return Ok(hit);
+    }
     let generation = community.generation.load(Ordering::SeqCst);
     let body = Box::pin(async {
         let filter = Filter {

@@ -34,6 +34,7 @@ use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 
 use crate::config;
+use crate::store::flights::Flights;
 use crate::store::fresh::Fresh;
 use crate::store::{Store, StoreError};
 pub use lists::{Filter, ListKey, Range, Sort, query_posts};
@@ -68,6 +69,8 @@ pub struct Community {
     pub moderator: Moderator,
     posts: Fresh<Option<Arc<PostEntry>>>,
     lists: moka::sync::Cache<ListKey, Bytes>,
+    /// One load per list at a time.
+    list_flights: Flights<ListKey>,
     boards: moka::sync::Cache<(), Bytes>,
     /// Bumped by every invalidation of lists or boards; an answer computed across a bump is
     /// not cached, so a read that raced a write cannot outlive it.
@@ -97,6 +100,7 @@ impl Community {
                 .max_capacity(10_000)
                 .time_to_live(LIST_TTL)
                 .build(),
+            list_flights: Flights::default(),
             boards: moka::sync::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(Duration::from_secs(60))

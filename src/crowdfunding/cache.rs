@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::model::Status;
+use crate::store::flights::Flights;
 
 /// Which list: every parameter of a `GET /api/projects` that is cached (no `q`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +72,8 @@ pub struct Cache {
     generation: AtomicU64,
     /// A std mutex: never held across an await.
     caching: Mutex<()>,
+    /// One load per list page at a time (see [`Cache::list_flight`]).
+    list_flights: Flights<ListKey>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -96,6 +99,7 @@ impl Default for Cache {
             lists,
             generation: AtomicU64::new(0),
             caching: Mutex::new(()),
+            list_flights: Flights::default(),
         }
     }
 }
@@ -122,6 +126,12 @@ impl Cache {
         if self.generation.load(Ordering::SeqCst) == generation {
             self.details.insert(id, body);
         }
+    }
+
+    /// The lock that makes concurrent misses of list page `key` wait for one load; `None`
+    /// for a page that is not cached (waiting would gain nothing).
+    pub fn list_flight(&self, key: &ListKey) -> Option<std::sync::Arc<tokio::sync::Mutex<()>>> {
+        (key.page <= MAX_CACHED_PAGE).then(|| self.list_flights.of(key))
     }
 
     /// Keeps a list page read at `generation`, unless something changed since.

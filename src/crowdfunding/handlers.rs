@@ -203,9 +203,22 @@ pub(super) async fn list_body(state: &State, query: &ListQuery) -> Result<(Bytes
 /// `GET /api/projects?status=&sort=&q=&page=&size=`
 pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
     let query = list_query(parts.uri.query())?;
-    if query.q.is_none()
-        && let Some(hit) = state.crowdfunding.cache.list(&query.key)
-    {
+    let cache = &state.crowdfunding.cache;
+    if query.q.is_some() {
+        let (body, ..) = list_body(state, &query).await?;
+        return Ok(respond::json(StatusCode::OK, body));
+    }
+    if let Some(hit) = cache.list(&query.key) {
+        return Ok(respond::json(StatusCode::OK, hit));
+    }
+    // One load per page at a time: when a hot page expires under load, the other readers
+    // wait for this load instead of each querying.
+    let flight = cache.list_flight(&query.key);
+    let _flying = match &flight {
+        Some(flight) => Some(flight.lock().await),
+        None => None,
+    };
+    if let Some(hit) = cache.list(&query.key) {
         return Ok(respond::json(StatusCode::OK, hit));
     }
     let (body, ..) = list_body(state, &query).await?;

@@ -10,9 +10,8 @@
 //! expires with its period, and a short TTL is the safety net. A hit does no I/O and no
 //! serialization.
 
-use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use time::OffsetDateTime;
 use crate::error::AppError;
 use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
+use crate::store::flights::Flights;
 use crate::store::{Store, StoreError};
 use crate::ui::Lang;
 
@@ -321,7 +321,7 @@ pub struct Rankings {
     /// slip between the other's two steps. A std mutex: never held across an await.
     caching: Mutex<()>,
     /// One computation per key at a time: later askers wait for the first one's answer.
-    flights: Mutex<HashMap<CacheKey, Weak<tokio::sync::Mutex<()>>>>,
+    flights: Flights<CacheKey>,
     timezone: String,
 }
 
@@ -343,7 +343,7 @@ impl Rankings {
                 .build(),
             generation: AtomicU64::new(0),
             caching: Mutex::new(()),
-            flights: Mutex::new(HashMap::new()),
+            flights: Flights::default(),
             timezone: timezone.to_string(),
         }
     }
@@ -364,22 +364,6 @@ impl Rankings {
     pub fn cached_bytes(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.weighted_size()
-    }
-
-    /// The in-flight lock of `key`.
-    fn flight(&self, key: &CacheKey) -> Arc<tokio::sync::Mutex<()>> {
-        let Ok(mut flights) = self.flights.lock() else {
-            return Arc::new(tokio::sync::Mutex::new(()));
-        };
-        if let Some(existing) = flights.get(key).and_then(Weak::upgrade) {
-            return existing;
-        }
-        if flights.len() > 256 && flights.len().is_power_of_two() {
-            flights.retain(|_, f| f.strong_count() > 0);
-        }
-        let flight = Arc::new(tokio::sync::Mutex::new(()));
-        flights.insert(key.clone(), Arc::downgrade(&flight));
-        flight
     }
 
     /// The ranking's body when it is cached: what `ranking` answers on a hit, without a
@@ -411,7 +395,7 @@ impl Rankings {
         if !key.cacheable() {
             return Ok(Box::pin(load()).await?.0);
         }
-        let flight = self.flight(&key);
+        let flight = self.flights.of(&key);
         let _flying = flight.lock().await;
         // The one computing before us may have cached it.
         if let Some(hit) = self.cache.get(&key) {

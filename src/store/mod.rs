@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod embedded;
 pub mod events;
+pub mod flights;
 pub mod fresh;
 pub mod migrate;
 

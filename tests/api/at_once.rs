@@ -106,3 +106,26 @@ async fn cached_reads_answer_at_once_exactly_as_their_handlers() {
     let bad = app.get(&format!("/api/payments/{order}?wait=99")).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Fires `n` reads of `path` at once and returns how many pool connections they took.
+async fn checkouts_of_concurrent_reads(app: &TestApp, path: &str, n: usize) -> u64 {
+    let before = app.state.store.checkouts();
+    let reads = (0..n).map(|_| app.get(path));
+    for answer in futures_util::future::join_all(reads).await {
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
+    }
+    app.state.store.checkouts() - before
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_a_list_load_it_once() {
+    let app = spawn_app().await;
+    app.sql(SEED).await;
+    for path in ["/api/community/posts?sort=hot", "/api/projects"] {
+        app.get(path).await;
+        // Everything dropped, as an event or the lists' expiry does under load.
+        app.state.community.changed_all();
+        app.state.crowdfunding.cache.changed_all();
+        assert_eq!(checkouts_of_concurrent_reads(&app, path, 20).await, 1, "{path}");
+    }
+}
