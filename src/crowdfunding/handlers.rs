@@ -81,12 +81,6 @@ pub async fn edit(state: &State, parts: &Parts, id: i64, body: &[u8]) -> Result<
     private_answer(state, id, StatusCode::OK).await
 }
 
-/// `GET /api/projects/{id}` from the cache, when it is there: no I/O, no serialization.
-pub fn cached_detail(state: &State, id: i64) -> Option<Response> {
-    let body = state.crowdfunding.cache.detail(id)?;
-    Some(respond::json(StatusCode::OK, body))
-}
-
 /// A public read of `route` answered from memory, or `None` (the general path answers): a
 /// project's detail (public projects are cached, the same for every reader) and the lists
 /// without a search.
@@ -125,8 +119,8 @@ pub async fn public_detail(state: &State, id: i64) -> Result<Option<(Bytes, read
 /// `GET /api/projects/{id}` when the cache did not have it: public projects for everyone,
 /// the others for their owner and reviewers only (404 to anyone else).
 pub async fn detail(state: &State, parts: &Parts, id: i64) -> Result<Response, AppError> {
-    if let Some(hit) = cached_detail(state, id) {
-        return Ok(hit);
+    if let Some(hit) = state.crowdfunding.cache.detail(id) {
+        return Ok(respond::json(StatusCode::OK, hit));
     }
     let (body, view) = public_detail(state, id).await?.ok_or(AppError::NotFound)?;
     let who = state.sessions.principal(&state.store, parts).await.ok().flatten();

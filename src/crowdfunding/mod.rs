@@ -32,7 +32,7 @@ mod shipping;
 mod updates;
 
 pub use backing::{on_closed, on_paid, on_refunded};
-pub use handlers::{cached_detail, cached_read};
+pub use handlers::cached_read;
 pub use purpose::{Backing, NAME};
 pub use route::{Route, dispatch};
 /// The request bodies, for the API description.

@@ -150,12 +150,13 @@ impl Route<'_> {
         }
     }
 
-    /// Reads that answer 503 rather than wait on a database that stopped answering (the
-    /// project detail bounds its own cache misses).
+    /// Reads that answer 503 rather than wait on a database that stopped answering (on a
+    /// cache miss: hits are answered on the request path, `http::at_once`).
     pub fn is_bounded_read(&self) -> bool {
         matches!(
             self,
-            Route::Backers(_)
+            Route::Project(_)
+                | Route::Backers(_)
                 | Route::MyBackings
                 | Route::MyProjects
                 | Route::Queue

@@ -299,18 +299,6 @@ async fn dispatch(
         Route::Mall(route) => Box::pin(mall::dispatch(state, route, parts, body, ip)).await,
         Route::Community(route) => Box::pin(community::dispatch(state, route, parts, body, ip)).await,
         Route::Notifications(route) => Box::pin(notify::dispatch(state, route, parts, body)).await,
-        // A cached project detail is a hot read: served unboxed, without I/O.
-        Route::Crowdfunding(crowdfunding::Route::Project(id)) => match crowdfunding::cached_detail(state, id) {
-            Some(hit) => Ok(hit),
-            // A miss reads the database: bounded, as the other reads are.
-            None => {
-                let route = crowdfunding::Route::Project(id);
-                Box::pin(crate::store::bounded(crowdfunding::dispatch(
-                    state, route, parts, body, ip,
-                )))
-                .await
-            }
-        },
         Route::Crowdfunding(route) => Box::pin(crowdfunding::dispatch(state, route, parts, body, ip)).await,
         Route::NotFound => Box::pin(ui::not_found(state, parts)).await,
         Route::MethodNotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
