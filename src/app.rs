@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use http::HeaderMap;
 use http::header::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -74,10 +73,10 @@ pub struct State {
 }
 
 impl State {
-    /// The request's id: a sane incoming `X-Request-Id`, else a new one. Written without
+    /// The request's id: a sane `X-Request-Id` the client `sent`, else a new one. Written without
     /// `format!`: this runs on every request.
-    pub fn request_id(&self, headers: &HeaderMap) -> HeaderValue {
-        if let Some(id) = headers.get(&crate::http::X_REQUEST_ID) {
+    pub fn request_id(&self, sent: Option<&HeaderValue>) -> HeaderValue {
+        if let Some(id) = sent {
             let bytes = id.as_bytes();
             let sane = !bytes.is_empty()
                 && bytes.len() <= 64

@@ -21,6 +21,7 @@ use crate::error::AppError;
 use crate::pay::money::format_yuan;
 use crate::pay::rfc3339;
 use crate::store::flights::Flights;
+use crate::store::hot::Front;
 use crate::store::{Store, StoreError};
 use crate::ui::Lang;
 
@@ -322,6 +323,8 @@ pub struct Rankings {
     caching: Mutex<()>,
     /// One computation per key at a time: later askers wait for the first one's answer.
     flights: Flights<CacheKey>,
+    /// Each worker's copies of the answers it serves most.
+    front: Front<CacheKey>,
     timezone: String,
 }
 
@@ -344,6 +347,7 @@ impl Rankings {
             generation: AtomicU64::new(0),
             caching: Mutex::new(()),
             flights: Flights::default(),
+            front: Front::default(),
             timezone: timezone.to_string(),
         }
     }
@@ -353,6 +357,7 @@ impl Rankings {
         let _caching = self.caching.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
+        self.front.changed();
     }
 
     /// How many times the answers were dropped since start.
@@ -367,21 +372,25 @@ impl Rankings {
     }
 
     /// The ranking's body when it is cached: what `ranking` answers on a hit, without a
-    /// future (the request path answers hits at once).
-    pub fn ranking_cached(&self, key: RankingKey) -> Option<Bytes> {
-        self.cache.get(&CacheKey::Ranking(key)).map(|hit| hit.body)
+    /// future (the request path answers hits at once). `now` is the request's start.
+    pub fn ranking_cached(&self, key: RankingKey, now: Instant) -> Option<Bytes> {
+        self.hit(CacheKey::Ranking(key), now)
     }
 
     /// The recent donations' body when it is cached (see [`Rankings::ranking_cached`]).
-    pub fn recent_cached(&self, category_id: Option<i64>, limit: u32) -> Option<Bytes> {
-        self.cache
-            .get(&CacheKey::Recent(category_id, limit))
-            .map(|hit| hit.body)
+    pub fn recent_cached(&self, category_id: Option<i64>, limit: u32, now: Instant) -> Option<Bytes> {
+        self.hit(CacheKey::Recent(category_id, limit), now)
     }
 
     /// The totals' body when it is cached (see [`Rankings::ranking_cached`]).
-    pub fn stats_cached(&self) -> Option<Bytes> {
-        self.cache.get(&CacheKey::Stats).map(|hit| hit.body)
+    pub fn stats_cached(&self, now: Instant) -> Option<Bytes> {
+        self.hit(CacheKey::Stats, now)
+    }
+
+    /// `key`'s answer from this worker's front, else from the cache.
+    fn hit(&self, key: CacheKey, now: Instant) -> Option<Bytes> {
+        self.front
+            .get_or(&key, now, || self.cache.get(&key).map(|hit| (hit.body, hit.expires)))
     }
 
     async fn cached_or<F, Fut>(&self, key: CacheKey, load: F) -> Result<Bytes, AppError>
@@ -417,6 +426,7 @@ impl Rankings {
                     expires,
                 },
             );
+            self.front.changed();
         }
         Ok(body)
     }

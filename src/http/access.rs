@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
@@ -62,6 +62,29 @@ struct Local {
     /// `2026-12-06T03:20:28.` for `second`, rebuilt when the second changes.
     second: u64,
     stamp: Vec<u8>,
+    /// The wall clock read at a monotonic instant, at most [`ANCHOR_FOR`] ago: a line's time
+    /// is counted from it, so that a request reads the clock once (for its duration).
+    anchor: Option<(Instant, Duration)>,
+    /// The last client address written, and its text.
+    last_ip: Option<(IpAddr, Vec<u8>)>,
+}
+
+/// How long a wall-clock reading serves as the anchor of line times (the two clocks drift
+/// apart by well under a millisecond in that time).
+const ANCHOR_FOR: Duration = Duration::from_secs(1);
+
+impl Local {
+    /// The wall-clock time (since the Unix epoch) at the monotonic instant `at`.
+    fn wall(&mut self, at: Instant) -> Duration {
+        match self.anchor {
+            Some((mono, wall)) if at >= mono && at - mono < ANCHOR_FOR => wall + (at - mono),
+            _ => {
+                let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                self.anchor = Some((at, wall));
+                wall
+            }
+        }
+    }
 }
 
 impl AccessLog {
@@ -91,29 +114,48 @@ impl AccessLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Records one request.
-    pub fn record(self: &Arc<Self>, request_id: &str, ip: IpAddr, method: &str, path: &str, status: u16, micros: u64) {
+    /// Records one request, answered at the instant `at`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        self: &Arc<Self>,
+        request_id: &str,
+        ip: IpAddr,
+        method: &str,
+        path: &str,
+        status: u16,
+        micros: u64,
+        at: Instant,
+    ) {
         if !STDOUT.load(Ordering::Relaxed) {
             tracing::info!(target: "zhifu::access", request_id, %ip, method, path, status, micros);
             return;
         }
         LOCAL.with_borrow_mut(|local| {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = local.wall(at);
             if local.stamp.is_empty() || local.second != now.as_secs() {
                 local.second = now.as_secs();
                 local.stamp = stamp(now.as_secs());
             }
-            let shard = shard_of(&mut local.shards, self);
+            // Taken apart: the shard and the address's text are borrowed at once.
+            let Local {
+                shards, stamp, last_ip, ..
+            } = local;
+            let shard = shard_of(shards, self);
             let mut lines = shard.lines.lock().unwrap_or_else(|e| e.into_inner());
             if lines.len() > MAX_BUFFER {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            if last_ip.as_ref().is_none_or(|(last, _)| *last != ip) {
+                let mut text = Vec::with_capacity(15);
+                write_ip(ip, &mut text);
+                *last_ip = Some((ip, text));
+            }
             let line = Line {
-                stamp: &local.stamp,
+                stamp,
                 micros_of_second: now.subsec_micros(),
                 request_id,
-                ip,
+                ip: last_ip.as_ref().map_or(&[], |(_, text)| text),
                 method,
                 path,
                 status,
@@ -218,7 +260,8 @@ struct Line<'a> {
     stamp: &'a [u8],
     micros_of_second: u32,
     request_id: &'a str,
-    ip: IpAddr,
+    /// The client address as text.
+    ip: &'a [u8],
     method: &'a str,
     path: &'a str,
     status: u16,
@@ -243,7 +286,7 @@ impl Line<'_> {
         out.extend_from_slice(b"  INFO zhifu::access: request_id=");
         out.extend_from_slice(self.request_id.as_bytes());
         out.extend_from_slice(b" ip=");
-        ip(self.ip, out);
+        out.extend_from_slice(self.ip);
         out.extend_from_slice(b" method=");
         out.extend_from_slice(self.method.as_bytes());
         out.extend_from_slice(b" path=\"");
@@ -263,7 +306,7 @@ impl Line<'_> {
         out.extend_from_slice(b"\",\"level\":\"INFO\",\"request_id\":\"");
         escaped(self.request_id, out);
         out.extend_from_slice(b"\",\"ip\":\"");
-        ip(self.ip, out);
+        out.extend_from_slice(self.ip);
         out.extend_from_slice(b"\",\"method\":\"");
         escaped(self.method, out);
         out.extend_from_slice(b"\",\"path\":\"");
@@ -277,7 +320,7 @@ impl Line<'_> {
 }
 
 /// `ip` as `Display` writes it; IPv4 without `core::fmt` (most lines).
-fn ip(ip: IpAddr, out: &mut Vec<u8>) {
+fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
         IpAddr::V4(v4) => {
             let mut digits = itoa::Buffer::new();
@@ -297,6 +340,11 @@ fn ip(ip: IpAddr, out: &mut Vec<u8>) {
 /// `text` inside double quotes: `"` and `\` escaped, control characters as `\u00XX` (valid
 /// in JSON and unambiguous in text lines).
 fn escaped(text: &str, out: &mut Vec<u8>) {
+    let plain = |b: &u8| !matches!(b, b'"' | b'\\' | 0..=0x1f | 0x7f);
+    if text.as_bytes().iter().all(plain) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
     for &b in text.as_bytes() {
         match b {
             b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
@@ -320,7 +368,7 @@ mod tests {
             stamp,
             micros_of_second: 4_321,
             request_id: "0a1b2c3d-7f",
-            ip: IpAddr::from([10, 0, 0, 7]),
+            ip: b"10.0.0.7",
             method: "GET",
             path,
             status: 200,
@@ -368,7 +416,7 @@ mod tests {
         ] {
             let address: IpAddr = text.parse().unwrap();
             let mut out = Vec::new();
-            ip(address, &mut out);
+            write_ip(address, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), address.to_string());
         }
     }
@@ -382,7 +430,15 @@ mod tests {
                 let log = &log;
                 scope.spawn(move || {
                     for i in 0..500 {
-                        log.record("id", IpAddr::from([127, 0, 0, 1]), "GET", &format!("/t{t}/{i}"), 200, 1);
+                        log.record(
+                            "id",
+                            IpAddr::from([127, 0, 0, 1]),
+                            "GET",
+                            &format!("/t{t}/{i}"),
+                            200,
+                            1,
+                            Instant::now(),
+                        );
                     }
                 });
             }

@@ -5,6 +5,7 @@
 //! answers (and checks) the request as before.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use http::request::Parts;
 use http::{Method, StatusCode};
@@ -16,19 +17,24 @@ use crate::app::State;
 use crate::{community, crowdfunding, donate, mall};
 
 /// The answer to `route` from memory, or `None`.
-pub(super) fn cached(state: &State, route: Route<'_>, parts: &Parts, ip: IpAddr) -> Option<Response> {
+/// `now` is when the request began: the hottest answers are kept per worker until a change or
+/// a second later (`store::hot`).
+pub(super) fn cached(state: &State, route: Route<'_>, parts: &Parts, ip: IpAddr, now: Instant) -> Option<Response> {
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return None;
     }
     let query = parts.uri.query();
     // Whether the general path counts this read against the status allowance.
     let (body, allowance) = match route {
-        Route::Rankings => (state.rankings.ranking_cached(donate::ranking_key(query).ok()?), true),
+        Route::Rankings => (
+            state.rankings.ranking_cached(donate::ranking_key(query).ok()?, now),
+            true,
+        ),
         Route::RecentDonations => {
             let (category_id, limit) = donate::recent_params(query).ok()?;
-            (state.rankings.recent_cached(category_id, limit), true)
+            (state.rankings.recent_cached(category_id, limit, now), true)
         }
-        Route::Stats => (state.rankings.stats_cached(), true),
+        Route::Stats => (state.rankings.stats_cached(now), true),
         Route::Categories => (state.catalog.cached().map(|s| s.json.clone()), false),
         // A status read without `wait` (a long-poll parks: see `park`).
         Route::PaymentStatus(no) if matches!(crate::payments::wait_param(query), Ok(None)) => {

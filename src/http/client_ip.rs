@@ -9,8 +9,8 @@ use http::header::HeaderName;
 use ipnet::IpNet;
 
 /// Looking a header up by `&str` parses the name each time: these run on every request.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(super) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The address to log and rate-limit by.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {

@@ -7,6 +7,7 @@ pub mod assets;
 mod at_once;
 pub mod client_ip;
 pub mod extract;
+mod head;
 pub mod idempotent;
 pub mod limit;
 pub mod list;
@@ -38,8 +39,7 @@ use crate::{account, admin, community, crowdfunding, donate, mall, media, notify
 use respond::Response;
 use route::Route;
 
-/// `X-Request-Id`, as a constant: looking a header up by `&str` parses the name every time.
-pub const X_REQUEST_ID: http::header::HeaderName = http::header::HeaderName::from_static("x-request-id");
+pub use respond::X_REQUEST_ID;
 
 /// A request's future when it does not answer at once: boxed per request, so that the future
 /// hyper keeps per connection stays the size of a response (it is moved on every request).
@@ -67,12 +67,18 @@ pub fn handle(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let route = route::parse(&parts.method, parts.uri.path());
-    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
+    let head = head::Head::read(&parts.headers);
+    // Without a forwarding header the client is the peer, trusted proxy or not.
+    let ip = if head.forwarded {
+        client_ip::client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies)
+    } else {
+        peer.ip()
+    };
     let limit = match route {
         Route::Media(media::Route::Upload) => state.config.settings.media.max_bytes + media::MULTIPART_SLACK,
         _ => state.config.settings.server.max_body_bytes,
     };
-    let answer = if content_length(&parts) > limit as u64 {
+    let answer = if head.content_length > limit as u64 {
         Err(AppError::TooLarge { limit })
     } else {
         match route {
@@ -83,12 +89,12 @@ pub fn handle(
             }
             // A cached public read is answered at once; a miss (or a bad query) takes the
             // general path, which checks and loads it.
-            _ if let Some(response) = at_once::cached(&state, route, &parts, ip) => Ok(response),
+            _ if let Some(response) = at_once::cached(&state, route, &parts, ip, started) => Ok(response),
             Route::PaymentStatus(_) | Route::Notifications(notify::Route::UnreadCount)
                 if let Some(target) = park::Target::of(route) =>
             {
                 // Copies, so that nothing refers to the head once it is dropped here.
-                let done = Done::new(&state, &parts, route, ip, started).owned();
+                let done = Done::new(&state, &parts, head.request_id, route, ip, started).owned();
                 let poll = park::Poll::read(&state, target, &parts, ip);
                 drop((parts, body));
                 let parked: Boxed = Box::pin(park::run(state, target, poll, done));
@@ -100,7 +106,7 @@ pub fn handle(
             }
         }
     };
-    let done = Done::new(&state, &parts, route, ip, started);
+    let done = Done::new(&state, &parts, head.request_id, route, ip, started);
     let response = match answer {
         Ok(response) => response,
         Err(err @ AppError::TooLarge { .. }) => {
@@ -129,9 +135,17 @@ struct Done {
 }
 
 impl Done {
-    fn new(state: &State, parts: &Parts, route: Route<'_>, ip: IpAddr, started: Instant) -> Done {
+    /// `sent` is the `X-Request-Id` the client sent.
+    fn new(
+        state: &State,
+        parts: &Parts,
+        sent: Option<&HeaderValue>,
+        route: Route<'_>,
+        ip: IpAddr,
+        started: Instant,
+    ) -> Done {
         Done {
-            request_id: state.request_id(&parts.headers),
+            request_id: state.request_id(sent),
             route: route.index(),
             ip,
             method: parts.method.clone(),
@@ -149,11 +163,11 @@ impl Done {
         self.request_id.to_str().unwrap_or_default()
     }
 
-    /// The common response headers, the metrics and the access log line.
+    /// The request id, the metrics and the access log line (`respond` made the other common
+    /// headers).
     fn finish(self, state: &Arc<State>, mut response: Response, path: &str) -> Response {
-        let headers = response.headers_mut();
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        let elapsed = self.started.elapsed();
+        let finished = Instant::now();
+        let elapsed = finished.saturating_duration_since(self.started);
         let status = response.status().as_u16();
         state.metrics.observe(self.route, status, elapsed);
         if let Some(access) = &state.access {
@@ -164,9 +178,10 @@ impl Done {
                 path,
                 status,
                 elapsed.as_micros() as u64,
+                finished,
             );
         }
-        response.headers_mut().insert(X_REQUEST_ID, self.request_id);
+        respond::set_request_id(&mut response, self.request_id);
         response
     }
 }
@@ -181,8 +196,8 @@ async fn serve(
     started: Instant,
 ) -> Result<Response, Infallible> {
     let route = route::parse(&parts.method, parts.uri.path());
-    let done = Done::new(&state, &parts, route, ip, started);
-    let response = match AssertUnwindSafe(bounded_if_reading(route, dispatch(&state, route, &parts, body, ip)))
+    let done = Done::new(&state, &parts, parts.headers.get(X_REQUEST_ID), route, ip, started);
+    let mut response = match AssertUnwindSafe(bounded_if_reading(route, dispatch(&state, route, &parts, body, ip)))
         .catch_unwind()
         .await
     {
@@ -190,6 +205,11 @@ async fn serve(
         Ok(Err(err)) => respond::error(&err, done.request_id_str()),
         Err(panic) => respond::error(&panicked(&*panic), done.request_id_str()),
     };
+    // Responses not made by `respond` (the sandbox's emulators) get the header here.
+    response
+        .headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(NOSNIFF);
     Ok(done.finish(&state, response, parts.uri.path()))
 }
 
@@ -340,16 +360,6 @@ pub async fn read_body(state: &State, body: Incoming) -> Result<bytes::Bytes, Ap
         Duration::from_secs(server.body_read_timeout_secs),
     )
     .await
-}
-
-/// The declared body length; 0 when absent or unreadable (then the body is read with a limit).
-fn content_length(parts: &Parts) -> u64 {
-    parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod events;
 pub mod flights;
 pub mod fresh;
+pub mod hot;
 pub mod migrate;
 
 use std::sync::Arc;
