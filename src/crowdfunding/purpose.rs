@@ -52,6 +52,18 @@ impl Purpose for Backing {
         Box::pin(async move { Ok(backing::on_refunded(tx, &payment.order_no, amount_fen).await?) })
     }
 
+    /// Nothing to undo (a refund moves progress only once it succeeds); audited, the
+    /// project's cached settlement dropped, the backer told.
+    fn on_refund_failed<'a>(
+        &'a self,
+        tx: &'a Transaction<'_>,
+        payment: &'a PaymentRef,
+        refund_no: &'a str,
+        amount_fen: i64,
+    ) -> Hook<'a, ()> {
+        Box::pin(async move { Ok(backing::on_refund_failed(tx, &payment.order_no, refund_no, amount_fen).await?) })
+    }
+
     /// Back to the project backed (home, as a donation, for a payment with no backing).
     fn way_back<'a>(&'a self, store: &'a Store, order_no: &'a str) -> Lookup<'a, WayBack> {
         Box::pin(async move {
