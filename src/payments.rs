@@ -20,10 +20,10 @@ use crate::http::respond::{self, Response};
 use crate::pay::engine::{Applied, Engine, EngineError, Inbox};
 use crate::pay::money::format_yuan;
 use crate::pay::provider::{Channel, Notification, NotifyError, RefundState};
+use crate::pay::purpose::{self, BackTo};
 use crate::pay::qr::Format;
 use crate::pay::rfc3339;
 use crate::pay::status::{Snapshot, Status};
-use crate::store::StoreError;
 use crate::ui::{self, Section, Ui};
 
 #[cfg(feature = "sandbox")]
@@ -174,7 +174,7 @@ struct PayPage<'a> {
     back: WayBack,
 }
 
-/// What a payment was for, as the pay page links back to it.
+/// The pay page's buttons once it is paid, closed or refunded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct WayBack {
     href: String,
@@ -185,27 +185,37 @@ struct WayBack {
     thanks: &'static str,
 }
 
-/// The payment's purpose and, for a backing, its project: one primary-key lookup each.
-const WAY_BACK: &str = "SELECT p.purpose, b.project_id
-       FROM payments p LEFT JOIN backings b ON b.order_no = p.order_no
-      WHERE p.order_no = $1";
+/// Where the pay page of `order` leads back to, as its purpose says (a purpose unknown here
+/// leads home, as a donation does).
+async fn way_back(state: &crate::app::State, order: &Snapshot) -> Result<purpose::WayBack, AppError> {
+    match state.engine.settings.purposes.get(&order.purpose) {
+        Some(purpose) => Ok(crate::store::bounded(purpose.way_back(&state.store, &order.order_no)).await?),
+        None => Ok(purpose::WayBack::home()),
+    }
+}
 
-/// Where the pay page of `order_no` leads back to: the project of a backing, the buyer's
-/// order page of a mall order, the home page of a donation (or of a purpose unknown here).
-async fn way_back(state: &crate::app::State, order_no: &str) -> Result<(Section, String), AppError> {
-    let client = state.store.client().await?;
-    let statement = client.prepare_cached(WAY_BACK).await.map_err(StoreError::from)?;
-    let row = client
-        .query_opt(&statement, &[&order_no])
-        .await
-        .map_err(StoreError::from)?;
-    let purpose: Option<String> = row.as_ref().map(|r| r.get(0));
-    let project: Option<i64> = row.as_ref().and_then(|r| r.get(1));
-    Ok(match (purpose.as_deref(), project) {
-        (Some("backing"), Some(id)) => (Section::Projects, format!("/projects/{id}")),
-        (Some("mall_order"), _) => (Section::Mall, format!("/mall/orders/{order_no}")),
-        _ => (Section::Donate, "/".to_string()),
-    })
+/// The header section a way back marks current.
+fn section_of(to: BackTo) -> Section {
+    match to {
+        BackTo::Donation => Section::Donate,
+        BackTo::Project => Section::Projects,
+        BackTo::Order => Section::Mall,
+    }
+}
+
+/// A way back's buttons and thanks, in the catalog's language.
+fn buttons(back: purpose::WayBack, t: &ui::Catalog) -> WayBack {
+    let (label, closed_label, thanks) = match back.to {
+        BackTo::Donation => (t.pay.back_home, t.pay.donate_again, t.pay.thanks),
+        BackTo::Project => (t.pay.back_project, t.pay.back_project, t.pay.thanks_backing),
+        BackTo::Order => (t.pay.view_order, t.pay.view_order, t.pay.thanks_order),
+    };
+    WayBack {
+        href: back.href,
+        label,
+        closed_label,
+        thanks,
+    }
 }
 
 /// `GET /pay/{order_no}`: the pay page in the payer's language; its script keeps
@@ -219,29 +229,10 @@ pub async fn pay_page(state: &crate::app::State, parts: &Parts, order_no: &str) 
         }
         Err(other) => return Err(other),
     };
-    let (section, href) = way_back(state, order_no).await?;
-    let ui = Ui::new(state, parts, section).await;
+    let back = way_back(state, &order).await?;
+    let ui = Ui::new(state, parts, section_of(back.to)).await;
     let t = ui.t;
-    let back = match section {
-        Section::Projects => WayBack {
-            href,
-            label: t.pay.back_project,
-            closed_label: t.pay.back_project,
-            thanks: t.pay.thanks_backing,
-        },
-        Section::Mall => WayBack {
-            href,
-            label: t.pay.view_order,
-            closed_label: t.pay.view_order,
-            thanks: t.pay.thanks_order,
-        },
-        _ => WayBack {
-            href,
-            label: t.pay.back_home,
-            closed_label: t.pay.donate_again,
-            thanks: t.pay.thanks,
-        },
-    };
+    let back = buttons(back, t);
     let amount = format_yuan(order.amount_fen);
     let page = PayPage {
         script: assets::url("pay.js"),

@@ -3,7 +3,8 @@
 //! longer be honoured refunded — and counting every hook it runs, so a test can see each ran
 //! exactly once. Each purchase can be scripted through its row: `on_paid` answers `Refund`,
 //! a step fails while it is listed in `fail`, `on_paid` waits on an advisory lock (`hold`).
-//! Its tables exist only where a test made them ([`SCHEMA`]); no route creates probes.
+//! Its tables exist only where a test made them ([`SCHEMA`]); no route creates probes. Its
+//! pay page leads to [`page`], a path the pay page knows only from the probe.
 
 use deadpool_postgres::Transaction;
 
@@ -11,10 +12,16 @@ use crate::error::AppError;
 use crate::pay::create::{Begun, Created, Order};
 use crate::pay::engine::Engine;
 use crate::pay::provider::Channel;
-use crate::pay::purpose::{Hook, HookError, PaymentRef, Purpose, Verdict};
+use crate::pay::purpose::{BackTo, Hook, HookError, Lookup, PaymentRef, Purpose, Verdict, WayBack};
+use crate::store::Store;
 
 /// `payments.purpose` of a probe.
 pub const NAME: &str = "probe";
+
+/// Where the pay page of probe purchase `order_no` leads (no route serves it).
+pub fn page(order_no: &str) -> String {
+    format!("/probe/purchases/{order_no}")
+}
 
 /// The probe's tables (run by the tests that use it): one stock row (`id = 1`) and one row
 /// per purchase, with its script and the count of each hook that ran.
@@ -208,5 +215,14 @@ impl Purpose for Probe {
             .await?;
             Ok(())
         })
+    }
+
+    /// A purchase's way back, to a page of its own.
+    fn way_back<'a>(&'a self, _: &'a Store, order_no: &'a str) -> Lookup<'a, WayBack> {
+        let back = WayBack {
+            to: BackTo::Order,
+            href: page(order_no),
+        };
+        Box::pin(async move { Ok(back) })
     }
 }

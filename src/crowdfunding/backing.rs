@@ -2,8 +2,10 @@
 //! purpose): paid → the reward unit taken and the project's progress raised, unless the
 //! project ended (or the unit is gone after a late payment), when the payment is refunded in
 //! full and never counted; closed unpaid → the reward unit released, exactly once; refunded
-//! → progress lowered and the backer notified. Each locks the backing and its project row, so
-//! progress is exact under any concurrency and a settlement sees every counted payment.
+//! → progress lowered and the backer notified; a refund failed for good → nothing to undo
+//! (asking for a refund changes no progress: only its success does), audited and the backer
+//! notified. Each that moves progress locks the backing and its project row, so progress is
+//! exact under any concurrency and a settlement sees every counted payment.
 
 use deadpool_postgres::Transaction;
 
@@ -11,6 +13,7 @@ use super::projects::changed;
 use crate::notify::{self, Actor, Kind, Notice, Target, TargetId};
 use crate::pay::money::format_yuan;
 use crate::pay::purpose::Verdict;
+use crate::store::audit;
 
 const PAID_STATE: &str = "SELECT b.project_id, b.user_id, b.reward_id, b.unit, b.amount_fen,
         pr.status = 'live' AND p.paid_at <= pr.deadline, b.counted
@@ -144,4 +147,71 @@ pub async fn on_refunded(tx: &Transaction<'_>, order_no: &str, amount_fen: i64) 
     notify::notify(tx, &notice).await?;
     changed(tx, project_id).await?;
     Ok(())
+}
+
+const REFUND_FAILED_STATE: &str = "SELECT b.project_id, b.user_id, b.counted, pr.title, pr.raised_fen
+   FROM backings b JOIN projects pr ON pr.id = b.project_id
+  WHERE b.order_no = $1";
+
+/// Refund `refund_no` of `amount_fen` of backing `order_no` failed for good: the money stays
+/// with the backing. Asking for the refund (an admin's, the settlement's, or the engine's for
+/// a payment that could not count) changed nothing of the backing or its project — progress
+/// and the reward unit follow a refund only once it succeeds — so a counted backing is still
+/// counted in `raised_fen` and `backers`, and nothing needs undoing. What did change is the
+/// project's settlement (this refund now failed, no longer pending): its cached answers are
+/// dropped. The audit log says what happened (actor `system`), and the backer is told, once
+/// per refund.
+pub async fn on_refund_failed(
+    tx: &Transaction<'_>,
+    order_no: &str,
+    refund_no: &str,
+    amount_fen: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let statement = tx.prepare_cached(REFUND_FAILED_STATE).await?;
+    let Some(row) = tx.query_opt(&statement, &[&order_no]).await? else {
+        return Ok(());
+    };
+    let (project_id, user_id, counted): (i64, i64, bool) = (row.get(0), row.get(1), row.get(2));
+    let (title, raised_fen): (String, i64) = (row.get(3), row.get(4));
+    let refund = |status: &str| serde_json::json!({"refund_no": refund_no, "amount_fen": amount_fen, "status": status});
+    let before = serde_json::json!({"refund": refund("processing"), "counted": counted,
+                                    "project_id": project_id, "project_raised_fen": raised_fen});
+    let mut after = before.clone();
+    after["refund"] = refund("failed");
+    let system = audit::Actor {
+        user_id: None,
+        name: "system",
+        ip: "",
+    };
+    let target = format!("backing:{order_no}");
+    audit::write(
+        tx,
+        system,
+        "backing.refund_failed",
+        &target,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    let amount = format_yuan(amount_fen);
+    let text = notify::bilingual(
+        &format!("你对「{title}」的支持退款 ¥{amount} 未能完成，款项未退回；请联系客服"),
+        &format!(
+            "The refund of ¥{amount} for your backing of “{title}” could not be made and the money was not returned; please contact support"
+        ),
+    );
+    let key = format!("refund_failed:{refund_no}");
+    let notice = Notice {
+        recipient_id: user_id,
+        kind: Kind::Refund,
+        actor: Actor::System,
+        target: Target {
+            kind: "backing",
+            id: TargetId::Key(order_no),
+        },
+        text: &text,
+        dedupe_key: Some(&key),
+    };
+    notify::notify(tx, &notice).await?;
+    changed(tx, project_id).await
 }

@@ -31,7 +31,7 @@ pub mod settlement;
 mod shipping;
 mod updates;
 
-pub use backing::{on_closed, on_paid, on_refunded};
+pub use backing::{on_closed, on_paid, on_refund_failed, on_refunded};
 pub use handlers::cached_read;
 pub use purpose::{Backing, NAME};
 pub use route::{Route, dispatch};

@@ -118,6 +118,7 @@ pub struct Purchase {
     /// Boxed: a pooled object is large, and `Begun` moves the purchase around.
     client: Option<Box<Client>>,
     order_no: String,
+    purpose: &'static str,
     channel: Channel,
     amount_fen: i64,
     description: String,
@@ -342,7 +343,7 @@ impl Engine {
             code_url,
             expires_at,
         };
-        self.remember(&created, description).await;
+        self.remember(&created, entry.purpose.name(), description).await;
         Ok(created)
     }
 
@@ -365,6 +366,7 @@ impl Engine {
         let purchase = Purchase {
             client: Some(Box::new(client)),
             order_no: order_no.clone(),
+            purpose,
             channel: order.channel,
             amount_fen: order.amount_fen,
             description: description.to_string(),
@@ -399,7 +401,12 @@ impl Engine {
         drop(purchase.commit().await?);
         let order_no = std::mem::take(&mut purchase.order_no);
         let description = std::mem::take(&mut purchase.description);
-        let (channel, amount_fen, expires_at) = (purchase.channel, purchase.amount_fen, purchase.expires_at);
+        let (purpose, channel, amount_fen, expires_at) = (
+            purchase.purpose,
+            purchase.channel,
+            purchase.amount_fen,
+            purchase.expires_at,
+        );
         drop(purchase);
         let made = self
             .provider_create(&order_no, channel, amount_fen, &description, expires_at)
@@ -436,7 +443,7 @@ impl Engine {
             code_url,
             expires_at,
         };
-        self.remember(&created, &description).await;
+        self.remember(&created, purpose, &description).await;
         Ok(created)
     }
 
@@ -509,10 +516,11 @@ impl Engine {
     }
 
     /// Seeds the status board with an order just stored, so its first polls need no query.
-    async fn remember(&self, order: &Created, description: &str) {
+    async fn remember(&self, order: &Created, purpose: &str, description: &str) {
         self.metrics.created.fetch_add(1, Ordering::Relaxed);
         let snapshot = Snapshot::new(
             order.order_no.clone(),
+            purpose.to_string(),
             Status::Pending,
             order.channel,
             order.amount_fen,

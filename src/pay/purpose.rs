@@ -3,6 +3,7 @@
 //! engine's [`Purposes`]; the engine runs its hooks inside the transactions of the payment's
 //! own transitions (each in a savepoint: a failing hook never rolls the money back, see
 //! `pay::outbox`) and never imports the module. This is the one place modules meet the engine.
+//! A purpose also says where its payer goes back to from the pay page ([`WayBack`]).
 
 use std::future::Future;
 use std::ops::RangeInclusive;
@@ -14,12 +15,16 @@ use deadpool_postgres::Transaction;
 use super::policy::PaymentPolicy;
 use super::provider::Channel;
 use super::status::Status;
+use crate::store::{Store, StoreError};
 
 /// What a hook fails with: any error (`?` on a `tokio_postgres::Error` or a `String` works).
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A hook's future, borrowing the transaction it runs in.
 pub type Hook<'a, T> = Pin<Box<dyn Future<Output = Result<T, HookError>> + Send + 'a>>;
+
+/// A read of a purpose's own rows outside any transition (see [`Purpose::way_back`]).
+pub type Lookup<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// The largest amount both providers take in one order: WeChat Pay's `amount.total` is a
 /// 32-bit integer of fen (Alipay's limit, 100 000 000.00 yuan, is higher).
@@ -64,6 +69,38 @@ pub enum LatePayment {
     Refund,
     /// As `payments.late_payment` says: kept and flagged `late`, or refunded (donations).
     Configured,
+}
+
+/// What a payment was for, as its pay page leads the payer back to it: the page's header
+/// marks the section this names, and its buttons and thanks use its words. The pay layer
+/// names the kind; `ui` maps it to a header section and texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackTo {
+    /// A gift: the Donate section, "back to the home page" (after a closed one "donate
+    /// again") and the donor thanked.
+    Donation,
+    /// A crowdfunding project backed: the Projects section, "back to the project".
+    Project,
+    /// A purchase: the Mall section, "view your order".
+    Order,
+}
+
+/// Where the pay page of a payment leads once it is paid, closed or refunded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WayBack {
+    pub to: BackTo,
+    /// A path on this site.
+    pub href: String,
+}
+
+impl WayBack {
+    /// A donation's: the home page.
+    pub fn home() -> WayBack {
+        WayBack {
+            to: BackTo::Donation,
+            href: "/".to_string(),
+        }
+    }
 }
 
 /// A business module's side of its payments. Every hook runs on the engine's transaction,
@@ -132,6 +169,15 @@ pub trait Purpose: Send + Sync + 'static {
     ) -> Hook<'a, ()> {
         let _ = (tx, payment, refund_no, amount_fen);
         Box::pin(async { Ok(()) })
+    }
+
+    /// Where the pay page of `order_no` (a payment of this purpose) leads its payer back to.
+    /// Called on every render of a pay page; a purpose that needs its own row for it reads
+    /// it by primary key from `store` (no transaction, nothing locked). Default: a donation's,
+    /// the home page, without a read.
+    fn way_back<'a>(&'a self, store: &'a Store, order_no: &'a str) -> Lookup<'a, WayBack> {
+        let _ = (store, order_no);
+        Box::pin(async { Ok(WayBack::home()) })
     }
 
     /// On every instance, after a payment of this purpose changed to `status` (from the

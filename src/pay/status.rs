@@ -70,6 +70,8 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Status {
 #[derive(Debug)]
 pub struct Snapshot {
     pub order_no: String,
+    /// What it is for (`payments.purpose`): the pay page asks that purpose where it leads.
+    pub purpose: String,
     pub status: Status,
     pub channel: Channel,
     pub amount_fen: i64,
@@ -89,6 +91,7 @@ impl Snapshot {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         order_no: String,
+        purpose: String,
         status: Status,
         channel: Channel,
         amount_fen: i64,
@@ -118,6 +121,7 @@ impl Snapshot {
         Snapshot {
             json: Bytes::from(json.to_string()),
             order_no,
+            purpose,
             status,
             channel,
             amount_fen,
@@ -227,11 +231,13 @@ impl Default for StatusBoard {
 }
 
 const SELECT_SNAPSHOT: &str =
-    "SELECT status, channel, amount_fen, description, COALESCE(code_url, ''), expires_at, paid_at, late, refunded_fen, order_no
+    "SELECT status, channel, amount_fen, description, COALESCE(code_url, ''), expires_at, paid_at, late, refunded_fen, order_no,
+            purpose
      FROM payments WHERE order_no = $1";
 
 const SELECT_SNAPSHOTS: &str =
-    "SELECT status, channel, amount_fen, description, COALESCE(code_url, ''), expires_at, paid_at, late, refunded_fen, order_no
+    "SELECT status, channel, amount_fen, description, COALESCE(code_url, ''), expires_at, paid_at, late, refunded_fen, order_no,
+            purpose
      FROM payments WHERE order_no = ANY($1)";
 
 impl StatusBoard {
@@ -438,6 +444,7 @@ async fn load_many(store: &Store, order_nos: &[String]) -> Result<Vec<Arc<Snapsh
 fn snapshot_from(row: &tokio_postgres::Row) -> Result<Arc<Snapshot>, StoreError> {
     Ok(Arc::new(Snapshot::new(
         row.try_get(9)?,
+        row.try_get(10)?,
         row.try_get(0)?,
         row.try_get(1)?,
         row.try_get(2)?,

@@ -10,6 +10,7 @@ mod admin_pages;
 mod admin_scenario;
 mod admin_security;
 mod at_once;
+mod backing_refund_failed;
 mod backings;
 mod backup;
 mod binary;

@@ -1,20 +1,27 @@
 //! The pay page leads back to what was paid for: a backing's to its project with Projects
 //! the current section, a mall order's to the buyer's order page with Mall current, a
-//! donation's home as before, in both languages. And a mall order's pay page on a phone in
-//! headless Chromium, pending and then paid in place (screenshots `pay-mall-*.png`).
+//! donation's home as before, in both languages; a purpose registered by a module (the
+//! probe) decides its own, which the core does not know; a donation's page asks the database
+//! nothing once its order is in memory. And a mall order's pay page on a phone in headless
+//! Chromium, pending and then paid in place (screenshots `pay-mall-*.png`).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::json;
 use zhifu::account::Role;
+use zhifu::pay::provider::Channel;
+use zhifu::probe::{self, Script};
 
 use crate::admin::sign_in;
 use crate::backings::back;
 use crate::crowdfunding::{live_project, project_body};
 use crate::devtools::{DevTools, chromium_or_skip};
-use crate::helpers::{TestApp, scratch_dir, spawn_app};
+use crate::helpers::{TestApp, eventually, scratch_dir, spawn_app};
 use crate::mall_browser::open;
 use crate::mall_orders::{buyers, checkout, goods, order_no};
+use crate::purposes::{buy, probe_app};
 use crate::screenshots::screenshot_dir;
 
 /// The pay page of `no` in `lang` (`zh` or `en`).
@@ -106,6 +113,46 @@ async fn the_pay_page_leads_back_to_the_project_the_order_or_home() {
     let (links, current) = way_back(&pay_page(&app, &order, "en").await);
     assert_eq!(links, three(&href, "View your order", "View your order"));
     assert_eq!(current, "mall");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_purpose_registered_by_a_module_decides_where_its_pay_page_leads() {
+    let app = probe_app().await;
+    let no = buy(&app, Channel::Wechat, 1, &Script::default()).await;
+    let href = probe::page(&no);
+    // Pending (the snapshot the create seeded), then paid (a snapshot read again).
+    let (links, current) = way_back(&pay_page(&app, &no, "zh").await);
+    assert_eq!(links, three(&href, "查看订单", "查看订单"), "the probe's own page");
+    assert_eq!(current, "mall");
+    assert_eq!(app.sandbox_pay(&no).await.status, StatusCode::OK);
+    let paid = || async { app.get(&format!("/api/payments/{no}")).await.json()["status"] == "paid" };
+    assert!(eventually(Duration::from_secs(5), paid).await);
+    let html = pay_page(&app, &no, "en").await;
+    assert!(html.contains("data-status=\"paid\""), "{html}");
+    let (links, current) = way_back(&html);
+    assert_eq!(links, three(&href, "View your order", "View your order"));
+    assert_eq!(current, "mall");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_donations_pay_page_asks_the_database_nothing_once_its_order_is_in_memory() {
+    let app = spawn_app().await;
+    let no = app.donate("2.00", "wechat").await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = app.state.store.checkouts();
+    for _ in 0..3 {
+        let (links, _) = way_back(&pay_page(&app, &no, "zh").await);
+        assert_eq!(links, three("/", "返回首页", "重新捐赠"));
+    }
+    assert_eq!(
+        app.state.store.checkouts(),
+        before,
+        "a pay page render took a connection"
+    );
     app.shutdown().await;
 }
 

@@ -18,13 +18,13 @@ use crate::helpers::{TestApp, eventually, spawn_app_on, spawn_app_with};
 use crate::realmode::{FakeProviders, spawn_real_mode_app_with};
 
 /// Settings for these tests: no grace after the deadline, the job driven by hand.
-fn by_hand(settings: &mut zhifu::config::Settings) {
+pub fn by_hand(settings: &mut zhifu::config::Settings) {
     settings.crowdfunding.settle_grace_secs = 0;
     settings.crowdfunding.settle_interval_secs = 3600;
 }
 
 /// A live project with goals of `goals` yuan, no rewards, `surplus` policy.
-async fn project(app: &TestApp, owner: &str, admin: &str, goals: &[&str], surplus: &str) -> i64 {
+pub async fn project(app: &TestApp, owner: &str, admin: &str, goals: &[&str], surplus: &str) -> i64 {
     let mut body = project_body("图书角");
     body["goals"] = goals
         .iter()
@@ -43,7 +43,7 @@ async fn detail(app: &TestApp, id: i64) -> Value {
     answer.json()
 }
 
-async fn end_now(app: &TestApp, id: i64) {
+pub async fn end_now(app: &TestApp, id: i64) {
     app.sql(&format!(
         "UPDATE projects SET deadline = now() - interval '1 second' WHERE id = {id}"
     ))

@@ -14,6 +14,8 @@
 //!   (`refunding → paid | shipped`, its refund number cleared so a new request and approval
 //!   make a new refund); any failed refund is written in the timeline and told to the buyer.
 //!
+//! Its buyer goes back from the pay page to the order's own page.
+//!
 //! Rows are locked in one order everywhere — products, then SKUs (by id), then the coupon
 //! copy — the order checkout and product edits use too, so no two transactions deadlock.
 
@@ -22,7 +24,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 use super::event;
 use crate::notify::{Actor, Kind, Notice, Target, TargetId};
 use crate::pay::money::format_yuan;
-use crate::pay::purpose::{Hook, HookError, PaymentRef, Purpose, Verdict};
+use crate::pay::purpose::{BackTo, Hook, HookError, Lookup, PaymentRef, Purpose, Verdict, WayBack};
+use crate::store::Store;
 
 /// `payments.purpose` of a mall order.
 pub const NAME: &str = "mall_order";
@@ -60,6 +63,15 @@ impl Purpose for MallOrder {
         amount_fen: i64,
     ) -> Hook<'a, ()> {
         Box::pin(refund_failed(tx, payment, refund_no, amount_fen))
+    }
+
+    /// The buyer's page of the order, known from its number: no read.
+    fn way_back<'a>(&'a self, _: &'a Store, order_no: &'a str) -> Lookup<'a, WayBack> {
+        let back = WayBack {
+            to: BackTo::Order,
+            href: format!("/mall/orders/{order_no}"),
+        };
+        Box::pin(async move { Ok(back) })
     }
 }
 
