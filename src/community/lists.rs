@@ -354,6 +354,7 @@ pub async fn public_list(state: &State, key: ListKey) -> Result<Bytes, AppError>
     .await?;
     if community.generation.load(Ordering::SeqCst) == generation {
         community.lists.insert(key, body.clone());
+        community.list_front.changed();
     }
     Ok(body)
 }
@@ -361,18 +362,22 @@ pub async fn public_list(state: &State, key: ListKey) -> Result<Bytes, AppError>
 /// `GET /api/community/posts?…` when its answer is a public list in memory: what [`posts`]
 /// answers then, without a future (the request path answers it at once). `None` for a
 /// search, an author's list, a bad parameter or a miss: the general path handles those.
-pub fn posts_cached(state: &State, query: Option<&str>) -> Option<Bytes> {
+pub fn posts_cached(state: &State, query: Option<&str>, now: std::time::Instant) -> Option<Bytes> {
     let params = ListParams::parse(query, Sort::New).ok()?;
     if params.query.is_some() || params.author_id.is_some() {
         return None;
     }
-    state.community.lists.get(&ListKey {
+    let key = ListKey {
         board_id: params.board_id,
         sort: params.sort,
         range: params.range,
         page: params.paging.page,
         size: params.paging.size,
-    })
+    };
+    let community = &state.community;
+    community
+        .list_front
+        .get_or(&key, now, || community.lists.get(&key).map(|body| (body, None)))
 }
 
 /// A positive id parameter, if given.

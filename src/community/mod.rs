@@ -36,6 +36,7 @@ use deadpool_postgres::GenericClient;
 use crate::config;
 use crate::store::flights::Flights;
 use crate::store::fresh::Fresh;
+use crate::store::hot::Front;
 use crate::store::{Store, StoreError};
 pub use lists::{Filter, ListKey, Range, Sort, query_posts};
 pub use moderation::Moderator;
@@ -69,6 +70,8 @@ pub struct Community {
     pub moderator: Moderator,
     posts: Fresh<Option<Arc<PostEntry>>>,
     lists: moka::sync::Cache<ListKey, Bytes>,
+    /// Each worker's copies of the lists it serves most.
+    list_front: Front<ListKey>,
     /// One load per list at a time.
     list_flights: Flights<ListKey>,
     boards: moka::sync::Cache<(), Bytes>,
@@ -100,6 +103,7 @@ impl Community {
                 .max_capacity(10_000)
                 .time_to_live(LIST_TTL)
                 .build(),
+            list_front: Front::default(),
             list_flights: Flights::default(),
             boards: moka::sync::Cache::builder()
                 .max_capacity(1)
@@ -114,6 +118,7 @@ impl Community {
     pub fn changed(&self, post_id: Option<i64>) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.lists.invalidate_all();
+        self.list_front.changed();
         if let Some(id) = post_id {
             self.posts.changed(id);
         }
@@ -124,6 +129,7 @@ impl Community {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.boards.invalidate_all();
         self.lists.invalidate_all();
+        self.list_front.changed();
     }
 
     /// Anything may have changed (the event bus reconnected).

@@ -69,9 +69,9 @@ pub enum Route {
 /// A public read of `route` answered from memory, or `None` (the general path answers):
 /// the lists without a search, and a post's detail for a visitor (a session's reader may
 /// like it or be its author).
-pub fn cached_read(state: &State, route: Route, parts: &Parts) -> Option<bytes::Bytes> {
+pub fn cached_read(state: &State, route: Route, parts: &Parts, now: std::time::Instant) -> Option<bytes::Bytes> {
     match route {
-        Route::Posts => lists::posts_cached(state, parts.uri.query()),
+        Route::Posts => lists::posts_cached(state, parts.uri.query(), now),
         Route::Post(id) if crate::account::is_visitor(parts) => posts::visitor_body_cached(state, id),
         _ => None,
     }

@@ -6,12 +6,13 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::model::Status;
 use crate::store::flights::Flights;
+use crate::store::hot::Front;
 
 /// Which list: every parameter of a `GET /api/projects` that is cached (no `q`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +75,9 @@ pub struct Cache {
     caching: Mutex<()>,
     /// One load per list page at a time (see [`Cache::list_flight`]).
     list_flights: Flights<ListKey>,
+    /// Each worker's copies of the answers it serves most.
+    detail_front: Front<i64>,
+    list_front: Front<ListKey>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -100,19 +104,23 @@ impl Default for Cache {
             generation: AtomicU64::new(0),
             caching: Mutex::new(()),
             list_flights: Flights::default(),
+            detail_front: Front::default(),
+            list_front: Front::default(),
         }
     }
 }
 
 impl Cache {
-    /// The cached detail of public project `id`.
-    pub fn detail(&self, id: i64) -> Option<Bytes> {
-        self.details.get(&id)
+    /// The cached detail of public project `id`, as of `now`.
+    pub fn detail(&self, id: i64, now: Instant) -> Option<Bytes> {
+        self.detail_front
+            .get_or(&id, now, || self.details.get(&id).map(|body| (body, None)))
     }
 
-    /// A cached list page.
-    pub fn list(&self, key: &ListKey) -> Option<Bytes> {
-        self.lists.get(key)
+    /// A cached list page, as of `now`.
+    pub fn list(&self, key: &ListKey, now: Instant) -> Option<Bytes> {
+        self.list_front
+            .get_or(key, now, || self.lists.get(key).map(|body| (body, None)))
     }
 
     /// The generation a fill starts from.
@@ -125,6 +133,7 @@ impl Cache {
         let _caching = self.caching.lock();
         if self.generation.load(Ordering::SeqCst) == generation {
             self.details.insert(id, body);
+            self.detail_front.changed();
         }
     }
 
@@ -142,6 +151,7 @@ impl Cache {
         let _caching = self.caching.lock();
         if self.generation.load(Ordering::SeqCst) == generation {
             self.lists.insert(key, body);
+            self.list_front.changed();
         }
     }
 
@@ -151,6 +161,8 @@ impl Cache {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.details.invalidate(&id);
         self.lists.invalidate_all();
+        self.detail_front.changed();
+        self.list_front.changed();
     }
 
     /// Anything may have changed (the event bus reconnected).
@@ -159,6 +171,8 @@ impl Cache {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.details.invalidate_all();
         self.lists.invalidate_all();
+        self.detail_front.changed();
+        self.list_front.changed();
     }
 }
 
@@ -172,12 +186,16 @@ mod tests {
         let before = cache.generation();
         cache.changed(7);
         cache.keep_detail(before, 7, Bytes::from_static(b"old"));
-        assert!(cache.detail(7).is_none());
+        assert!(cache.detail(7, Instant::now()).is_none());
         let now = cache.generation();
         cache.keep_detail(now, 7, Bytes::from_static(b"new"));
-        assert_eq!(cache.detail(7).unwrap(), "new");
+        assert_eq!(cache.detail(7, Instant::now()).unwrap(), "new");
         cache.changed(8);
-        assert_eq!(cache.detail(7).unwrap(), "new", "another project's change keeps it");
+        assert_eq!(
+            cache.detail(7, Instant::now()).unwrap(),
+            "new",
+            "another project's change keeps it"
+        );
         let key = ListKey {
             status: Status::Live,
             sort: Sort::Newest,
@@ -185,11 +203,14 @@ mod tests {
             size: 20,
         };
         cache.keep_list(cache.generation(), key, Bytes::from_static(b"[]"));
-        assert!(cache.list(&key).is_some());
+        assert!(cache.list(&key, Instant::now()).is_some());
         cache.changed(8);
-        assert!(cache.list(&key).is_none(), "every list goes with any change");
+        assert!(
+            cache.list(&key, Instant::now()).is_none(),
+            "every list goes with any change"
+        );
         let deep = ListKey { page: 6, ..key };
         cache.keep_list(cache.generation(), deep, Bytes::from_static(b"[]"));
-        assert!(cache.list(&deep).is_none(), "deep pages are not kept");
+        assert!(cache.list(&deep, Instant::now()).is_none(), "deep pages are not kept");
     }
 }

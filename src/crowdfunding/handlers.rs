@@ -4,6 +4,7 @@
 //! the report are in their own files.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -84,16 +85,16 @@ pub async fn edit(state: &State, parts: &Parts, id: i64, body: &[u8]) -> Result<
 /// A public read of `route` answered from memory, or `None` (the general path answers): a
 /// project's detail (public projects are cached, the same for every reader) and the lists
 /// without a search.
-pub fn cached_read(state: &State, route: super::Route<'_>, parts: &Parts) -> Option<Bytes> {
+pub fn cached_read(state: &State, route: super::Route<'_>, parts: &Parts, now: Instant) -> Option<Bytes> {
     let cache = &state.crowdfunding.cache;
     match route {
-        super::Route::Project(id) => cache.detail(id),
+        super::Route::Project(id) => cache.detail(id, now),
         super::Route::Projects => {
             let query = list_query(parts.uri.query()).ok()?;
             if query.q.is_some() {
                 return None;
             }
-            cache.list(&query.key)
+            cache.list(&query.key, now)
         }
         _ => None,
     }
@@ -119,7 +120,7 @@ pub async fn public_detail(state: &State, id: i64) -> Result<Option<(Bytes, read
 /// `GET /api/projects/{id}` when the cache did not have it: public projects for everyone,
 /// the others for their owner and reviewers only (404 to anyone else).
 pub async fn detail(state: &State, parts: &Parts, id: i64) -> Result<Response, AppError> {
-    if let Some(hit) = state.crowdfunding.cache.detail(id) {
+    if let Some(hit) = state.crowdfunding.cache.detail(id, Instant::now()) {
         return Ok(respond::json(StatusCode::OK, hit));
     }
     let (body, view) = public_detail(state, id).await?.ok_or(AppError::NotFound)?;
@@ -202,7 +203,7 @@ pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
         let (body, ..) = list_body(state, &query).await?;
         return Ok(respond::json(StatusCode::OK, body));
     }
-    if let Some(hit) = cache.list(&query.key) {
+    if let Some(hit) = cache.list(&query.key, Instant::now()) {
         return Ok(respond::json(StatusCode::OK, hit));
     }
     // One load per page at a time: when a hot page expires under load, the other readers
@@ -212,7 +213,7 @@ pub async fn list(state: &State, parts: &Parts) -> Result<Response, AppError> {
         Some(flight) => Some(flight.lock().await),
         None => None,
     };
-    if let Some(hit) = cache.list(&query.key) {
+    if let Some(hit) = cache.list(&query.key, Instant::now()) {
         return Ok(respond::json(StatusCode::OK, hit));
     }
     let (body, ..) = list_body(state, &query).await?;

@@ -40,9 +40,12 @@ pub(super) fn cached(state: &State, route: Route<'_>, parts: &Parts, ip: IpAddr,
         Route::PaymentStatus(no) if matches!(crate::payments::wait_param(query), Ok(None)) => {
             (state.engine.status.cached(no).map(|s| s.json.clone()), true)
         }
-        Route::Crowdfunding(read) => (crowdfunding::cached_read(state, read, parts), read.is_public_read()),
-        Route::Mall(read) => (mall::cached_read(state, read, parts), read.is_public_read()),
-        Route::Community(read) => (community::cached_read(state, read, parts), false),
+        Route::Crowdfunding(read) => (
+            crowdfunding::cached_read(state, read, parts, now),
+            read.is_public_read(),
+        ),
+        Route::Mall(read) => (mall::cached_read(state, read, parts, now), read.is_public_read()),
+        Route::Community(read) => (community::cached_read(state, read, parts, now), false),
         _ => return None,
     };
     let body = body?;

@@ -91,16 +91,20 @@ pub fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, AppError> {
 /// The value of `name` in a query string (the first one), if present.
 pub fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, AppError> {
     let Some(query) = query else { return Ok(None) };
-    if query.is_ascii() && !query.contains(['%', '+']) {
+    if query.bytes().all(|b| b.is_ascii() && b != b'%' && b != b'+') {
         // Plain ASCII with nothing encoded: every pair decodes to itself and none to U+FFFD,
         // so [`pairs`] would accept the whole query; find the one pair as it stands (the
         // first, as `pairs` does: empty pieces skipped, no `=` meaning an empty value).
-        return Ok(query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string()));
+        for pair in query.as_bytes().split(|b| *b == b'&') {
+            if let Some(rest) = pair.strip_prefix(name.as_bytes()).filter(|_| !pair.is_empty()) {
+                match rest {
+                    [] => return Ok(Some(String::new())),
+                    [b'=', value @ ..] => return Ok(Some(String::from_utf8_lossy(value).into_owned())),
+                    _ => {}
+                }
+            }
+        }
+        return Ok(None);
     }
     Ok(pairs(query.as_bytes())?
         .into_iter()

@@ -315,14 +315,17 @@ pub async fn list_answer(state: &State, query: Option<&str>) -> Result<Arc<ListA
 /// A public read answered from memory, or `None` (the general path answers): a list, and a
 /// listed product's detail for a visitor (a session's reader may have favorited it, or be
 /// its seller).
-pub fn cached_read(state: &State, route: super::Route<'_>, parts: &Parts) -> Option<Bytes> {
+pub fn cached_read(state: &State, route: super::Route<'_>, parts: &Parts, now: std::time::Instant) -> Option<Bytes> {
     use futures_util::FutureExt;
     match route {
         super::Route::Products => {
             let (key, _) = ListKey::parse(parts.uri.query()).ok()?;
-            // The cache's lookup does not wait on anything: one poll answers it.
-            let answer = state.mall.lists.get(&key).now_or_never()??;
-            Some(answer.body.clone())
+            let mall = &state.mall;
+            mall.list_front.get_or(&key, now, || {
+                // The cache's lookup does not wait on anything: one poll answers it.
+                let answer = mall.lists.get(&key).now_or_never()??;
+                Some((answer.body.clone(), None))
+            })
         }
         super::Route::Product(id) if crate::account::is_visitor(parts) => {
             let entry = state.mall.products.get(id)?;

@@ -63,6 +63,8 @@ pub struct Mall {
     pub settings: crate::config::Mall,
     categories: cache::Versioned<(), Arc<categories::Tree>>,
     lists: cache::Versioned<catalog::ListKey, Arc<catalog::ListAnswer>>,
+    /// Each worker's copies of the lists it serves most.
+    list_front: crate::store::hot::Front<catalog::ListKey>,
     products: Fresh<Arc<catalog::ProductEntry>>,
 }
 
@@ -82,6 +84,7 @@ impl Mall {
             settings: settings.clone(),
             categories: cache::Versioned::new(4, Duration::from_secs(300)),
             lists: cache::Versioned::new(10_000, Duration::from_secs(60)),
+            list_front: Default::default(),
             products: Fresh::new(100_000, Duration::from_secs(300)),
         }
     }
@@ -109,18 +112,21 @@ impl Mall {
             self.products.changed(*id);
         }
         self.lists.bump();
+        self.list_front.changed();
     }
 
     /// The category tree changed (and with it what a category filter covers).
     pub fn categories_changed(&self) {
         self.categories.bump();
         self.lists.bump();
+        self.list_front.changed();
     }
 
     /// Everything may have changed (the event bus reconnected, a seller renamed).
     pub fn changed_all(&self) {
         self.categories.bump();
         self.lists.bump();
+        self.list_front.changed();
         self.products.changed_all();
     }
 }
