@@ -11,6 +11,7 @@ use deadpool_postgres::GenericClient;
 use http::StatusCode;
 use http::request::Parts;
 use serde::Deserialize;
+use tokio_postgres::types::ToSql;
 
 use crate::account::Role;
 use crate::app::State;
@@ -20,7 +21,8 @@ use crate::http::respond::Response;
 use crate::mall::json_answer;
 use crate::mall::pricing::{self, PriceError, Terms, Totals};
 use crate::mall::text;
-use crate::pay::create::{Begun, Created, Order};
+use crate::pay::create::{Created, Order, Purchase};
+use crate::pay::engine::Engine;
 use crate::pay::money::format_yuan;
 use crate::pay::provider::Channel;
 use crate::store::StoreError;
@@ -156,11 +158,23 @@ fn not_applicable(why: &str) -> AppError {
 }
 
 /// Reads what `checkout` would cost `buyer`: the SKUs (for sale, one seller's, not the
-/// buyer's own), the coupon copy's terms (the buyer's, unused, valid now) and the totals.
+/// buyer's own), the coupon copy's terms (the buyer's, unused, valid now) and the totals. The
+/// two reads go in one round trip; the SKUs are judged first.
 pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout) -> Result<Quote, AppError> {
     let ids: Vec<i64> = checkout.items.iter().map(|(id, _)| *id).collect();
-    let statement = client.prepare_cached(QUOTE_SKUS).await.map_err(StoreError::from)?;
-    let rows = client.query(&statement, &[&ids]).await.map_err(StoreError::from)?;
+    let skus = client.prepare_cached(QUOTE_SKUS).await.map_err(StoreError::from)?;
+    let copy = match checkout.coupon_id {
+        Some(copy) => Some((copy, client.prepare_cached(COPY_TERMS).await.map_err(StoreError::from)?)),
+        None => None,
+    };
+    let terms = async {
+        match &copy {
+            Some((id, statement)) => client.query_opt(statement, &[id]).await,
+            None => Ok(None),
+        }
+    };
+    let params: [&(dyn ToSql + Sync); 1] = [&ids];
+    let (rows, terms) = tokio::try_join!(biased; client.query(&skus, &params), terms).map_err(StoreError::from)?;
     let mut lines = Vec::with_capacity(rows.len());
     let mut merchant_id = None;
     for (sku_id, quantity) in &checkout.items {
@@ -192,7 +206,7 @@ pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout)
     }
     let coupon = match checkout.coupon_id {
         None => None,
-        Some(copy) => Some(copy_terms(client, buyer, copy).await?),
+        Some(_) => Some(copy_terms(terms.as_ref(), buyer)?),
     };
     let priced: Vec<(i64, i64)> = lines.iter().map(|l| (l.price_fen, i64::from(l.quantity))).collect();
     let totals = pricing::totals(&priced, coupon.as_ref()).map_err(|e| match e {
@@ -212,12 +226,9 @@ pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout)
     })
 }
 
-async fn copy_terms(client: &impl GenericClient, buyer: i64, copy: i64) -> Result<Terms, AppError> {
-    let statement = client.prepare_cached(COPY_TERMS).await.map_err(StoreError::from)?;
-    let row = client
-        .query_opt(&statement, &[&copy])
-        .await
-        .map_err(StoreError::from)?
+/// The terms of a coupon copy ([`COPY_TERMS`]' row), if it is `buyer`'s, unused and valid now.
+fn copy_terms(row: Option<&tokio_postgres::Row>, buyer: i64) -> Result<Terms, AppError> {
+    let row = row
         .filter(|r| r.get::<_, i64>(0) == buyer)
         .ok_or_else(|| not_applicable("coupon_id names none of your coupons"))?;
     if row.get::<_, &str>(1) != "unused" {
@@ -267,49 +278,120 @@ impl From<tokio_postgres::Error> for ReserveError {
     }
 }
 
-const LOCK_SKUS: &str = "SELECT id, price_fen, stock, active FROM mall_skus WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-const TAKE_STOCK: &str = "UPDATE mall_skus s SET stock = s.stock - v.quantity, updated_at = now()
-   FROM unnest($1::bigint[], $2::int[]) AS v(id, quantity)
-  WHERE s.id = v.id AND s.stock >= v.quantity";
-const HOLD_COPY: &str = "UPDATE mall_user_coupons m SET status = 'held', order_no = $2, updated_at = now()
-   FROM mall_coupons c
-  WHERE m.id = $1 AND m.user_id = $3 AND m.status = 'unused' AND c.id = m.coupon_id
-    AND now() >= c.valid_from AND now() < c.valid_to
-  RETURNING m.id";
-const INSERT_ORDER: &str = "INSERT INTO mall_orders
-        (order_no, buyer_id, merchant_id, total_fen, discount_fen, payable_fen, coupon_id, address, remark)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const INSERT_ITEMS: &str =
-    "INSERT INTO mall_order_items (order_no, sku_id, product_id, name, specs, price_fen, quantity, image)
-     SELECT $1, i.sku_id, i.product_id, i.name, i.specs, i.price_fen, i.quantity, i.image
-       FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::jsonb[], $6::bigint[], $7::int[], $8::text[])
-         AS i(sku_id, product_id, name, specs, price_fen, quantity, image)";
+/// The whole reservation in one statement, sent behind the payment's insert in the purchase's
+/// transaction. `$1` order_no, `$2` buyer, `$3` SKU ids (sorted), `$4` quantities, `$5` quoted
+/// prices, `$6` coupon copy, `$7` address, `$8` merchant, `$9…$11` total, discount and
+/// payable, `$12` remark, `$13…$16` the items' products, names, specs and images, `$17` the
+/// timeline's detail, `$18`/`$19` the event bus channel and the `mall` event.
+///
+/// The SKUs are locked in id order (`locked`: two orders never deadlock), and every write
+/// waits on what must hold before it: stock is taken only when every line is for sale at
+/// its quoted price with stock enough (`checked`), the coupon copy held only then (unused →
+/// held, valid now), the order, its items, its first timeline row, the cart lines and the
+/// event only when the stock was taken from every SKU, the copy held and the address found
+/// (`gate`). It answers what it saw, for `judge` to name the first refusal; a refusal rolls
+/// the transaction back, so a partial take or hold never commits.
+const RESERVE: &str = "WITH want AS (
+        SELECT * FROM unnest($3::bigint[], $4::int[], $5::bigint[]) AS w(id, quantity, price_fen)),
+     locked AS MATERIALIZED (
+        SELECT id, price_fen, stock, active FROM mall_skus WHERE id = ANY($3) ORDER BY id FOR UPDATE),
+     checked AS (
+        SELECT count(*) = cardinality($3::bigint[]) AS ok
+          FROM want w JOIN locked l ON l.id = w.id
+         WHERE l.active AND l.price_fen = w.price_fen AND l.stock >= w.quantity),
+     taken AS (
+        UPDATE mall_skus s SET stock = s.stock - w.quantity, updated_at = now()
+          FROM want w
+         WHERE s.id = w.id AND s.stock >= w.quantity AND (SELECT ok FROM checked)
+        RETURNING s.id),
+     held AS (
+        UPDATE mall_user_coupons m SET status = 'held', order_no = $1, updated_at = now()
+          FROM mall_coupons c
+         WHERE m.id = $6 AND m.user_id = $2 AND m.status = 'unused' AND c.id = m.coupon_id
+           AND now() >= c.valid_from AND now() < c.valid_to AND (SELECT ok FROM checked)
+        RETURNING m.id),
+     address AS (
+        SELECT jsonb_build_object('name', name, 'phone', phone, 'region', region, 'detail', detail) AS address
+          FROM addresses WHERE id = $7 AND user_id = $2),
+     gate AS (
+        SELECT (SELECT ok FROM checked)
+           AND (SELECT count(*) FROM taken) = cardinality($3::bigint[])
+           AND ($6::bigint IS NULL OR EXISTS (SELECT 1 FROM held))
+           AND EXISTS (SELECT 1 FROM address) AS go),
+     made AS (
+        INSERT INTO mall_orders
+               (order_no, buyer_id, merchant_id, total_fen, discount_fen, payable_fen, coupon_id, address, remark)
+        SELECT $1, $2, $8, $9, $10, $11, $6, a.address, $12 FROM address a WHERE (SELECT go FROM gate)
+        RETURNING order_no),
+     lines AS (
+        INSERT INTO mall_order_items (order_no, sku_id, product_id, name, specs, price_fen, quantity, image)
+        SELECT m.order_no, i.sku_id, i.product_id, i.name, i.specs, i.price_fen, i.quantity, i.image
+          FROM made m,
+               unnest($3::bigint[], $13::bigint[], $14::text[], $15::jsonb[], $5::bigint[], $4::int[], $16::text[])
+                 AS i(sku_id, product_id, name, specs, price_fen, quantity, image)
+        RETURNING 1),
+     step AS (
+        INSERT INTO mall_order_events (order_no, kind, from_status, to_status, actor_id, source, detail)
+        SELECT order_no, 'created', NULL, 'pending_payment', $2, 'buyer', $17 FROM made
+        RETURNING 1),
+     uncarted AS (
+        DELETE FROM mall_cart_items WHERE user_id = $2 AND sku_id = ANY($3) AND (SELECT go FROM gate)
+        RETURNING 1),
+     told AS MATERIALIZED (
+        SELECT pg_notify($18, $19) FROM gate WHERE go)
+SELECT (SELECT array_agg(id ORDER BY id) FROM locked), (SELECT array_agg(price_fen ORDER BY id) FROM locked),
+       (SELECT array_agg(stock ORDER BY id) FROM locked), (SELECT array_agg(active ORDER BY id) FROM locked),
+       (SELECT count(*) FROM taken), EXISTS (SELECT 1 FROM held), EXISTS (SELECT 1 FROM address),
+       (SELECT count(*) FROM made), (SELECT count(*) FROM lines), (SELECT count(*) FROM step),
+       (SELECT count(*) FROM told)";
 
-const OUT_OF_CART: &str = "DELETE FROM mall_cart_items WHERE user_id = $1 AND sku_id = ANY($2)";
+/// What [`RESERVE`] saw and did.
+#[derive(Debug)]
+struct Reserved {
+    /// The SKUs locked, by id: `(id, price_fen, stock, active)`.
+    locked: Vec<(i64, i64, i64, bool)>,
+    taken: i64,
+    held: bool,
+    address: bool,
+    /// Orders, items, timeline rows and events written.
+    written: [i64; 4],
+}
 
-/// Takes what `quote` needs inside the purchase's transaction `tx`, as order `order_no` of
-/// `buyer`: SKUs locked in id order, prices checked, stock taken, coupon held, address
-/// copied, order, items and timeline written, and a `mall` event for the products' stock.
-pub async fn reserve(
-    tx: &impl GenericClient,
-    order_no: &str,
-    buyer: i64,
-    checkout: &Checkout,
-    quote: &Quote,
-) -> Result<(), ReserveError> {
-    let ids: Vec<i64> = quote.lines.iter().map(|l| l.sku_id).collect();
-    let quantities: Vec<i32> = quote.lines.iter().map(|l| l.quantity).collect();
-    let statement = tx.prepare_cached(LOCK_SKUS).await?;
-    let locked = tx.query(&statement, &[&ids]).await?;
+impl Reserved {
+    fn from_row(row: &tokio_postgres::Row) -> Reserved {
+        let ids: Vec<i64> = row.get::<_, Option<Vec<i64>>>(0).unwrap_or_default();
+        let prices: Vec<i64> = row.get::<_, Option<Vec<i64>>>(1).unwrap_or_default();
+        let stocks: Vec<i64> = row.get::<_, Option<Vec<i64>>>(2).unwrap_or_default();
+        let actives: Vec<bool> = row.get::<_, Option<Vec<bool>>>(3).unwrap_or_default();
+        let locked = ids
+            .into_iter()
+            .zip(prices)
+            .zip(stocks)
+            .zip(actives)
+            .map(|(((id, price), stock), active)| (id, price, stock, active))
+            .collect();
+        Reserved {
+            locked,
+            taken: row.get(4),
+            held: row.get(5),
+            address: row.get(6),
+            written: [row.get(7), row.get(8), row.get(9), row.get(10)],
+        }
+    }
+}
+
+/// The first refusal among what [`RESERVE`] saw, in the order a buyer is told: a line not
+/// for sale, a price changed (quote again), out of stock (naming the SKU), the coupon copy,
+/// the address.
+fn judge(reserved: &Reserved, checkout: &Checkout, quote: &Quote) -> Result<(), ReserveError> {
     for line in &quote.lines {
-        let row = locked.iter().find(|r| r.get::<_, i64>(0) == line.sku_id);
-        let Some(row) = row.filter(|r| r.get::<_, bool>(3)) else {
+        let row = reserved.locked.iter().find(|r| r.0 == line.sku_id);
+        let Some(&(_, price_fen, stock, _)) = row.filter(|r| r.3) else {
             return Err(AppError::invalid("invalid_items", format!("SKU {} is not for sale", line.sku_id)).into());
         };
-        if row.get::<_, i64>(1) != line.price_fen {
+        if price_fen != line.price_fen {
             return Err(ReserveError::PriceChanged);
         }
-        let stock: i64 = row.get(2);
         if stock < i64::from(line.quantity) {
             return Err(AppError::conflict(
                 "out_of_stock",
@@ -324,79 +406,79 @@ pub async fn reserve(
             .into());
         }
     }
-    let statement = tx.prepare_cached(TAKE_STOCK).await?;
-    let taken = tx.execute(&statement, &[&ids, &quantities]).await?;
-    if taken != ids.len() as u64 {
-        // Cannot happen under the locks above; never write a partial take.
-        return Err(AppError::Internal(anyhow::anyhow!("stock taken from {taken} of {} SKUs", ids.len())).into());
+    let lines = quote.lines.len() as i64;
+    if reserved.taken != lines {
+        // Cannot happen under the locks; never commit a partial take.
+        return Err(AppError::Internal(anyhow::anyhow!("stock taken from {} of {lines} SKUs", reserved.taken)).into());
     }
-    if let Some(copy) = checkout.coupon_id {
-        let statement = tx.prepare_cached(HOLD_COPY).await?;
-        if tx.query_opt(&statement, &[&copy, &order_no, &buyer]).await?.is_none() {
-            return Err(not_applicable("it is already held by another order or used").into());
-        }
+    if checkout.coupon_id.is_some() && !reserved.held {
+        return Err(not_applicable("it is already held by another order or used").into());
     }
-    let address = crate::account::addresses::for_order(tx, buyer, checkout.address_id)
-        .await?
-        .ok_or_else(|| AppError::invalid("invalid_address", "address_id names none of your addresses"))?;
-    let address = serde_json::json!({"name": address.name, "phone": address.phone, "region": address.region, "detail": address.detail});
+    if !reserved.address {
+        return Err(AppError::invalid("invalid_address", "address_id names none of your addresses").into());
+    }
+    if reserved.written != [1, lines, 1, 1] {
+        return Err(AppError::Internal(anyhow::anyhow!("an order written as {:?}", reserved.written)).into());
+    }
+    Ok(())
+}
+
+/// Begins the purchase and reserves what `quote` needs in its transaction, as order
+/// `purchase.order_no()` of `buyer`: `BEGIN`, the payment and [`RESERVE`] in one round trip.
+/// `Ok(false)`: the order number was taken ([`Engine::taken`]).
+async fn reserve(
+    engine: &Engine,
+    purchase: &Purchase,
+    buyer: i64,
+    checkout: &Checkout,
+    quote: &Quote,
+) -> Result<bool, ReserveError> {
+    let tx = purchase.tx();
+    let statement = tx.prepare_cached(RESERVE).await?;
+    let lines = &quote.lines;
+    let ids: Vec<i64> = lines.iter().map(|l| l.sku_id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    let prices: Vec<i64> = lines.iter().map(|l| l.price_fen).collect();
+    let products: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    let specs: Vec<&serde_json::Value> = lines.iter().map(|l| &l.specs).collect();
+    let images: Vec<Option<&str>> = lines.iter().map(|l| l.image.as_deref()).collect();
     let t = &quote.totals;
-    let statement = tx.prepare_cached(INSERT_ORDER).await?;
-    tx.execute(
-        &statement,
-        &[
-            &order_no,
-            &buyer,
-            &quote.merchant_id,
-            &t.total_fen,
-            &t.discount_fen,
-            &t.payable_fen,
-            &checkout.coupon_id,
-            &address,
-            &checkout.remark,
-        ],
-    )
-    .await?;
-    let products: Vec<i64> = quote.lines.iter().map(|l| l.product_id).collect();
-    let names: Vec<&str> = quote.lines.iter().map(|l| l.name.as_str()).collect();
-    let specs: Vec<&serde_json::Value> = quote.lines.iter().map(|l| &l.specs).collect();
-    let prices: Vec<i64> = quote.lines.iter().map(|l| l.price_fen).collect();
-    let images: Vec<Option<&str>> = quote.lines.iter().map(|l| l.image.as_deref()).collect();
-    let statement = tx.prepare_cached(INSERT_ITEMS).await?;
-    tx.execute(
-        &statement,
-        &[
-            &order_no,
-            &ids,
-            &products,
-            &names,
-            &specs,
-            &prices,
-            &quantities,
-            &images,
-        ],
-    )
-    .await?;
     let detail = serde_json::json!({"total_fen": t.total_fen, "discount_fen": t.discount_fen,
                                     "payable_fen": t.payable_fen, "coupon_id": checkout.coupon_id});
-    super::event(
-        tx,
-        order_no,
-        "created",
-        None,
-        Some("pending_payment"),
-        Some(buyer),
-        "buyer",
-        detail,
-    )
-    .await?;
-    let statement = tx.prepare_cached(OUT_OF_CART).await?;
-    tx.execute(&statement, &[&buyer, &ids]).await?;
-    let mut products = products;
-    products.sort_unstable();
-    products.dedup();
-    crate::mall::publish(tx, &products, false).await?;
-    Ok(())
+    let mut stocked = products.clone();
+    stocked.sort_unstable();
+    stocked.dedup();
+    let event = crate::mall::event_payload(&stocked, false);
+    let order_no = purchase.order_no();
+    let params: [&(dyn ToSql + Sync); 19] = [
+        &order_no,
+        &buyer,
+        &ids,
+        &quantities,
+        &prices,
+        &checkout.coupon_id,
+        &checkout.address_id,
+        &quote.merchant_id,
+        &t.total_fen,
+        &t.discount_fen,
+        &t.payable_fen,
+        &checkout.remark,
+        &products,
+        &names,
+        &specs,
+        &images,
+        &detail,
+        &crate::store::events::CHANNEL,
+        &event,
+    ];
+    let (started, reserved) = tokio::join!(biased; engine.start(purchase), tx.query_one(&statement, &params));
+    if !started.map_err(AppError::from)? {
+        // The reservation ran in a transaction that is rolled back: what it did is moot.
+        return Ok(false);
+    }
+    judge(&Reserved::from_row(&reserved?), checkout, quote)?;
+    Ok(true)
 }
 
 /// What the payer's wallet shows: the first item's name, and how many more.
@@ -453,13 +535,11 @@ async fn purchase(
             description: &description(&quote),
             order_no: order_no.clone(),
         };
-        let purchase = match state.engine.begin(client, order).await? {
-            Begun::New(purchase) => purchase,
+        let purchase = state.engine.open(client, order).await?;
+        match reserve(&state.engine, &purchase, buyer, checkout, &quote).await {
+            Ok(true) => return Ok(state.engine.submit(purchase).await?),
             // Made by this key's first request, which died before its answer was kept.
-            Begun::Existing(created) => return Ok(created),
-        };
-        match reserve(purchase.tx(), purchase.order_no(), buyer, checkout, &quote).await {
-            Ok(()) => return Ok(state.engine.submit(purchase).await?),
+            Ok(false) => return Ok(state.engine.taken(purchase).await?),
             // Rolled back: the same connection reads the prices again.
             Err(ReserveError::PriceChanged) => client = purchase.roll_back().await?,
             Err(ReserveError::App(e)) => return Err(e),
