@@ -127,3 +127,45 @@ async fn a_refused_reservation_names_the_first_refusal_and_changes_nothing_and_a
     assert_eq!(copy_order, 1);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_checkout_retried_after_its_first_attempt_died_answers_the_order_made_and_takes_nothing_more() {
+    let app = spawn_app().await;
+    let (_, _, sku) = goods(&app, "马克杯", "60.00", 5).await;
+    let (_, token, address) = buyers(&app, "retry", 1).await.remove(0);
+    let body = json!({"items": [{"sku_id": sku, "quantity": 2}], "address_id": address, "channel": "alipay"});
+    let send = || {
+        let bearer = format!("Bearer {token}");
+        let body = bytes::Bytes::from(body.to_string());
+        let app = &app;
+        async move {
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+                ("idempotency-key", "checkout-crashed"),
+            ];
+            app.request(Method::POST, "/api/mall/orders", &headers, body).await
+        }
+    };
+    let first = send().await;
+    let no = order_no(&first);
+    // It died after its commit, before its answer was kept: the retry runs again under the
+    // same order number, whose payment exists, so its reservation is rolled back.
+    app.sql(
+        "UPDATE idempotency_keys SET status = NULL, body = NULL, locked_until = now() - interval '1 s'
+          WHERE key = 'checkout-crashed'",
+    )
+    .await;
+    let again = send().await;
+    assert_eq!(order_no(&again), no);
+    assert_eq!(again.json()["payment"]["order_no"], no.as_str());
+    assert_eq!(
+        app.count(&format!("SELECT stock FROM mall_skus WHERE id = {sku}"))
+            .await,
+        3
+    );
+    assert_eq!(app.count("SELECT count(*) FROM mall_orders").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM payments").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM mall_order_events").await, 1);
+    app.shutdown().await;
+}

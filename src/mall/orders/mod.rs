@@ -7,6 +7,7 @@ mod checkout;
 mod lifecycle;
 mod money;
 mod purpose;
+mod reserve;
 
 use std::collections::HashMap;
 
