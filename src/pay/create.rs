@@ -398,9 +398,11 @@ impl Engine {
     /// Sends `BEGIN` and the payment's insert (with its `created` event) of an opened
     /// purchase without waiting in between: `true` once both ran, `false` when its number
     /// was taken (then [`Engine::taken`]). `BEGIN` on a pooled connection, which is never
-    /// inside a transaction, fails only when the connection does, and then so does the
-    /// insert; were the insert ever to run alone, it is a pending order without a QR code,
-    /// which the reconcile job closes once its lease is over (nothing held).
+    /// inside a transaction, fails only when the connection does, and then so do the
+    /// statements behind it; were they ever to run without it, each would commit on its own:
+    /// a pending order without a QR code and the module's rows, which the reconcile job
+    /// closes once the lease is over, through the purpose's `on_closed` (what was held comes
+    /// back), as for a process that died before `submit`.
     pub async fn start(&self, purchase: &Purchase) -> Result<bool, EngineError> {
         let tx = purchase.tx();
         let statement = purchase.insert.as_ref().expect("prepared by open");
