@@ -11,17 +11,18 @@ use deadpool_postgres::GenericClient;
 use http::StatusCode;
 use http::request::Parts;
 use serde_json::{Value, json};
+use tokio_postgres::types::ToSql;
 
 use super::handlers::db;
-use super::projects::changed;
-use crate::account::addresses::{self, Address};
+use super::projects::changed_payload;
+use crate::account::addresses::Address;
 use crate::account::{Principal, Role};
 use crate::app::State;
 use crate::error::AppError;
 use crate::http::extract::{self, BodyKind};
 use crate::http::idempotent;
 use crate::http::respond::{self, Response};
-use crate::pay::create::{Begun, Created, Order};
+use crate::pay::create::{Created, Order, Purchase};
 use crate::pay::money::{self, format_yuan};
 use crate::pay::provider::Channel;
 
@@ -185,8 +186,14 @@ pub async fn back(state: &State, parts: &Parts, id: i64, body: &[u8]) -> Result<
     .await
 }
 
-const PROJECT: &str = "SELECT title, status, deadline > now() FROM projects WHERE id = $1";
-const REWARD: &str = "SELECT title, min_amount_fen, ships FROM project_rewards WHERE id = $1 AND project_id = $2";
+/// The project, the reward named (if it is the project's) and the address named (if it is
+/// the backer's), in one read: `$1` project, `$2` reward, `$3` address, `$4` backer.
+const PROJECT: &str = "SELECT p.title, p.status, p.deadline > now(), r.title, r.min_amount_fen, r.ships,
+        a.name, a.phone, a.region, a.detail
+   FROM projects p
+   LEFT JOIN project_rewards r ON r.id = $2 AND r.project_id = p.id
+   LEFT JOIN addresses a ON a.id = $3 AND a.user_id = $4
+  WHERE p.id = $1";
 
 /// What the create checked before its transaction: the project's title and the reward.
 struct Checked {
@@ -196,13 +203,16 @@ struct Checked {
 }
 
 /// The project is open, the reward is the project's and the amount reaches it, a reward
-/// that ships has one of the backer's addresses: read before the transaction, so a refusal
-/// writes nothing (the transaction checks the project and the units again).
+/// that ships has one of the backer's addresses: read before the transaction (one
+/// statement), so a refusal writes nothing (the transaction checks the project and the
+/// units again).
 async fn check(state: &State, who: &Principal, id: i64, ask: &Ask) -> Result<Checked, AppError> {
     let client = state.store.client().await?;
     let statement = client.prepare_cached(PROJECT).await.map_err(db)?;
+    // The address matters only for a reward that ships.
+    let address_id = ask.address_id.filter(|_| ask.reward_id.is_some());
     let row = client
-        .query_opt(&statement, &[&id])
+        .query_opt(&statement, &[&id, &ask.reward_id, &address_id, &who.user_id])
         .await
         .map_err(db)?
         .ok_or(AppError::NotFound)?;
@@ -221,13 +231,10 @@ async fn check(state: &State, who: &Principal, id: i64, ask: &Ask) -> Result<Che
     let Some(reward_id) = ask.reward_id else {
         return Ok(checked);
     };
-    let statement = client.prepare_cached(REWARD).await.map_err(db)?;
-    let reward = client
-        .query_opt(&statement, &[&reward_id, &id])
-        .await
-        .map_err(db)?
+    let reward_title: String = row
+        .get::<_, Option<String>>(3)
         .ok_or_else(|| AppError::invalid("invalid_reward", "reward_id is not a reward of this project"))?;
-    let (reward_title, min_fen, ships): (String, i64, bool) = (reward.get(0), reward.get(1), reward.get(2));
+    let (min_fen, ships): (i64, bool) = (row.get(4), row.get(5));
     if ask.amount_fen < min_fen {
         return Err(AppError::invalid(
             "amount_below_reward",
@@ -236,17 +243,21 @@ async fn check(state: &State, who: &Principal, id: i64, ask: &Ask) -> Result<Che
     }
     checked.reward = Some((reward_id, reward_title));
     if ships {
-        let address_id = ask.address_id.ok_or_else(|| {
-            AppError::invalid(
+        if ask.address_id.is_none() {
+            return Err(AppError::invalid(
                 "address_required",
                 "this reward ships: address_id must name one of your addresses",
-            )
-        })?;
-        let address = addresses::for_order(&client, who.user_id, address_id)
-            .await
-            .map_err(db)?
+            ));
+        }
+        let name: String = row
+            .get::<_, Option<String>>(6)
             .ok_or_else(|| AppError::invalid("invalid_address", "address_id is not one of your addresses"))?;
-        checked.address = Some(address);
+        checked.address = Some(Address {
+            name,
+            phone: row.get(7),
+            region: row.get(8),
+            detail: row.get(9),
+        });
     }
     Ok(checked)
 }
@@ -276,80 +287,96 @@ async fn back_once(
         order_no,
     };
     let client = state.store.client().await?;
-    let created = match state.engine.begin(client, order).await? {
-        Begun::New(purchase) => {
-            reserve(purchase.tx(), purchase.order_no(), who.user_id, id, &ask, &checked).await?;
-            state.engine.submit(purchase).await?
-        }
-        Begun::Existing(created) => created,
+    let purchase = state.engine.open(client, order).await?;
+    let created = if reserve(state, &purchase, who.user_id, id, &ask, &checked).await? {
+        state.engine.submit(purchase).await?
+    } else {
+        state.engine.taken(purchase).await?
     };
     answer(state, kind, &created).await
 }
 
-/// Holds the project live for the transaction (the settlement takes it `FOR UPDATE`).
-const HOLD_LIVE: &str = "SELECT 1 FROM projects WHERE id = $1 AND status = 'live' AND deadline > now() FOR SHARE";
-/// One unit more held, if the quantity allows it.
-const RESERVE: &str = "UPDATE project_rewards SET reserved = reserved + 1
-  WHERE id = $1 AND project_id = $2 AND (quantity IS NULL OR reserved + taken < quantity) RETURNING 1";
-const INSERT: &str = "INSERT INTO backings (order_no, project_id, user_id, reward_id, amount_fen, message, anonymous,
-        unit, ship_name, ship_phone, ship_region, ship_detail, shipping)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $4::bigint IS NULL THEN NULL ELSE 'reserved' END,
-          $8, $9, $10, $11, CASE WHEN $8::text IS NULL THEN NULL ELSE 'pending' END)";
+/// The create's own rows in one statement, sent behind the payment's insert in the
+/// purchase's transaction: the project held live (`FOR SHARE`: the settlement takes it `FOR
+/// UPDATE`), then one unit more held if the reward's quantity allows it, then the backing
+/// with the address it ships to, and for a reward the project event (a unit fewer left, on
+/// every instance) — each only when what comes before it held. `$1` order_no, `$2` project,
+/// `$3` backer, `$4` reward, `$5` amount, `$6` message, `$7` anonymous, `$8…$11` the
+/// address, `$12`/`$13` the event bus channel and the event.
+const RESERVE: &str = "WITH live AS MATERIALIZED (
+        SELECT 1 FROM projects WHERE id = $2 AND status = 'live' AND deadline > now() FOR SHARE),
+     unit AS (
+        UPDATE project_rewards SET reserved = reserved + 1
+         WHERE id = $4 AND project_id = $2 AND (quantity IS NULL OR reserved + taken < quantity)
+           AND EXISTS (SELECT 1 FROM live)
+        RETURNING 1),
+     made AS (
+        INSERT INTO backings (order_no, project_id, user_id, reward_id, amount_fen, message, anonymous,
+               unit, ship_name, ship_phone, ship_region, ship_detail, shipping)
+        SELECT $1, $2, $3, $4, $5, $6, $7, CASE WHEN $4::bigint IS NULL THEN NULL ELSE 'reserved' END,
+               $8, $9, $10, $11, CASE WHEN $8::text IS NULL THEN NULL ELSE 'pending' END
+         WHERE EXISTS (SELECT 1 FROM live) AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM unit))
+        RETURNING 1),
+     told AS MATERIALIZED (
+        SELECT pg_notify($12, $13) FROM made WHERE $4::bigint IS NOT NULL)
+SELECT EXISTS (SELECT 1 FROM live), (SELECT count(*) FROM unit), (SELECT count(*) FROM made),
+       (SELECT count(*) FROM told)";
 
-/// The create's own rows, on the purchase's connection inside the engine's transaction: any
-/// error rolls the payment back too.
+/// Begins the purchase with the create's own rows ([`RESERVE`]) in its transaction, in one
+/// round trip with `BEGIN` and the payment: any refusal rolls the payment back too.
+/// `Ok(false)`: the order number was taken.
 async fn reserve(
-    tx: &impl GenericClient,
-    order_no: &str,
+    state: &State,
+    purchase: &Purchase,
     user_id: i64,
     id: i64,
     ask: &Ask,
     checked: &Checked,
-) -> Result<(), AppError> {
-    let statement = tx.prepare_cached(HOLD_LIVE).await.map_err(db)?;
-    if tx.query_opt(&statement, &[&id]).await.map_err(db)?.is_none() {
+) -> Result<bool, AppError> {
+    let tx = purchase.tx();
+    let statement = tx.prepare_cached(RESERVE).await.map_err(db)?;
+    let reward_id = checked.reward.as_ref().map(|(reward_id, _)| *reward_id);
+    let address = checked.address.as_ref();
+    let event = changed_payload(id);
+    let order_no = purchase.order_no();
+    let params: [&(dyn ToSql + Sync); 13] = [
+        &order_no,
+        &id,
+        &user_id,
+        &reward_id,
+        &ask.amount_fen,
+        &ask.message,
+        &ask.anonymous,
+        &address.map(|a| a.name.as_str()),
+        &address.map(|a| a.phone.as_str()),
+        &address.map(|a| a.region.as_str()),
+        &address.map(|a| a.detail.as_str()),
+        &crate::store::events::CHANNEL,
+        &event,
+    ];
+    let (started, reserved) = tokio::join!(biased; state.engine.start(purchase), tx.query_one(&statement, &params));
+    if !started? {
+        // The rows ran in a transaction that is rolled back: what they did is moot.
+        return Ok(false);
+    }
+    let row = reserved.map_err(db)?;
+    let (live, units, made, told): (bool, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    if !live {
         return Err(not_live());
     }
-    let reward_id = checked.reward.as_ref().map(|(reward_id, _)| *reward_id);
-    if let Some(reward_id) = reward_id {
-        let statement = tx.prepare_cached(RESERVE).await.map_err(db)?;
-        if tx
-            .query_opt(&statement, &[&reward_id, &id])
-            .await
-            .map_err(db)?
-            .is_none()
-        {
-            return Err(AppError::conflict(
-                "reward_sold_out",
-                "every unit of this reward is taken or held by a payment in progress",
-            ));
-        }
+    if reward_id.is_some() && units != 1 {
+        return Err(AppError::conflict(
+            "reward_sold_out",
+            "every unit of this reward is taken or held by a payment in progress",
+        ));
     }
-    let address = checked.address.as_ref();
-    let statement = tx.prepare_cached(INSERT).await.map_err(db)?;
-    tx.execute(
-        &statement,
-        &[
-            &order_no,
-            &id,
-            &user_id,
-            &reward_id,
-            &ask.amount_fen,
-            &ask.message,
-            &ask.anonymous,
-            &address.map(|a| a.name.as_str()),
-            &address.map(|a| a.phone.as_str()),
-            &address.map(|a| a.region.as_str()),
-            &address.map(|a| a.detail.as_str()),
-        ],
-    )
-    .await
-    .map_err(db)?;
-    if reward_id.is_some() {
-        // A unit fewer left, on every instance.
-        changed(tx, id).await.map_err(db)?;
+    let told_expected = i64::from(reward_id.is_some());
+    if made != 1 || told != told_expected {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "a backing written as {made} rows and {told} events"
+        )));
     }
-    Ok(())
+    Ok(true)
 }
 
 const BACKING: &str = "SELECT b.project_id, b.reward_id, r.title, b.amount_fen, b.message, b.anonymous, b.shipping

@@ -343,7 +343,12 @@ pub async fn review(
 
 /// Tells every instance (on commit) that public project `id` changed.
 pub async fn changed(client: &impl GenericClient, id: i64) -> Result<(), tokio_postgres::Error> {
-    crate::store::events::publish(client, &format!(r#"{{"kind":"project","id":{id}}}"#)).await
+    crate::store::events::publish(client, &changed_payload(id)).await
+}
+
+/// The event [`changed`] sends, for a statement that sends it itself.
+pub fn changed_payload(id: i64) -> String {
+    format!(r#"{{"kind":"project","id":{id}}}"#)
 }
 
 /// May `who` see project `owner_id`'s unpublished work: its owner, reviewers and admins.

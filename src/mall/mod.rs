@@ -138,8 +138,12 @@ pub async fn publish(
     products: &[i64],
     categories: bool,
 ) -> Result<(), tokio_postgres::Error> {
-    let payload = serde_json::json!({"kind": "mall", "products": products, "categories": categories});
-    crate::store::events::publish(client, &payload.to_string()).await
+    crate::store::events::publish(client, &event_payload(products, categories)).await
+}
+
+/// The `mall` event [`publish`] sends, for a statement that sends it itself.
+pub fn event_payload(products: &[i64], categories: bool) -> String {
+    serde_json::json!({"kind": "mall", "products": products, "categories": categories}).to_string()
 }
 
 /// The audit log's view of `principal` acting from `ip`.

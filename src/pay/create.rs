@@ -123,6 +123,9 @@ pub struct Purchase {
     amount_fen: i64,
     description: String,
     expires_at: OffsetDateTime,
+    next_check_at: OffsetDateTime,
+    /// The payment's insert ([`BEGIN`]), prepared by [`Engine::open`].
+    insert: Option<tokio_postgres::Statement>,
 }
 
 impl std::fmt::Debug for Purchase {
@@ -352,44 +355,78 @@ impl Engine {
     /// transaction, for the module to write its own rows and reservations in
     /// ([`Purchase::tx`]) before [`Engine::submit`]. On a taken order number the connection
     /// goes back to the pool before the order made before is read ([`Begun::Existing`]).
+    /// [`Engine::open`] and [`Engine::start`] do the same with the module's first statement
+    /// sent in the same round trip.
     pub async fn begin(&self, client: Client, order: Order<'_>) -> Result<Begun, EngineError> {
+        let purchase = self.open(client, order).await?;
+        if self.start(&purchase).await? {
+            Ok(Begun::New(purchase))
+        } else {
+            self.taken(purchase).await.map(Begun::Existing)
+        }
+    }
+
+    /// A purchase on `client` (which it owns from here on), checked (channel, amount,
+    /// purpose), its number chosen and its statement prepared, nothing sent yet: the module
+    /// prepares its own first statement, then polls [`Engine::start`] and that statement on
+    /// [`Purchase::tx`] together, `start` first (`tokio::join!(biased; …)`), so `BEGIN`, the
+    /// payment and the module's statement go to the server at once, in that order, in one
+    /// round trip, and run in one transaction. Should `start` fail or find the number taken,
+    /// the module's statement ran in a transaction that is rolled back: its outcome is
+    /// ignored.
+    pub async fn open(&self, client: Client, order: Order<'_>) -> Result<Purchase, EngineError> {
         let (entry, policy) = self.check(&order)?;
-        let purpose = entry.purpose.name();
-        let description = fit_description(order.description);
         let now = now_secs();
         let expires_at = now + policy.order_ttl;
-        let order_no = order.order_no.clone().unwrap_or_else(new_order_no);
-        // The reconcile job leaves the order alone while its submit may still be at work.
-        let next_check_at = now + self.submit_lease();
-        let channel = order.channel.as_str();
-        // From here on a failure drops the purchase, which rolls its connection back.
-        let purchase = Purchase {
+        // A failure from here on drops the purchase, which rolls its connection back.
+        let mut purchase = Purchase {
             client: Some(Box::new(client)),
-            order_no: order_no.clone(),
-            purpose,
+            order_no: order.order_no.clone().unwrap_or_else(new_order_no),
+            purpose: entry.purpose.name(),
             channel: order.channel,
             amount_fen: order.amount_fen,
-            description: description.to_string(),
+            description: fit_description(order.description).to_string(),
             expires_at,
+            // The reconcile job leaves the order alone while its submit may still be at work.
+            next_check_at: now + self.submit_lease(),
+            insert: None,
         };
+        purchase.insert = Some(purchase.tx().prepare_cached(BEGIN).await?);
+        Ok(purchase)
+    }
+
+    /// Sends `BEGIN` and the payment's insert (with its `created` event) of an opened
+    /// purchase without waiting in between: `true` once both ran, `false` when its number
+    /// was taken (then [`Engine::taken`]). `BEGIN` on a pooled connection, which is never
+    /// inside a transaction, fails only when the connection does, and then so do the
+    /// statements behind it; were they ever to run without it, each would commit on its own:
+    /// a pending order without a QR code and the module's rows, which the reconcile job
+    /// closes once the lease is over, through the purpose's `on_closed` (what was held comes
+    /// back), as for a process that died before `submit`.
+    pub async fn start(&self, purchase: &Purchase) -> Result<bool, EngineError> {
         let tx = purchase.tx();
-        tx.batch_execute("BEGIN").await?;
-        let statement = tx.prepare_cached(BEGIN).await?;
+        let statement = purchase.insert.as_ref().expect("prepared by open");
+        let channel = purchase.channel.as_str();
         let params: [&(dyn ToSql + Sync); 7] = [
-            &order_no,
-            &purpose,
+            &purchase.order_no,
+            &purchase.purpose,
             &channel,
-            &order.amount_fen,
-            &description,
-            &expires_at,
-            &next_check_at,
+            &purchase.amount_fen,
+            &purchase.description,
+            &purchase.expires_at,
+            &purchase.next_check_at,
         ];
-        if tx.execute(&statement, &params).await? == 0 {
-            // Back to the pool before `existing` takes a connection of its own.
-            drop(purchase.roll_back().await?);
-            return self.existing(&order_no).await.map(Begun::Existing);
-        }
-        Ok(Begun::New(purchase))
+        let (_, inserted) = tokio::try_join!(biased; tx.batch_execute("BEGIN"), tx.execute(statement, &params))?;
+        Ok(inserted != 0)
+    }
+
+    /// A purchase whose number was taken ([`Engine::start`] answered `false`): rolled back,
+    /// its connection back to the pool, and the order made before as it stands.
+    pub async fn taken(&self, purchase: Purchase) -> Result<Created, EngineError> {
+        let order_no = purchase.order_no.clone();
+        // Back to the pool before `existing` takes a connection of its own.
+        drop(purchase.roll_back().await?);
+        self.existing(&order_no).await
     }
 
     /// Commits the purchase and gives its connection back to the pool, then creates its

@@ -189,7 +189,14 @@ pub struct Site {
     /// The switcher's label: the other language's name, in that language.
     pub other_language: &'static str,
     pub unread: &'static str,
+    /// The footer of the donation pages and of pages of no section.
     pub footer: &'static str,
+    /// The footer of the mall's pages (buyers' and sellers').
+    pub footer_mall: &'static str,
+    /// The footer of the crowdfunding pages.
+    pub footer_projects: &'static str,
+    /// The footer of the community's pages.
+    pub footer_community: &'static str,
     pub loading: &'static str,
     pub back_home: &'static str,
     pub pages: &'static str,

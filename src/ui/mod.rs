@@ -174,6 +174,8 @@ pub struct Ui {
     pub unread_script: String,
     /// A wide page (the admin area).
     pub wide: bool,
+    /// The footer's line, the section's own.
+    pub footer: &'static str,
 }
 
 impl Ui {
@@ -235,6 +237,7 @@ impl Ui {
             unread: None,
             unread_script: assets::url("unread.js"),
             wide: section == Section::Admin,
+            footer: footer(t, section),
         }
     }
 
@@ -282,6 +285,17 @@ impl Ui {
         } else {
             self.t.codes.off
         }
+    }
+}
+
+/// The footer's line of a page of `section`: a shop, a crowdfunding or a forum page says what
+/// fits it, not what a donation page says.
+fn footer(t: &Catalog, section: Section) -> &'static str {
+    match section {
+        Section::Mall | Section::Seller => t.site.footer_mall,
+        Section::Projects => t.site.footer_projects,
+        Section::Community => t.site.footer_community,
+        Section::Donate | Section::Me | Section::Admin | Section::None => t.site.footer,
     }
 }
 

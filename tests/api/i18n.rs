@@ -409,3 +409,42 @@ async fn every_mall_page_renders_in_both_languages_with_nothing_untranslated() {
     }
     app.shutdown().await;
 }
+
+/// The text of the footer's line (`#site-footer`) of `html`.
+fn footer_line(html: &str) -> &str {
+    let start = html.find("id=\"site-footer\">").expect("a footer line") + "id=\"site-footer\">".len();
+    let end = html[start..].find("</p>").expect("its end") + start;
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn each_section_has_a_footer_that_fits_it_and_only_donation_pages_speak_of_donations() {
+    let app = spawn_app().await;
+    let merchant = sign_in(&app, "footer_shop", Role::Merchant).await;
+    for lang in Lang::ALL {
+        let site = &lang.catalog().site;
+        for (path, session, footer) in [
+            ("/", None, site.footer),
+            ("/mall", None, site.footer_mall),
+            ("/mall/cart", Some(merchant.as_str()), site.footer_mall),
+            ("/merchant", Some(merchant.as_str()), site.footer_mall),
+            ("/projects", None, site.footer_projects),
+            ("/community", None, site.footer_community),
+        ] {
+            let page = get_in(&app, path, lang, session).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
+            let html = page.text();
+            assert_eq!(footer_line(&html), footer, "{path} in {}", lang.code());
+            if path != "/" {
+                assert!(
+                    !html.contains(site.footer),
+                    "{path} in {} speaks of donations",
+                    lang.code()
+                );
+            }
+        }
+    }
+    let zh = &Lang::Zh.catalog().site;
+    assert!(!zh.footer_mall.contains("捐赠") && !Lang::En.catalog().site.footer_mall.contains("donation"));
+    app.shutdown().await;
+}

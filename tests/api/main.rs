@@ -35,6 +35,7 @@ mod limits;
 mod mail;
 mod mall;
 mod mall_browser;
+mod mall_checkout;
 mod mall_coupons;
 mod mall_orders;
 mod mall_pages;

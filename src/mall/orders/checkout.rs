@@ -1,16 +1,18 @@
 //! Checkout (`POST /api/mall/orders`). A checkout is a purchase with purpose `mall_order`
-//! made through the engine's `begin` → reserve → `submit`: a quote is read first (prices from
-//! the database, never the client), then in ONE transaction with the payment row the SKUs are
-//! locked in id order (no deadlock between two orders), the prices checked against the
-//! quote, the stock taken with a conditional update (`stock >= quantity`), the coupon copy
-//! held (`unused → held`), the order, its items (name, specs, price and image copied) and its
-//! first timeline row written and the lines taken out of the cart; then the provider order is
-//! made. Out of stock names the SKU. What undoes it lives in `purpose` (the engine's hooks).
+//! made through the engine's `open`/`start` → reserve → `submit`: a quote is read first
+//! (prices from the database, never the client), then in ONE transaction with the payment
+//! row, by one statement sent with it (`reserve`), the SKUs are locked in id order (no
+//! deadlock between two orders), the prices checked against the quote, the stock taken with a
+//! conditional update (`stock >= quantity`), the coupon copy held (`unused → held`), the
+//! order, its items (name, specs, price and image copied) and its first timeline row written
+//! and the lines taken out of the cart; then the provider order is made. Out of stock names
+//! the SKU. What undoes it lives in `purpose` (the engine's hooks).
 
 use deadpool_postgres::GenericClient;
 use http::StatusCode;
 use http::request::Parts;
 use serde::Deserialize;
+use tokio_postgres::types::ToSql;
 
 use crate::account::Role;
 use crate::app::State;
@@ -20,10 +22,12 @@ use crate::http::respond::Response;
 use crate::mall::json_answer;
 use crate::mall::pricing::{self, PriceError, Terms, Totals};
 use crate::mall::text;
-use crate::pay::create::{Begun, Created, Order};
+use crate::pay::create::{Created, Order};
 use crate::pay::money::format_yuan;
 use crate::pay::provider::Channel;
 use crate::store::StoreError;
+
+use super::reserve::{ReserveError, reserve};
 
 /// Most lines of one order.
 pub const MAX_ITEMS: usize = 50;
@@ -132,7 +136,7 @@ const COPY_TERMS: &str = "SELECT m.user_id, m.status, now() >= c.valid_from AND 
    FROM mall_user_coupons m JOIN mall_coupons c ON c.id = m.coupon_id WHERE m.id = $1";
 
 /// The SKU named in an error: its product and specs.
-fn sku_label(name: &str, specs: &serde_json::Value) -> String {
+pub(super) fn sku_label(name: &str, specs: &serde_json::Value) -> String {
     let specs: Vec<String> = specs
         .as_object()
         .map(|o| {
@@ -148,7 +152,7 @@ fn sku_label(name: &str, specs: &serde_json::Value) -> String {
     }
 }
 
-fn not_applicable(why: &str) -> AppError {
+pub(super) fn not_applicable(why: &str) -> AppError {
     AppError::invalid(
         "coupon_not_applicable",
         format!("the coupon cannot be used for this order: {why}"),
@@ -156,11 +160,23 @@ fn not_applicable(why: &str) -> AppError {
 }
 
 /// Reads what `checkout` would cost `buyer`: the SKUs (for sale, one seller's, not the
-/// buyer's own), the coupon copy's terms (the buyer's, unused, valid now) and the totals.
+/// buyer's own), the coupon copy's terms (the buyer's, unused, valid now) and the totals. The
+/// two reads go in one round trip; the SKUs are judged first.
 pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout) -> Result<Quote, AppError> {
     let ids: Vec<i64> = checkout.items.iter().map(|(id, _)| *id).collect();
-    let statement = client.prepare_cached(QUOTE_SKUS).await.map_err(StoreError::from)?;
-    let rows = client.query(&statement, &[&ids]).await.map_err(StoreError::from)?;
+    let skus = client.prepare_cached(QUOTE_SKUS).await.map_err(StoreError::from)?;
+    let copy = match checkout.coupon_id {
+        Some(copy) => Some((copy, client.prepare_cached(COPY_TERMS).await.map_err(StoreError::from)?)),
+        None => None,
+    };
+    let terms = async {
+        match &copy {
+            Some((id, statement)) => client.query_opt(statement, &[id]).await,
+            None => Ok(None),
+        }
+    };
+    let params: [&(dyn ToSql + Sync); 1] = [&ids];
+    let (rows, terms) = tokio::try_join!(biased; client.query(&skus, &params), terms).map_err(StoreError::from)?;
     let mut lines = Vec::with_capacity(rows.len());
     let mut merchant_id = None;
     for (sku_id, quantity) in &checkout.items {
@@ -192,7 +208,7 @@ pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout)
     }
     let coupon = match checkout.coupon_id {
         None => None,
-        Some(copy) => Some(copy_terms(client, buyer, copy).await?),
+        Some(_) => Some(copy_terms(terms.as_ref(), buyer)?),
     };
     let priced: Vec<(i64, i64)> = lines.iter().map(|l| (l.price_fen, i64::from(l.quantity))).collect();
     let totals = pricing::totals(&priced, coupon.as_ref()).map_err(|e| match e {
@@ -212,12 +228,9 @@ pub async fn quote(client: &impl GenericClient, buyer: i64, checkout: &Checkout)
     })
 }
 
-async fn copy_terms(client: &impl GenericClient, buyer: i64, copy: i64) -> Result<Terms, AppError> {
-    let statement = client.prepare_cached(COPY_TERMS).await.map_err(StoreError::from)?;
-    let row = client
-        .query_opt(&statement, &[&copy])
-        .await
-        .map_err(StoreError::from)?
+/// The terms of a coupon copy ([`COPY_TERMS`]' row), if it is `buyer`'s, unused and valid now.
+fn copy_terms(row: Option<&tokio_postgres::Row>, buyer: i64) -> Result<Terms, AppError> {
+    let row = row
         .filter(|r| r.get::<_, i64>(0) == buyer)
         .ok_or_else(|| not_applicable("coupon_id names none of your coupons"))?;
     if row.get::<_, &str>(1) != "unused" {
@@ -239,164 +252,6 @@ async fn copy_terms(client: &impl GenericClient, buyer: i64, copy: i64) -> Resul
         off,
         threshold_fen: row.get(6),
     })
-}
-
-/// Why a reservation did not go through.
-#[derive(Debug)]
-pub enum ReserveError {
-    /// A price changed between the quote and the lock: quote again.
-    PriceChanged,
-    App(AppError),
-}
-
-impl From<AppError> for ReserveError {
-    fn from(e: AppError) -> Self {
-        ReserveError::App(e)
-    }
-}
-
-impl From<StoreError> for ReserveError {
-    fn from(e: StoreError) -> Self {
-        ReserveError::App(e.into())
-    }
-}
-
-impl From<tokio_postgres::Error> for ReserveError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ReserveError::App(StoreError::from(e).into())
-    }
-}
-
-const LOCK_SKUS: &str = "SELECT id, price_fen, stock, active FROM mall_skus WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-const TAKE_STOCK: &str = "UPDATE mall_skus s SET stock = s.stock - v.quantity, updated_at = now()
-   FROM unnest($1::bigint[], $2::int[]) AS v(id, quantity)
-  WHERE s.id = v.id AND s.stock >= v.quantity";
-const HOLD_COPY: &str = "UPDATE mall_user_coupons m SET status = 'held', order_no = $2, updated_at = now()
-   FROM mall_coupons c
-  WHERE m.id = $1 AND m.user_id = $3 AND m.status = 'unused' AND c.id = m.coupon_id
-    AND now() >= c.valid_from AND now() < c.valid_to
-  RETURNING m.id";
-const INSERT_ORDER: &str = "INSERT INTO mall_orders
-        (order_no, buyer_id, merchant_id, total_fen, discount_fen, payable_fen, coupon_id, address, remark)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const INSERT_ITEMS: &str =
-    "INSERT INTO mall_order_items (order_no, sku_id, product_id, name, specs, price_fen, quantity, image)
-     SELECT $1, i.sku_id, i.product_id, i.name, i.specs, i.price_fen, i.quantity, i.image
-       FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::jsonb[], $6::bigint[], $7::int[], $8::text[])
-         AS i(sku_id, product_id, name, specs, price_fen, quantity, image)";
-
-const OUT_OF_CART: &str = "DELETE FROM mall_cart_items WHERE user_id = $1 AND sku_id = ANY($2)";
-
-/// Takes what `quote` needs inside the purchase's transaction `tx`, as order `order_no` of
-/// `buyer`: SKUs locked in id order, prices checked, stock taken, coupon held, address
-/// copied, order, items and timeline written, and a `mall` event for the products' stock.
-pub async fn reserve(
-    tx: &impl GenericClient,
-    order_no: &str,
-    buyer: i64,
-    checkout: &Checkout,
-    quote: &Quote,
-) -> Result<(), ReserveError> {
-    let ids: Vec<i64> = quote.lines.iter().map(|l| l.sku_id).collect();
-    let quantities: Vec<i32> = quote.lines.iter().map(|l| l.quantity).collect();
-    let statement = tx.prepare_cached(LOCK_SKUS).await?;
-    let locked = tx.query(&statement, &[&ids]).await?;
-    for line in &quote.lines {
-        let row = locked.iter().find(|r| r.get::<_, i64>(0) == line.sku_id);
-        let Some(row) = row.filter(|r| r.get::<_, bool>(3)) else {
-            return Err(AppError::invalid("invalid_items", format!("SKU {} is not for sale", line.sku_id)).into());
-        };
-        if row.get::<_, i64>(1) != line.price_fen {
-            return Err(ReserveError::PriceChanged);
-        }
-        let stock: i64 = row.get(2);
-        if stock < i64::from(line.quantity) {
-            return Err(AppError::conflict(
-                "out_of_stock",
-                format!(
-                    "SKU {} — {} — is out of stock: {} left, {} asked",
-                    line.sku_id,
-                    sku_label(&line.name, &line.specs),
-                    stock,
-                    line.quantity
-                ),
-            )
-            .into());
-        }
-    }
-    let statement = tx.prepare_cached(TAKE_STOCK).await?;
-    let taken = tx.execute(&statement, &[&ids, &quantities]).await?;
-    if taken != ids.len() as u64 {
-        // Cannot happen under the locks above; never write a partial take.
-        return Err(AppError::Internal(anyhow::anyhow!("stock taken from {taken} of {} SKUs", ids.len())).into());
-    }
-    if let Some(copy) = checkout.coupon_id {
-        let statement = tx.prepare_cached(HOLD_COPY).await?;
-        if tx.query_opt(&statement, &[&copy, &order_no, &buyer]).await?.is_none() {
-            return Err(not_applicable("it is already held by another order or used").into());
-        }
-    }
-    let address = crate::account::addresses::for_order(tx, buyer, checkout.address_id)
-        .await?
-        .ok_or_else(|| AppError::invalid("invalid_address", "address_id names none of your addresses"))?;
-    let address = serde_json::json!({"name": address.name, "phone": address.phone, "region": address.region, "detail": address.detail});
-    let t = &quote.totals;
-    let statement = tx.prepare_cached(INSERT_ORDER).await?;
-    tx.execute(
-        &statement,
-        &[
-            &order_no,
-            &buyer,
-            &quote.merchant_id,
-            &t.total_fen,
-            &t.discount_fen,
-            &t.payable_fen,
-            &checkout.coupon_id,
-            &address,
-            &checkout.remark,
-        ],
-    )
-    .await?;
-    let products: Vec<i64> = quote.lines.iter().map(|l| l.product_id).collect();
-    let names: Vec<&str> = quote.lines.iter().map(|l| l.name.as_str()).collect();
-    let specs: Vec<&serde_json::Value> = quote.lines.iter().map(|l| &l.specs).collect();
-    let prices: Vec<i64> = quote.lines.iter().map(|l| l.price_fen).collect();
-    let images: Vec<Option<&str>> = quote.lines.iter().map(|l| l.image.as_deref()).collect();
-    let statement = tx.prepare_cached(INSERT_ITEMS).await?;
-    tx.execute(
-        &statement,
-        &[
-            &order_no,
-            &ids,
-            &products,
-            &names,
-            &specs,
-            &prices,
-            &quantities,
-            &images,
-        ],
-    )
-    .await?;
-    let detail = serde_json::json!({"total_fen": t.total_fen, "discount_fen": t.discount_fen,
-                                    "payable_fen": t.payable_fen, "coupon_id": checkout.coupon_id});
-    super::event(
-        tx,
-        order_no,
-        "created",
-        None,
-        Some("pending_payment"),
-        Some(buyer),
-        "buyer",
-        detail,
-    )
-    .await?;
-    let statement = tx.prepare_cached(OUT_OF_CART).await?;
-    tx.execute(&statement, &[&buyer, &ids]).await?;
-    let mut products = products;
-    products.sort_unstable();
-    products.dedup();
-    crate::mall::publish(tx, &products, false).await?;
-    Ok(())
 }
 
 /// What the payer's wallet shows: the first item's name, and how many more.
@@ -453,13 +308,11 @@ async fn purchase(
             description: &description(&quote),
             order_no: order_no.clone(),
         };
-        let purchase = match state.engine.begin(client, order).await? {
-            Begun::New(purchase) => purchase,
+        let purchase = state.engine.open(client, order).await?;
+        match reserve(&state.engine, &purchase, buyer, checkout, &quote).await {
+            Ok(true) => return Ok(state.engine.submit(purchase).await?),
             // Made by this key's first request, which died before its answer was kept.
-            Begun::Existing(created) => return Ok(created),
-        };
-        match reserve(purchase.tx(), purchase.order_no(), buyer, checkout, &quote).await {
-            Ok(()) => return Ok(state.engine.submit(purchase).await?),
+            Ok(false) => return Ok(state.engine.taken(purchase).await?),
             // Rolled back: the same connection reads the prices again.
             Err(ReserveError::PriceChanged) => client = purchase.roll_back().await?,
             Err(ReserveError::App(e)) => return Err(e),

@@ -7,6 +7,7 @@ mod checkout;
 mod lifecycle;
 mod money;
 mod purpose;
+mod reserve;
 
 use std::collections::HashMap;
 
@@ -166,6 +167,25 @@ fn view(row: &tokio_postgres::Row) -> OrderView {
 const ITEMS: &str = "SELECT order_no, sku_id, product_id, name, specs, price_fen, quantity, image
    FROM mall_order_items WHERE order_no = ANY($1) ORDER BY order_no, sku_id";
 
+/// An [`ITEMS`] row.
+fn item(row: &tokio_postgres::Row) -> ItemView {
+    let (price_fen, quantity): (i64, i32) = (row.get(5), row.get(6));
+    let image: Option<String> = row.get(7);
+    ItemView {
+        sku_id: row.get(1),
+        product_id: row.get(2),
+        name: row.get(3),
+        specs: row.get(4),
+        price: format_yuan(price_fen),
+        price_fen,
+        quantity,
+        thumb_url: image.as_deref().map(crate::media::thumb_url),
+        image,
+        subtotal: format_yuan(price_fen * i64::from(quantity)),
+        subtotal_fen: price_fen * i64::from(quantity),
+    }
+}
+
 /// Fills in the items of `orders`, in one query.
 async fn with_items(client: &impl GenericClient, orders: &mut [OrderView]) -> Result<(), StoreError> {
     if orders.is_empty() {
@@ -175,21 +195,7 @@ async fn with_items(client: &impl GenericClient, orders: &mut [OrderView]) -> Re
     let statement = client.prepare_cached(ITEMS).await?;
     let mut by_order: HashMap<String, Vec<ItemView>> = HashMap::new();
     for row in client.query(&statement, &[&numbers]).await? {
-        let (price_fen, quantity): (i64, i32) = (row.get(5), row.get(6));
-        let image: Option<String> = row.get(7);
-        by_order.entry(row.get(0)).or_default().push(ItemView {
-            sku_id: row.get(1),
-            product_id: row.get(2),
-            name: row.get(3),
-            specs: row.get(4),
-            price: format_yuan(price_fen),
-            price_fen,
-            quantity,
-            thumb_url: image.as_deref().map(crate::media::thumb_url),
-            image,
-            subtotal: format_yuan(price_fen * i64::from(quantity)),
-            subtotal_fen: price_fen * i64::from(quantity),
-        });
+        by_order.entry(row.get(0)).or_default().push(item(&row));
     }
     for order in orders {
         order.items = by_order.remove(&order.order_no).unwrap_or_default();
@@ -200,31 +206,39 @@ async fn with_items(client: &impl GenericClient, orders: &mut [OrderView]) -> Re
 const TIMELINE: &str = "SELECT kind, from_status, to_status, source, detail, created_at
    FROM mall_order_events WHERE order_no = $1 ORDER BY id";
 
-/// Order `order_no` with its items and timeline, if it exists.
+/// Order `order_no` with its items and timeline, if it exists: the three reads in one round
+/// trip.
 pub async fn read(client: &impl GenericClient, order_no: &str) -> Result<Option<OrderView>, StoreError> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE o.order_no = $1");
-    let statement = client.prepare_cached(&sql).await?;
-    let Some(row) = client.query_opt(&statement, &[&order_no]).await? else {
+    let order = client.prepare_cached(&sql).await?;
+    let items = client.prepare_cached(ITEMS).await?;
+    let timeline = client.prepare_cached(TIMELINE).await?;
+    let numbers = [order_no];
+    let (one, many): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) = ([&order_no], [&numbers.as_slice()]);
+    let (row, items, steps) = tokio::try_join!(
+        biased;
+        client.query_opt(&order, &one),
+        client.query(&items, &many),
+        client.query(&timeline, &one)
+    )?;
+    let Some(row) = row else {
         return Ok(None);
     };
-    let mut orders = [view(&row)];
-    with_items(client, &mut orders).await?;
-    let statement = client.prepare_cached(TIMELINE).await?;
-    let steps = client
-        .query(&statement, &[&order_no])
-        .await?
-        .iter()
-        .map(|r| Step {
-            kind: r.get(0),
-            from: r.get(1),
-            to: r.get(2),
-            source: r.get(3),
-            detail: r.get(4),
-            at: rfc3339(r.get(5)),
-        })
-        .collect();
-    let [mut order] = orders;
-    order.timeline = Some(steps);
+    let mut order = view(&row);
+    order.items = items.iter().map(item).collect();
+    order.timeline = Some(
+        steps
+            .iter()
+            .map(|r| Step {
+                kind: r.get(0),
+                from: r.get(1),
+                to: r.get(2),
+                source: r.get(3),
+                detail: r.get(4),
+                at: rfc3339(r.get(5)),
+            })
+            .collect(),
+    );
     Ok(Some(order))
 }
 
