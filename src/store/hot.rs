@@ -94,10 +94,11 @@ impl<K: Eq> Front<K> {
         let shard = &self.shards[shard_index()];
         {
             let slots = shard.slots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(slot) = slots.iter().find(|s| s.key.borrow() == key) {
-                if slot.change == change && now < slot.until {
-                    return Some(slot.body.clone());
-                }
+            if let Some(slot) = slots.iter().find(|s| s.key.borrow() == key)
+                && slot.change == change
+                && now < slot.until
+            {
+                return Some(slot.body.clone());
             }
         }
         let (body, expires) = load()?;

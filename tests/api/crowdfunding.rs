@@ -408,7 +408,14 @@ async fn a_change_on_one_instance_shows_on_another_within_a_second() {
     // B caches the detail and the list.
     assert_eq!(b.get(&path).await.json()["followers"], 0);
     assert_eq!(b.get("/api/projects").await.json()["total"], 1);
-    assert!(b.state.crowdfunding.cache.detail(id, std::time::Instant::now()).is_some(), "cached on B");
+    assert!(
+        b.state
+            .crowdfunding
+            .cache
+            .detail(id, std::time::Instant::now())
+            .is_some(),
+        "cached on B"
+    );
     let followed = call(&a, &fan, Method::PUT, &format!("{path}/follow"), None).await;
     assert_eq!(followed.json(), json!({"following": true, "followers": 1}));
     let again = call(&a, &fan, Method::PUT, &format!("{path}/follow"), None).await;
