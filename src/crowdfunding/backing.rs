@@ -133,18 +133,7 @@ pub async fn on_refunded(tx: &Transaction<'_>, order_no: &str, amount_fen: i64) 
         &format!("你对「{title}」的支持已退款 ¥{amount}"),
         &format!("A refund of ¥{amount} for your backing of “{title}” went through"),
     );
-    let notice = Notice {
-        recipient_id: user_id,
-        kind: Kind::Refund,
-        actor: Actor::System,
-        target: Target {
-            kind: "backing",
-            id: TargetId::Key(order_no),
-        },
-        text: &text,
-        dedupe_key: None,
-    };
-    notify::notify(tx, &notice).await?;
+    tell_backer(tx, user_id, order_no, &text, None).await?;
     changed(tx, project_id).await?;
     Ok(())
 }
@@ -201,6 +190,18 @@ pub async fn on_refund_failed(
         ),
     );
     let key = format!("refund_failed:{refund_no}");
+    tell_backer(tx, user_id, order_no, &text, Some(&key)).await?;
+    changed(tx, project_id).await
+}
+
+/// Tells backer `user_id` of a refund of backing `order_no` (once per `dedupe_key`, if any).
+async fn tell_backer(
+    tx: &Transaction<'_>,
+    user_id: i64,
+    order_no: &str,
+    text: &str,
+    dedupe_key: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
     let notice = Notice {
         recipient_id: user_id,
         kind: Kind::Refund,
@@ -209,9 +210,8 @@ pub async fn on_refund_failed(
             kind: "backing",
             id: TargetId::Key(order_no),
         },
-        text: &text,
-        dedupe_key: Some(&key),
+        text,
+        dedupe_key,
     };
-    notify::notify(tx, &notice).await?;
-    changed(tx, project_id).await
+    notify::notify(tx, &notice).await.map(drop)
 }

@@ -25,15 +25,18 @@ impl Head<'_> {
     /// Reads `headers` once.
     pub fn read(headers: &HeaderMap) -> Head<'_> {
         let mut head = Head::default();
+        let mut length = None;
         for (name, value) in headers {
             if name == header::CONTENT_LENGTH {
-                head.content_length = value.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                // The first, as a lookup gives.
+                length.get_or_insert(value);
             } else if name == X_REQUEST_ID {
                 head.request_id.get_or_insert(value);
             } else if name == X_FORWARDED_FOR || name == X_REAL_IP {
                 head.forwarded = true;
             }
         }
+        head.content_length = length.and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
         head
     }
 }
@@ -60,6 +63,8 @@ mod tests {
             forwarded.insert(name, HeaderValue::from_static("198.51.100.7"));
             assert!(Head::read(&forwarded).forwarded);
         }
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
+        assert_eq!(Head::read(&headers).content_length, 1234, "the first, as `get` gives");
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("many"));
         assert_eq!(Head::read(&headers).content_length, 0);
     }
