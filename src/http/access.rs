@@ -337,11 +337,21 @@ fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     }
 }
 
+/// The bytes [`escaped`] copies as they are, by value: one load per byte of a path.
+const PLAIN: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = !matches!(b as u8, b'"' | b'\\' | 0..=0x1f | 0x7f);
+        b += 1;
+    }
+    table
+};
+
 /// `text` inside double quotes: `"` and `\` escaped, control characters as `\u00XX` (valid
 /// in JSON and unambiguous in text lines).
 fn escaped(text: &str, out: &mut Vec<u8>) {
-    let plain = |b: &u8| !matches!(b, b'"' | b'\\' | 0..=0x1f | 0x7f);
-    if text.as_bytes().iter().all(plain) {
+    if text.bytes().all(|b| PLAIN[usize::from(b)]) {
         out.extend_from_slice(text.as_bytes());
         return;
     }
@@ -401,6 +411,19 @@ mod tests {
         assert_eq!(value["ip"], "10.0.0.7");
         assert_eq!(value["target"], "zhifu::access");
         assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn exactly_quotes_backslashes_and_control_characters_are_escaped() {
+        for b in 0..0x80u8 {
+            let mut out = Vec::new();
+            escaped(char::from(b).encode_utf8(&mut [0; 4]), &mut out);
+            let special = matches!(b, b'"' | b'\\' | 0..=0x1f | 0x7f);
+            assert_eq!(out != [b], special, "byte {b:#04x}: {out:?}");
+        }
+        let mut out = Vec::new();
+        escaped("/a\"b\u{7f}é", &mut out);
+        assert_eq!(out, "/a\\\"b\\u007fé".as_bytes());
     }
 
     #[test]

@@ -38,8 +38,9 @@ thread_local! {
     static JSON_BASE: HeaderMap = head(&[(header::CONTENT_TYPE, JSON), (header::CACHE_CONTROL, NO_STORE)]);
 }
 
-/// The request id's place, `nosniff`, then `more`.
-fn head(more: &[(HeaderName, HeaderValue)]) -> HeaderMap {
+/// The request id's place, `nosniff`, then `more`: a header map to copy into every answer of
+/// one kind (see [`response`]).
+pub(super) fn head(more: &[(HeaderName, HeaderValue)]) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4 + more.len());
     headers.insert(X_REQUEST_ID, NO_ID);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
@@ -49,7 +50,8 @@ fn head(more: &[(HeaderName, HeaderValue)]) -> HeaderMap {
     headers
 }
 
-fn response(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response {
+/// A response with `headers` (a copy of a map [`head`] made, so the request id has its place).
+pub(super) fn response(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response {
     let mut response = http::Response::new(Full::new(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
