@@ -2,7 +2,10 @@
 //!
 //! - `load hello ADDR [multi_thread|per_core]`: the stack's floor — a minimal hyper server with
 //!   the server's listener, HTTP/1.1 settings and allocator (mimalloc), answering every
-//!   request with `/healthz`'s body;
+//!   request with `/healthz`'s body — or, with `HELLO_MIRROR=FILE` (lines `PATH?QUERY`, a tab,
+//!   a file of body bytes, a tab, the content type), a listed request with the same bytes the
+//!   server answered it with (found by a scan of the list: the floor of each read serves its
+//!   bytes);
 //!   a request with `wait=N` in its query parks N seconds first (the request dropped before it
 //!   parks: hyper's own cost of a parked long-poll). `HELLO_HALF_CLOSE=1`,
 //!   `HELLO_WRITEV=0|1` and `HELLO_MAX_BUF=N` (8192 at least) try hyper's builder options.
@@ -82,7 +85,35 @@ fn current_thread() -> tokio::runtime::Runtime {
 // ---------------------------------------------------------------------------------------------
 // hello
 
+/// A request's path and query, and the body and content type to answer it with.
+type Mirrored = (String, Bytes, http::HeaderValue);
+
+/// The answers `HELLO_MIRROR` lists; empty without it.
+fn mirror() -> &'static [Mirrored] {
+    static MIRROR: std::sync::OnceLock<Vec<Mirrored>> = std::sync::OnceLock::new();
+    MIRROR.get_or_init(|| {
+        let Ok(list) = std::env::var("HELLO_MIRROR") else {
+            return Vec::new();
+        };
+        let list = std::fs::read_to_string(&list).unwrap_or_else(|e| panic!("HELLO_MIRROR {list}: {e}"));
+        list.lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let mut fields = line.split('\t');
+                let (Some(target), Some(file), Some(content_type)) = (fields.next(), fields.next(), fields.next())
+                else {
+                    panic!("HELLO_MIRROR: not PATH<tab>FILE<tab>TYPE: {line}");
+                };
+                let body = std::fs::read(file).unwrap_or_else(|e| panic!("HELLO_MIRROR {file}: {e}"));
+                let content_type = http::HeaderValue::from_str(content_type).expect("a content type");
+                (target.to_string(), Bytes::from(body), content_type)
+            })
+            .collect()
+    })
+}
+
 fn hello(addr: SocketAddr, shape: &str) {
+    mirror();
     if shape == "per_core" {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let handles: Vec<_> = (0..threads)
@@ -133,9 +164,17 @@ async fn hello_serve(listener: TcpListener) {
     }
 }
 
-/// `/healthz`'s body, after `wait` seconds when the query has one. The request is dropped
-/// here, before the answer's future exists.
+/// `/healthz`'s body (or the mirrored answer), after `wait` seconds when the query has one.
+/// The request is dropped here, before the answer's future exists.
 fn hello_answer(req: Request<Incoming>) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> {
+    let target = req.uri().path_and_query().map_or("", |t| t.as_str());
+    let (body, content_type) = match mirror().iter().find(|(t, _, _)| t == target) {
+        Some((_, body, content_type)) => (body.clone(), content_type.clone()),
+        None => (
+            Bytes::from_static(HEALTHZ),
+            http::HeaderValue::from_static("application/json"),
+        ),
+    };
     let wait = req
         .uri()
         .query()
@@ -147,11 +186,8 @@ fn hello_answer(req: Request<Incoming>) -> impl Future<Output = Result<Response<
         if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
-        let mut response = Response::new(Full::new(Bytes::from_static(HEALTHZ)));
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
+        let mut response = Response::new(Full::new(body));
+        response.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
         Ok::<_, Infallible>(response)
     }
 }

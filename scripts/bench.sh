@@ -8,9 +8,11 @@
 # interleaved with the ones it is compared with; the table shows medians and every target of
 # the performance issue as a ratio measured in the same run:
 #
-# - cached reads: wrk -t1 -c64 (saturated) against the floor, then oha at a fixed rate (50 %
-#   and 80 % of each endpoint's own saturated rate) with latency correction — p50/p99/p99.9
-#   that count the waiting (coordinated omission) — beside the floor at the same rates;
+# - cached reads: wrk -t1 -c64 (saturated) beside the floor answering the same request with
+#   the same bytes (the hello-world mirrors each read's answer: a 32 KB stylesheet is not
+#   compared with a 15-byte body), then oha at a fixed rate (50 % and 80 % of each endpoint's
+#   own saturated rate) with latency correction — p50/p99/p99.9 that count the waiting
+#   (coordinated omission) — beside the same floor at the same rates;
 # - writes beside references doing the same work with nothing else: create donation beside
 #   `load refcreate` (the same INSERT plus one RSA-2048 signature, on the server's core);
 #   mall order and backing beside pgbench of their SQL (scripts/bench/writes.sh); callbacks
@@ -174,10 +176,6 @@ rss_kb "$a_pid" >"$work/r/idle_rss"
 start_server b "$PORT_B" "$RUNTIME" ZHIFU__DATABASE__URL="host=$work/pg user=postgres dbname=zhifu" \
   ZHIFU__LOG__ACCESS=false
 b_pid=$server_pid
-taskset -c "$server_cpu" "$load" hello "127.0.0.1:$PORT_HELLO" "$RUNTIME" &
-pids+=($!)
-sleep 0.3
-
 # Paid donations for the rankings, and one order to read the status of.
 curl -fsS -X POST "$provider_url/bench/callbacks?server=http://127.0.0.1:$PORT&orders=200&concurrency=8" >/dev/null
 order_no=$(curl -fsS -H 'content-type: application/json' \
@@ -265,7 +263,9 @@ med() {
 }
 
 a="http://127.0.0.1:$PORT" b="http://127.0.0.1:$PORT_B" hello_url="http://127.0.0.1:$PORT_HELLO/healthz"
-# key|name|url — the floor first; every other read is compared with it.
+# key|name|url — the floor first. Every other read is compared with the floor answering the
+# same request with the same bytes (its key_floor, the hello-world's mirror of it; /healthz's
+# is the floor itself), measured beside it in each round.
 reads=(
   "hello|hello-world (bare hyper)|$hello_url"
   "healthz|/healthz|$a/healthz"
@@ -285,13 +285,41 @@ reads=(
   "community_post|/api/community/posts/{id}|$a/api/community/posts/$post_id"
 )
 field() { cut -d'|' -f"$2" <<<"$1"; }
+# floor_of KEY: the key of the floor a read is compared with.
+floor_of() {
+  case $1 in
+    hello | healthz | healthz_nolog) echo hello ;;
+    *_nolog) echo "${1%_nolog}_floor" ;;
+    *) echo "${1}_floor" ;;
+  esac
+}
 for entry in "${reads[@]}"; do curl -fsS -o /dev/null "$(field "$entry" 3)"; done # fill the caches
+# The floor's mirror: each read's bytes as the server (access log on) answers them.
+mkdir -p "$work/mirror"
+: >"$work/mirror.list"
+for entry in "${reads[@]:1}"; do
+  key=$(field "$entry" 1) url=$(field "$entry" 3)
+  [ "$(floor_of "$key")" = "${key}_floor" ] || continue
+  type=$(curl -fsS -o "$work/mirror/$key" -w '%{content_type}' "$url")
+  printf '%s\t%s\t%s\n' "/${url#http://*/}" "$work/mirror/$key" "$type" >>"$work/mirror.list"
+done
+HELLO_MIRROR="$work/mirror.list" taskset -c "$server_cpu" "$load" hello "127.0.0.1:$PORT_HELLO" "$RUNTIME" &
+hello_pid=$!
+pids+=("$hello_pid")
+until curl -fsS -o /dev/null "$hello_url" 2>/dev/null; do
+  kill -0 "$hello_pid" 2>/dev/null || { echo "the hello-world floor did not start" >&2; exit 1; }
+  sleep 0.05
+done
+# floor_url ENTRY: the same request to the floor.
+floor_url() { local url; url=$(field "$1" 3); echo "http://127.0.0.1:$PORT_HELLO/${url#http://*/}"; }
 for round in $(seq 1 "$ROUNDS"); do
   echo "cached reads, saturated (wrk), round $round/$ROUNDS…"
   # Each round starts one entry later, so no endpoint is always measured first.
   for i in $(seq 0 $((${#reads[@]} - 1))); do
     entry=${reads[$(((i + round - 1) % ${#reads[@]}))]}
-    wrk_run "$(field "$entry" 1)" "$(field "$entry" 3)" "$READ_CONNECTIONS"
+    key=$(field "$entry" 1)
+    wrk_run "$key" "$(field "$entry" 3)" "$READ_CONNECTIONS"
+    [ "$(floor_of "$key")" != "${key}_floor" ] || wrk_run "${key}_floor" "$(floor_url "$entry")" "$READ_CONNECTIONS"
   done
 done
 echo "cached reads at 50 % and 80 % of their saturated rate or of $RATE_CAP/s (oha, latency-corrected), beside the floor…"
@@ -301,7 +329,9 @@ for entry in "${reads[@]:1}"; do
     rate=$(awk -v r="$(med "$key" 1)" -v c="$RATE_CAP" -v s="$share" 'BEGIN { printf "%d", (r < c ? r : c) * s / 100 }')
     [ "$rate" -gt 0 ] || continue
     oha_run "${key}_q$share" "$(field "$entry" 3)" "$rate"
-    oha_run "${key}_q${share}_floor" "$hello_url" "$rate"
+    floor=$hello_url
+    [ "$(floor_of "$key")" != "${key}_floor" ] || floor=$(floor_url "$entry")
+    oha_run "${key}_q${share}_floor" "$floor" "$rate"
   done
 done
 
@@ -353,7 +383,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 # verdict VALUE OP LIMIT: "ok" or "MISS".
 verdict() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == ">=") ? v >= l : v <= l; print (ok ? "ok" : "MISS") }'; }
 both() { [ "$1" = ok ] && [ "$2" = ok ] && echo ok || echo MISS; }
-row() { printf '%-40s %9s %8s %8s  %-38s %s\n' "$@"; }
+row() { printf '%-40s %9s %8s %8s  %-38s %-5s %s\n' "$@"; }
 
 hello=$(med hello 1) hello_p99=$(med hello 3)
 read -r pollers rss_before rss_parked burst_ms wake_ms all_paid lag_ms <"$work/r/longpoll"
@@ -365,18 +395,21 @@ echo "zhifu $("$zhifu" --version | awk '{print $2}') · $(nproc) cores ($(awk -F
 echo "server, hello-world and PostgreSQL on cpu $server_cpu; wrk -t1, oha, pgbench -j1 and the provider on cpu $load_cpu"
 echo "runtime $RUNTIME · config.yaml as shipped (access log on) unless said · medians of $ROUNDS rounds of ${DURATION}s · ms"
 echo
-echo "saturated reads, c$READ_CONNECTIONS (wrk; its latencies leave out coordinated omission)"
-row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
-row "hello-world (bare hyper)" "$hello" "$(med hello 2)" "$hello_p99" "floor" ""
+echo "saturated reads, c$READ_CONNECTIONS (wrk; its latencies leave out coordinated omission); each beside the floor"
+echo "answering the same request with the same bytes (the last column: that floor's req/s and p99, and × hello,"
+echo "the ratio to /healthz's floor)"
+row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds" "its floor"
+row "hello-world (bare hyper)" "$hello" "$(med hello 2)" "$hello_p99" "floor" "" ""
 for entry in "${reads[@]:1}"; do
-  key=$(field "$entry" 1) name=$(field "$entry" 2)
-  r=$(ratio "$(med "$key" 1)" "$hello") p99=$(med "$key" 3) p99r=$(ratio "$p99" "$hello_p99")
+  key=$(field "$entry" 1) name=$(field "$entry" 2) floor=$(floor_of "$key")
+  r=$(ratio "$(med "$key" 1)" "$(med "$floor" 1)") p99=$(med "$key" 3) p99r=$(ratio "$p99" "$(med "$floor" 3)")
+  mine="$(med "$floor" 1) req/s, p99 $(med "$floor" 3); $(ratio "$(med "$key" 1)" "$hello")× hello"
   case $key in
     healthz | healthz_nolog | rankings_nolog)
-      row "$name" "$(med "$key" 1)" "$(med "$key" 2)" "$p99" "$r × floor (≥ 0.95)" "$(verdict "$r" ">=" 0.95)" ;;
+      row "$name" "$(med "$key" 1)" "$(med "$key" 2)" "$p99" "$r × floor (≥ 0.95)" "$(verdict "$r" ">=" 0.95)" "$mine" ;;
     *)
       row "$name" "$(med "$key" 1)" "$(med "$key" 2)" "$p99" "$r × floor (≥ 0.90), p99 $p99r× (≤ 1.5)" \
-        "$(both "$(verdict "$r" ">=" 0.9)" "$(verdict "$p99r" "<=" 1.5)")" ;;
+        "$(both "$(verdict "$r" ">=" 0.9)" "$(verdict "$p99r" "<=" 1.5)")" "$mine" ;;
   esac
 done
 echo
