@@ -293,7 +293,7 @@ floor_of() {
     *) echo "${1}_floor" ;;
   esac
 }
-for entry in "${reads[@]}"; do curl -fsS -o /dev/null "$(field "$entry" 3)"; done # fill the caches
+for entry in "${reads[@]:1}"; do curl -fsS -o /dev/null "$(field "$entry" 3)"; done # fill the caches
 # The floor's mirror: each read's bytes as the server (access log on) answers them.
 mkdir -p "$work/mirror"
 : >"$work/mirror.list"
