@@ -15,6 +15,7 @@ pub static CATALOG: Catalog = Catalog {
         other_language: "中文",
         unread: "Unread notifications",
         footer: "Every donation is recorded exactly as it happened.",
+        footer_site: "Every payment is recorded exactly as it happened.",
         footer_mall: "Prices are those at checkout; every order is recorded exactly as it happened.",
         footer_projects: "Every backing is recorded exactly as it happened; a project that misses its goal refunds in full.",
         footer_community: "Be kind and respect one another.",

@@ -189,8 +189,10 @@ pub struct Site {
     /// The switcher's label: the other language's name, in that language.
     pub other_language: &'static str,
     pub unread: &'static str,
-    /// The footer of the donation pages and of pages of no section.
+    /// The footer of the donation pages.
     pub footer: &'static str,
+    /// The footer of the pages of no one module: an account's, the administration's, errors.
+    pub footer_site: &'static str,
     /// The footer of the mall's pages (buyers' and sellers').
     pub footer_mall: &'static str,
     /// The footer of the crowdfunding pages.

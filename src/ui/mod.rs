@@ -289,13 +289,15 @@ impl Ui {
 }
 
 /// The footer's line of a page of `section`: a shop, a crowdfunding or a forum page says what
-/// fits it, not what a donation page says.
+/// fits it, not what a donation page says; the pages of no one module (an account, the
+/// administration, an error) speak of every payment.
 fn footer(t: &Catalog, section: Section) -> &'static str {
     match section {
+        Section::Donate => t.site.footer,
         Section::Mall | Section::Seller => t.site.footer_mall,
         Section::Projects => t.site.footer_projects,
         Section::Community => t.site.footer_community,
-        Section::Donate | Section::Me | Section::Admin | Section::None => t.site.footer,
+        Section::Me | Section::Admin | Section::None => t.site.footer_site,
     }
 }
 

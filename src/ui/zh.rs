@@ -16,6 +16,7 @@ pub static CATALOG: Catalog = Catalog {
         other_language: "English",
         unread: "未读通知",
         footer: "每一笔捐赠都会被如实记录。",
+        footer_site: "每一笔支付都会被如实记录。",
         footer_mall: "价格以下单时为准，每一笔订单都会被如实记录。",
         footer_projects: "每一笔支持都会被如实记录；项目未达目标时全额退款。",
         footer_community: "友善交流，尊重他人。",

@@ -421,6 +421,7 @@ fn footer_line(html: &str) -> &str {
 async fn each_section_has_a_footer_that_fits_it_and_only_donation_pages_speak_of_donations() {
     let app = spawn_app().await;
     let merchant = sign_in(&app, "footer_shop", Role::Merchant).await;
+    let admin = sign_in(&app, "footer_admin", Role::Admin).await;
     for lang in Lang::ALL {
         let site = &lang.catalog().site;
         for (path, session, footer) in [
@@ -430,6 +431,9 @@ async fn each_section_has_a_footer_that_fits_it_and_only_donation_pages_speak_of
             ("/merchant", Some(merchant.as_str()), site.footer_mall),
             ("/projects", None, site.footer_projects),
             ("/community", None, site.footer_community),
+            ("/me", Some(merchant.as_str()), site.footer_site),
+            ("/login", None, site.footer_site),
+            ("/admin", Some(admin.as_str()), site.footer_site),
         ] {
             let page = get_in(&app, path, lang, session).await;
             assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
