@@ -23,6 +23,7 @@
 #   scripts/bench.sh                  # 3 rounds of 5 s per measurement (about 25 minutes)
 #   QUICK=1 scripts/bench.sh          # 1 round of 2 s, 2,000 parked polls (about 6 minutes)
 #   ROUNDS=5 DURATION=10 scripts/bench.sh
+#   PARTS="reads writes" scripts/bench.sh   # some of the parts: reads, writes, park
 #
 # Needs wrk, oha (cargo install oha; installed when missing), pgbench (Debian: apt-get install
 # wrk postgresql-client; installed when run as root) and the PostgreSQL server binaries the
@@ -47,6 +48,9 @@ if [ "$QUICK" = 1 ]; then CALLBACK_ORDERS=${CALLBACK_ORDERS:-600}; else CALLBACK
 POLL_ORDERS=${POLL_ORDERS:-1000}
 POLLS_PER_ORDER=${POLLS_PER_ORDER:-10}
 RUNTIME=${RUNTIME:-per_core}
+# Which parts run (all by default): reads, writes, park (the parked long-polls and the burst).
+PARTS=${PARTS:-reads writes park}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 PORT=${PORT:-18080}
 PORT_B=$((PORT + 1)) PORT_HELLO=$((PORT + 2))
 
@@ -312,7 +316,9 @@ until curl -fsS -o /dev/null "$hello_url" 2>/dev/null; do
 done
 # floor_url ENTRY: the same request to the floor.
 floor_url() { local url; url=$(field "$1" 3); echo "http://127.0.0.1:$PORT_HELLO/${url#http://*/}"; }
-for round in $(seq 1 "$ROUNDS"); do
+read_rounds=$ROUNDS
+part reads || read_rounds=0
+for round in $(seq 1 "$read_rounds"); do
   echo "cached reads, saturated (wrk), round $round/$ROUNDS…"
   # Each round starts one entry later, so no endpoint is always measured first.
   for i in $(seq 0 $((${#reads[@]} - 1))); do
@@ -323,7 +329,9 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "cached reads at 50 % and 80 % of their saturated rate or of $RATE_CAP/s (oha, latency-corrected), beside the floor…"
+part reads || echo "(reads skipped: PARTS=$PARTS)"
 for entry in "${reads[@]:1}"; do
+  part reads || break
   key=$(field "$entry" 1)
   for share in 50 80; do
     rate=$(awk -v r="$(med "$key" 1)" -v c="$RATE_CAP" -v s="$share" 'BEGIN { printf "%d", (r < c ? r : c) * s / 100 }')
@@ -335,10 +343,17 @@ for entry in "${reads[@]:1}"; do
   done
 done
 
+# checkpoint: each write measurement starts from a fresh checkpoint, so that none pays for
+# the WAL the one before it wrote (a checkpoint in the middle of one 5 s window decides it).
+checkpoint() { on_load psql -q -h "$work/pg" -U postgres -d zhifu -c CHECKPOINT >/dev/null; }
+if part writes; then
 for round in $(seq 1 "$ROUNDS"); do
   echo "create donation vs the reference (INSERT + RSA-2048 on the server core), round $round/$ROUNDS…"
+  checkpoint
   taskset -c "$server_cpu" "$load" refcreate "$work/pg" "$WRITE_CONNECTIONS" "$DURATION" >>"$work/r/ref_create"
+  checkpoint
   wrk_run create "$a/api/donations" "$WRITE_CONNECTIONS" scripts/bench/create.lua
+  checkpoint
   pgbench_run pg_insert scripts/bench/insert.sql "$WRITE_CONNECTIONS"
   taskset -c "$server_cpu" "$load" rsa 2 >>"$work/r/rsa"
 done
@@ -350,9 +365,11 @@ fi
 
 echo "seeding pending orders for pgbench's callback transaction…"
 pg -t 1 -c 1 -D n=$((ROUNDS * 6000 * DURATION)) -f scripts/bench/callback-seed.sql >/dev/null 2>&1
-for round in $(seq 1 "$ROUNDS"); do
-  echo "callbacks vs pgbench of the same transaction, round $round/$ROUNDS…"
-  pgbench_run pg_callback scripts/bench/callback.sql "$WRITE_CONNECTIONS"
+# callback_round: the server's callbacks (the provider creates the orders first, then times
+# their signed notifications).
+callback_round() {
+  local out
+  checkpoint
   if out=$(curl -fsS -X POST "$provider_url/bench/callbacks?server=$a&orders=$CALLBACK_ORDERS&concurrency=$WRITE_CONNECTIONS"); then
     echo "$out" >>"$work/r/callbacks"
     awk '$4 < $5 { print "  ! callbacks: " $4 " of " $5 " acknowledged (see the provider log)" }' <<<"$out" |
@@ -360,8 +377,24 @@ for round in $(seq 1 "$ROUNDS"); do
   else
     echo "  ! callbacks round $round failed: $(tail -3 "$work/provider.log")" | tee -a "$work/r/warnings"
   fi
+}
+for round in $(seq 1 "$ROUNDS"); do
+  echo "callbacks vs pgbench of the same transaction, round $round/$ROUNDS…"
+  # Which goes first alternates by round.
+  if [ $((round % 2)) = 1 ]; then
+    checkpoint
+    pgbench_run pg_callback scripts/bench/callback.sql "$WRITE_CONNECTIONS"
+  fi
+  callback_round
+  if [ $((round % 2)) = 0 ]; then
+    checkpoint
+    pgbench_run pg_callback scripts/bench/callback.sql "$WRITE_CONNECTIONS"
+  fi
 done
+fi
 
+echo "0 0 0 nan nan false nan" >"$work/r/longpoll"
+if part park; then
 echo "$((POLL_ORDERS * POLLS_PER_ORDER)) parked long-polls, then $POLL_ORDERS payments in a burst…"
 curl -fsS -X POST \
   "$provider_url/bench/longpoll?server=$a&orders=$POLL_ORDERS&per_order=$POLLS_PER_ORDER&pid=$a_pid&concurrency=64" \
@@ -369,14 +402,18 @@ curl -fsS -X POST \
   echo "  ! the long-poll scenario failed: $(tail -3 "$work/provider.log")" | tee -a "$work/r/warnings"
   echo "0 0 0 nan nan false nan" >"$work/r/longpoll"
 }
+fi
 rss_kb "$a_pid" >"$work/r/final_rss"
 stop_server "$a_pid"
 stop_server "$b_pid"
 
-echo "memory per parked poll: $PARK_N parked on fresh processes, zhifu's two long-polls and bare hyper…"
-ZHIFU="$zhifu" LOAD="$load" N="$PARK_N" ORDERS=$((PARK_N / 10)) ROUNDS=1 PORT=$((PORT + 10)) \
-  scripts/bench/park.sh 2>/dev/null | tail -n +4 >"$work/r/park" ||
-  echo "  ! scripts/bench/park.sh failed" | tee -a "$work/r/warnings"
+: >"$work/r/park"
+if part park; then
+  echo "memory per parked poll: $PARK_N parked on fresh processes, zhifu's two long-polls and bare hyper…"
+  ZHIFU="$zhifu" LOAD="$load" N="$PARK_N" ORDERS=$((PARK_N / 10)) ROUNDS=1 PORT=$((PORT + 10)) \
+    scripts/bench/park.sh 2>/dev/null | tail -n +4 >"$work/r/park" ||
+    echo "  ! scripts/bench/park.sh failed" | tee -a "$work/r/warnings"
+fi
 
 # --- the table -------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
