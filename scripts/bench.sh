@@ -328,8 +328,9 @@ for round in $(seq 1 "$read_rounds"); do
     [ "$(floor_of "$key")" != "${key}_floor" ] || wrk_run "${key}_floor" "$(floor_url "$entry")" "$READ_CONNECTIONS"
   done
 done
-echo "cached reads at 50 % and 80 % of their saturated rate or of $RATE_CAP/s (oha, latency-corrected), beside the floor…"
-part reads || echo "(reads skipped: PARTS=$PARTS)"
+if part reads; then
+  echo "cached reads at 50 % and 80 % of their saturated rate or of $RATE_CAP/s (oha, latency-corrected), beside the floor…"
+fi
 for entry in "${reads[@]:1}"; do
   part reads || break
   key=$(field "$entry" 1)
@@ -432,6 +433,7 @@ echo "zhifu $("$zhifu" --version | awk '{print $2}') · $(nproc) cores ($(awk -F
 echo "server, hello-world and PostgreSQL on cpu $server_cpu; wrk -t1, oha, pgbench -j1 and the provider on cpu $load_cpu"
 echo "runtime $RUNTIME · config.yaml as shipped (access log on) unless said · medians of $ROUNDS rounds of ${DURATION}s · ms"
 echo
+if part reads; then
 echo "saturated reads, c$READ_CONNECTIONS (wrk; its latencies leave out coordinated omission); each beside the floor"
 echo "answering the same request with the same bytes (the last column: that floor's req/s and p99, and × hello,"
 echo "the ratio to /healthz's floor)"
@@ -465,7 +467,9 @@ for entry in "${reads[@]:1}"; do
       "$(ratio "$p99" "$f99")× $note"
   done
 done
+fi
 echo
+if part writes; then
 echo "writes beside a reference doing the same work with nothing else"
 row "measurement" "req/s" "p50" "p99" "ratio (target)" "holds"
 ref=$(med ref_create 1)
@@ -487,12 +491,15 @@ r=$(ratio "$(med callbacks 1)" "$(med pg_callback 1)")
 row "POST /notify/wechat, c$WRITE_CONNECTIONS" "$(med callbacks 1)" "$(med callbacks 2)" "$(med callbacks 3)" \
   "$r × pgbench (≥ 0.80)" "$(verdict "$r" ">=" 0.8)"
 row "  pgbench the same transaction (mean)" "$(med pg_callback 1)" "$(med pg_callback 2)" "" "" ""
+fi
 echo
+if part park; then
 echo "parked long-polls: RSS growth per poll, $PARK_N parked, each row a fresh process (KB = 1024 B)"
 printf '%-22s %9s %9s  %s\n' measurement "KB/poll" "× hyper" "holds (≤ 1.05× hyper)"
 awk '{ printf "%-22s %9s %9s  %s\n", $1, $4, $5, ($1 ~ /^zhifu/ ? ($5 <= 1.05 ? "ok" : "MISS") : "") }' "$work/r/park"
 echo "$pollers pollers on 1 instance, $POLL_ORDERS payments in a burst: callbacks ${burst_ms} ms; all woken (paid: $all_paid) ${wake_ms} ms; ≤ ${lag_ms} ms after each ack"
 echo "RSS before the pollers $((rss_before / 1024)) MB, parked $((rss_parked / 1024)) MB"
+fi
 echo
 echo "idle RSS (PostgreSQL not counted): $idle_mb MB · at the end: $final_mb MB · ready with an existing cluster: $(med ready 1) ms"
 [ ! -s "$work/r/warnings" ] || { echo "warnings:"; cat "$work/r/warnings"; }
