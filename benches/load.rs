@@ -92,7 +92,7 @@ type Mirrored = (String, Bytes, http::HeaderValue);
 fn mirror() -> &'static [Mirrored] {
     static MIRROR: std::sync::OnceLock<Vec<Mirrored>> = std::sync::OnceLock::new();
     MIRROR.get_or_init(|| {
-        let Ok(list) = std::env::var("HELLO_MIRROR") else {
+        let Some(list) = std::env::var("HELLO_MIRROR").ok().filter(|list| !list.is_empty()) else {
             return Vec::new();
         };
         let list = std::fs::read_to_string(&list).unwrap_or_else(|e| panic!("HELLO_MIRROR {list}: {e}"));
