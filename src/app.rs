@@ -69,7 +69,11 @@ pub struct State {
     pub shutdown: watch::Receiver<bool>,
     /// Request ids are `<instance>-<sequence>` unless a valid `X-Request-Id` came in.
     instance: u32,
+    /// The next block of sequence numbers a thread takes (see [`State::next_sequence`]).
     sequence: AtomicU64,
+    /// Which state a thread's block belongs to: unique in the process, never an address a
+    /// later state could reuse.
+    sequence_owner: u64,
 }
 
 impl State {
@@ -87,7 +91,7 @@ impl State {
                 return id.clone();
             }
         }
-        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let n = self.next_sequence();
         // `{instance:08x}-{n:x}`: 8 + 1 + at most 16 hex digits.
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut id = [0u8; 25];
@@ -101,6 +105,42 @@ impl State {
         }
         HeaderValue::from_bytes(&id[..9 + digits]).expect("hex digits and a dash make a header value")
     }
+}
+
+/// How many sequence numbers a thread takes at once: the shared counter's cache line moves
+/// between cores once per this many requests, not on every one.
+const SEQUENCE_BLOCK: u64 = 1024;
+
+/// States made in this process, for [`State::sequence_owner`].
+static STATES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's block of request sequence numbers: whose (a `sequence_owner`), the next
+    /// one, and the end.
+    static SEQUENCES: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+impl State {
+    /// A sequence number no other request of this state has had.
+    fn next_sequence(&self) -> u64 {
+        take_sequence(&self.sequence, self.sequence_owner)
+    }
+}
+
+/// The next number of `counter` (owned by `owner`) from this thread's block; a new block when
+/// it is spent, or was another owner's.
+fn take_sequence(counter: &AtomicU64, owner: u64) -> u64 {
+    SEQUENCES.with(|cell| {
+        let (whose, next, end) = cell.get();
+        let (next, end) = if whose == owner && next < end {
+            (next, end)
+        } else {
+            let start = counter.fetch_add(SEQUENCE_BLOCK, Ordering::Relaxed);
+            (start, start + SEQUENCE_BLOCK)
+        };
+        cell.set((owner, next + 1, end));
+        next
+    })
 }
 
 impl std::fmt::Debug for Catalog {
@@ -183,6 +223,7 @@ impl Application {
             shutdown: shutdown_rx,
             instance: instance_id(),
             sequence: AtomicU64::new(0),
+            sequence_owner: STATES.fetch_add(1, Ordering::Relaxed) + 1,
         });
         tokio::spawn(route_events(Arc::clone(&state)));
         tokio::spawn(crate::community::run_view_flusher(
@@ -670,4 +711,39 @@ fn instance_id() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     nanos ^ std::process::id().rotate_left(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn sequence_numbers_are_unique_across_threads_and_never_cross_owners() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || (0..3000).map(|_| take_sequence(&counter, 1)).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for thread in threads {
+            for n in thread.join().expect("a thread") {
+                assert!(seen.insert(n), "{n} twice");
+            }
+        }
+        assert_eq!(seen.len(), 12_000);
+
+        // Another owner on the same thread draws from its own counter; coming back takes a
+        // fresh block of the first owner's, never a number handed out before.
+        let other = AtomicU64::new(0);
+        let first = take_sequence(&counter, 1);
+        assert!(seen.insert(first));
+        assert_eq!(take_sequence(&other, 2), 0);
+        assert_eq!(take_sequence(&other, 2), 1);
+        let back = take_sequence(&counter, 1);
+        assert!(seen.insert(back), "{back} twice");
+        assert_eq!(back % SEQUENCE_BLOCK, 0, "a new block");
+    }
 }
