@@ -81,8 +81,21 @@ fn category_param(query: Option<&str>) -> Result<Option<i64>, AppError> {
     }
 }
 
+/// A ranking's page size, and recent donations' count, when the query names none.
+const DEFAULT_SIZE: u32 = 20;
+
 /// The parameters of a ranking query, checked.
 pub fn ranking_key(query: Option<&str>) -> Result<rankings::RankingKey, AppError> {
+    // No query (the home page's read, and most clients'): every parameter's default, without
+    // looking each one up (a cached ranking's hottest request).
+    if query.is_none_or(str::is_empty) {
+        return Ok(rankings::RankingKey {
+            category_id: None,
+            range: rankings::Range::All,
+            page: 1,
+            size: DEFAULT_SIZE,
+        });
+    }
     let range = match extract::query_param(query, "range")? {
         None => rankings::Range::All,
         Some(text) => rankings::Range::parse(&text)
@@ -92,15 +105,18 @@ pub fn ranking_key(query: Option<&str>) -> Result<rankings::RankingKey, AppError
         category_id: category_param(query)?,
         range,
         page: extract::number_param(query, "page", 1, MAX_PAGE, "invalid_page")?,
-        size: extract::number_param(query, "size", 20, 100, "invalid_size")?,
+        size: extract::number_param(query, "size", DEFAULT_SIZE, 100, "invalid_size")?,
     })
 }
 
 /// The `category_id` and `limit` of a recent-donations query, checked.
 pub fn recent_params(query: Option<&str>) -> Result<(Option<i64>, u32), AppError> {
+    if query.is_none_or(str::is_empty) {
+        return Ok((None, DEFAULT_SIZE));
+    }
     Ok((
         category_param(query)?,
-        extract::number_param(query, "limit", 20, 100, "invalid_limit")?,
+        extract::number_param(query, "limit", DEFAULT_SIZE, 100, "invalid_limit")?,
     ))
 }
 
@@ -139,4 +155,30 @@ pub async fn chart(rankings: &Rankings, store: &Store, parts: &Parts) -> Result<
         http::header::HeaderValue::from_static("no-cache"),
     );
     Ok(ui::with_lang(lang, response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_without_parameters_reads_as_their_defaults() {
+        let spelled = ranking_key(Some("range=all&page=1&size=20")).unwrap();
+        assert_eq!(ranking_key(None).unwrap(), spelled);
+        assert_eq!(ranking_key(Some("")).unwrap(), spelled);
+        // Pieces that name nothing are skipped, as before the shortcut.
+        assert_eq!(ranking_key(Some("&&")).unwrap(), spelled);
+        let asked = ranking_key(Some("category_id=3&range=week&page=2&size=50")).unwrap();
+        assert_eq!(
+            (asked.category_id, asked.range, asked.page, asked.size),
+            (Some(3), rankings::Range::Week, 2, 50)
+        );
+        assert!(ranking_key(Some("size=0")).is_err());
+
+        let spelled = recent_params(Some("limit=20")).unwrap();
+        assert_eq!(recent_params(None).unwrap(), spelled);
+        assert_eq!(recent_params(Some("")).unwrap(), spelled);
+        assert_eq!(recent_params(Some("category_id=4&limit=5")).unwrap(), (Some(4), 5));
+        assert!(recent_params(Some("limit=101")).is_err());
+    }
 }

@@ -76,14 +76,15 @@ const ANCHOR_FOR: Duration = Duration::from_secs(1);
 impl Local {
     /// The wall-clock time (since the Unix epoch) at the monotonic instant `at`.
     fn wall(&mut self, at: Instant) -> Duration {
-        match self.anchor {
-            Some((mono, wall)) if at >= mono && at - mono < ANCHOR_FOR => wall + (at - mono),
-            _ => {
-                let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-                self.anchor = Some((at, wall));
-                wall
-            }
+        if let Some((mono, wall)) = self.anchor
+            && let Some(since) = at.checked_duration_since(mono)
+            && since < ANCHOR_FOR
+        {
+            return wall + since;
         }
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.anchor = Some((at, wall));
+        wall
     }
 }
 
@@ -271,11 +272,14 @@ struct Line<'a> {
 impl Line<'_> {
     fn time(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.stamp);
-        let mut digits = itoa::Buffer::new();
-        let fraction = digits.format(self.micros_of_second);
-        out.extend(std::iter::repeat_n(b'0', 6 - fraction.len()));
-        out.extend_from_slice(fraction.as_bytes());
-        out.push(b'Z');
+        // Six digits and the zone, zero-padded (`micros_of_second` is below 1,000,000).
+        let mut fraction = *b"000000Z";
+        let mut rest = self.micros_of_second;
+        for digit in fraction[..6].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend_from_slice(&fraction);
     }
 
     /// `2026-12-06T03:20:28.123456Z  INFO zhifu::access: request_id=… ip=… method=GET
@@ -383,6 +387,23 @@ mod tests {
             path,
             status: 200,
             micros: 87,
+        }
+    }
+
+    #[test]
+    fn times_carry_six_digits_of_microseconds() {
+        let stamp = stamp(1_796_500_800);
+        for (micros, written) in [(0, "000000"), (7, "000007"), (4_321, "004321"), (999_999, "999999")] {
+            let mut out = Vec::new();
+            Line {
+                micros_of_second: micros,
+                ..line(&stamp, "/")
+            }
+            .time(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("2026-12-05T20:00:00.{written}Z")
+            );
         }
     }
 
