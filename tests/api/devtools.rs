@@ -108,6 +108,12 @@ impl DevTools {
     /// Sends `method` (to the page `session` when given) and returns its result, skipping
     /// events and other answers.
     pub fn send(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.answer(session, method, params)
+            .unwrap_or_else(|answer| panic!("{method}: {answer}"))
+    }
+
+    /// [`DevTools::send`], with the browser's error answer as `Err`.
+    fn answer(&mut self, session: Option<&str>, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -124,8 +130,10 @@ impl DevTools {
             raw.pop();
             let answer: Value = serde_json::from_slice(&raw).expect("JSON from chromium");
             if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
+                return match answer.get("error") {
+                    Some(_) => Err(answer),
+                    None => Ok(answer["result"].clone()),
+                };
             }
         }
     }
@@ -151,12 +159,17 @@ impl DevTools {
         result["result"]["value"].clone()
     }
 
-    /// Polls `expression` until it is true or `limit` passes.
+    /// Polls `expression` until it is true or `limit` passes. While the page navigates (after
+    /// a click on a link), the browser refuses to evaluate: that reads as "not yet".
     pub fn wait_for(&mut self, session: &str, expression: &str, limit: Duration) -> bool {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if self.eval(session, expression) == json!(true) {
-                return true;
+            let params = json!({"expression": expression, "returnByValue": true});
+            match self.answer(Some(session), "Runtime.evaluate", params) {
+                Ok(result) if result["result"]["value"] == json!(true) => return true,
+                Ok(_) => {}
+                Err(answer) if navigating(&answer) => {}
+                Err(answer) => panic!("Runtime.evaluate: {answer}"),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -275,4 +288,12 @@ impl Drop for DevTools {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the browser's error answer says the page was between documents.
+fn navigating(answer: &Value) -> bool {
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    ["navigated or closed", "context was destroyed", "Cannot find context"]
+        .iter()
+        .any(|sign| message.contains(sign))
 }
